@@ -1,0 +1,25 @@
+"""Agent kinds of the defection model (views onto the model's population arrays)."""
+
+from agents.fighters import (
+    KINDS,
+    AlQaedaMilitant,
+    Fighter,
+    FormerOfficial,
+    ISKMember,
+    ISKRecruiter,
+    TalibanMember,
+    TTPMilitant,
+    UyghurMilitant,
+)
+
+__all__ = [
+    "KINDS",
+    "AlQaedaMilitant",
+    "Fighter",
+    "FormerOfficial",
+    "ISKMember",
+    "ISKRecruiter",
+    "TTPMilitant",
+    "TalibanMember",
+    "UyghurMilitant",
+]

@@ -1,0 +1,96 @@
+"""The ``defection`` command line: run the model, and (in later subcommands) more.
+
+Bad input ends with one line naming the field and what is allowed, exit status 2,
+and no output written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from model.parameters import PARAMETERS
+from model.policy import parse_schedule
+from model.presets import PRESET_DESCRIPTIONS
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Read ``NAME=VALUE`` into a typed parameter value (validated later by the model)."""
+    name, sep, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    if not sep or not name or not raw:
+        raise ValueError(f"--set: expected NAME=VALUE (got {text!r})")
+    if name not in PARAMETERS:
+        raise ValueError(f"unknown parameter {name!r} (see docs/ODD.md, Parameters)")
+    parameter = PARAMETERS[name]
+    kind = parameter.kind
+    if kind is bool:
+        if raw.lower() not in _TRUE + _FALSE:
+            raise ValueError(f"{name}: must be {parameter.allowed()} (got {raw!r})")
+        return name, raw.lower() in _TRUE
+    if kind is str:
+        return name, raw
+    if kind.__name__ == "Schedule":
+        return name, parse_schedule(name, raw)
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be {parameter.allowed()} (got {raw!r})") from None
+    return name, int(number) if kind is int and number.is_integer() else number
+
+
+def _run(args: argparse.Namespace) -> None:
+    from experiments.run import format_summary, simulate, summary, write_outputs
+
+    overrides = dict(parse_assignment(text) for text in args.set)
+    model = simulate(args.steps, preset=args.preset, seed=args.seed, **overrides)
+    print(format_summary(summary(model), model))
+    for path in write_outputs(model, args.steps, Path(args.out)):
+        print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="defection",
+        description="Agent-based model of factional defection from the Taliban to IS-K.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run",
+        help="run one simulation and write its time series, summary and figure",
+        epilog="presets: " + "; ".join(f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items()),
+    )
+    run.add_argument("--steps", type=int, default=100, help="weeks to simulate (default 100)")
+    run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    run.add_argument("--preset", default="baseline", help="parameter preset (default baseline)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter, repeatable; levers take 0.4, step(0.1,0.6,20), "
+        "ramp(0.1,0.6,10,30), [v0,v1,...] or piecewise(w:v,...)",
+    )
+    run.add_argument("--out", default="results/run", help="output folder (default results/run)")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``defection`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except ValueError as error:
+        print(f"defection: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

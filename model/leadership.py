@@ -1,0 +1,39 @@
+"""The adaptive leadership rule: weigh the aid a policy brings against defection risk.
+
+Each week the leadership nudges each adaptive lever by at most ``adaptive_step``,
+one lever at a time, to maximise  aid(levers) - risk_aversion * risk(levers),  where
+risk is the share of loyal members whose pressure would reach their threshold if
+loyalty settled at its target under those levers (a myopic, one-step look-ahead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from model.regime import target_resources
+
+ADAPTIVE_LEVERS: tuple[str, ...] = (
+    "moderation",
+    "crackdown_ttp",
+    "crackdown_uyghur",
+    "crackdown_aq",
+    "foreign_cooperation",
+)
+
+
+def choose_levers(
+    levers: dict[str, float], risk: Callable[[dict[str, float]], float], p: dict
+) -> dict[str, float]:
+    """Levers after one week of coordinate-wise improvement (ties keep the current value)."""
+    chosen = dict(levers)
+    step = p["adaptive_step"]
+    for name in ADAPTIVE_LEVERS:
+        candidates = [chosen[name], max(chosen[name] - step, 0.0), min(chosen[name] + step, 1.0)]
+        scores = [
+            target_resources(chosen | {name: v}, p) - p["risk_aversion"] * risk(chosen | {name: v})
+            for v in candidates
+        ]
+        chosen[name] = candidates[int(np.argmax(scores))]
+    return chosen

@@ -1,0 +1,72 @@
+"""Named parameter sets: the actual 2021-23 stance and counterfactual stances.
+
+Weeks count from 15 August 2021. Lever timelines are the model's reading of the
+seeds (documented in docs/ODD.md, Input data); their levels are assumptions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model.groups import GROUPS
+from model.policy import Schedule
+
+_BASELINE_LEVERS: dict[str, Schedule] = {
+    # Promises of women's rights and an inclusive government (Aug-Sep 2021), then the
+    # secondary-school ban (23 Mar 2022, week 31) and the university ban (Dec 2022, week 71).
+    "moderation": Schedule.piecewise([(0, 0.3), (31, 0.15), (71, 0.05)]),
+    # Thousands deployed against IS-K from autumn 2021; Qari Fateh killed Feb 2023 (week 80).
+    "counter_isk": Schedule.piecewise([(0, 0.3), (10, 0.6), (80, 0.8)]),
+    # No action against the TTP or Al-Qaeda [Ali]; some control of Uyghur militants [Ali].
+    "crackdown_ttp": Schedule.constant(0.0),
+    "crackdown_aq": Schedule.constant(0.0),
+    "crackdown_uyghur": Schedule.constant(0.15),
+    # Limited engagement with China, Russia and Pakistan.
+    "foreign_cooperation": Schedule.piecewise([(0, 0.05), (52, 0.15)]),
+    # Reprisals against former officials in 2021, easing in 2022 [Pereira].
+    "witch_hunt": Schedule.piecewise([(0, 0.6), (26, 0.3)]),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "baseline": dict(_BASELINE_LEVERS),
+    "inclusive": _BASELINE_LEVERS
+    | {
+        # [Ali, Conclusion]: an inclusive government with aid-funded counter-IS-K capacity.
+        "moderation": Schedule.constant(0.7),
+        "counter_isk": Schedule.constant(0.8),
+        "foreign_cooperation": Schedule.constant(0.3),
+        "witch_hunt": Schedule.constant(0.0),
+    },
+    "crackdown": _BASELINE_LEVERS
+    | {
+        # What Pakistan, China and donors ask: act against the allied jihadist groups.
+        "crackdown_ttp": Schedule.constant(0.7),
+        "crackdown_uyghur": Schedule.constant(0.7),
+        "crackdown_aq": Schedule.constant(0.7),
+        "foreign_cooperation": Schedule.constant(0.5),
+    },
+    "no_release": dict(_BASELINE_LEVERS) | {"release_week": -1},
+    "adaptive": dict(_BASELINE_LEVERS) | {"adaptive_leadership": True},
+    "full_scale": dict(_BASELINE_LEVERS)
+    | {
+        # 1:1 scale: one agent per fighter, official, or IS-K member.
+        "population": sum(g.size for g in GROUPS) + 2_200,
+        "collect_agent_data": False,
+    },
+}
+
+PRESET_DESCRIPTIONS: dict[str, str] = {
+    "baseline": "the Taliban's actual stance and policy timeline from August 2021",
+    "inclusive": "moderation, aid-funded counter-IS-K effort, no witch-hunt (Ali's advice)",
+    "crackdown": "crackdowns on TTP, Uyghur and Al-Qaeda/IMU with foreign cooperation",
+    "no_release": "baseline without the August 2021 prisoner release",
+    "adaptive": "baseline levers chosen each week by the adaptive leadership rule",
+    "full_scale": "baseline at 1:1 scale (one agent per person, about 170,000 agents)",
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    """The parameter overrides of preset ``name``."""
+    if name not in PRESETS:
+        raise ValueError(f"preset: must be one of {', '.join(PRESETS)} (got {name!r})")
+    return dict(PRESETS[name])
