@@ -40,7 +40,7 @@ GROUPS: tuple[Group, ...] = (
     ),
     Group(
         "kabul", "Kabul pragmatists", "TalibanMember", 30_000,
-        0.35, 0.80, 0.70, 0.90, 0.3, 0.6, None,
+        0.25, 0.80, 0.70, 0.90, 0.3, 0.6, None,
         "[Ali, Moderation Dilemma; Conclusion] favour girls' education; size share assumption",
     ),
     Group(

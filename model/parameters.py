@@ -120,7 +120,7 @@ _GLOBAL = [
     _p("outbidding_strength", 1.0, 0.0, 5.0, "loyalty/lever",
        "loyalty lost per unit of moderation beyond one's tolerance (1 - hardline)",
        "[Ali, Moderation Dilemma] concession on doctrinal purity -> hardliners defect"),
-    _p("fraternity_strength", 0.4, 0.0, 5.0, "loyalty/lever",
+    _p("fraternity_strength", 0.25, 0.0, 5.0, "loyalty/lever",
        "loyalty lost per unit crackdown on an allied group, times affinity to it",
        "[Ali, Counter-Terrorism Dilemma] pro-TTP lobby, 'jihadist fraternity'"),
     _p("repression_strength", 0.3, 0.0, 5.0, "loyalty/lever",
