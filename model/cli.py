@@ -53,6 +53,12 @@ def _run(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _params(args: argparse.Namespace) -> None:
+    from model.parameters import markdown_table
+
+    print(markdown_table())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -78,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", default="results/run", help="output folder (default results/run)")
     run.set_defaults(handler=_run)
+    params = commands.add_parser(
+        "params", help="print every parameter (default, range, unit, meaning, source)"
+    )
+    params.set_defaults(handler=_params)
     return parser
 
 

@@ -23,6 +23,11 @@ class Cells:
         """Fighters in all cells."""
         return int(self.sizes.sum())
 
+    @property
+    def mean_size(self) -> float:
+        """Mean cell size: the severity of a typical attack."""
+        return float(self.sizes.mean()) if len(self.sizes) else 1.0
+
     def add(self, fighters: int) -> None:
         """Newcomers (defectors, freed prisoners) start as singletons."""
         self.sizes = np.concatenate([self.sizes, np.ones(fighters, dtype=np.int64)])

@@ -274,10 +274,11 @@ class DefectionModel(mesa.Model):
         )
         if self.p["cells"]:
             severities = self.cells.attack_severities(self.attacks, self.rng)
+            typical = self.cells.mean_size
         else:
-            severities = np.ones(self.attacks)
+            severities, typical = np.ones(self.attacks), 1.0
         self.severity = int(severities.sum())
-        self.legitimacy = regime.next_legitimacy(self.legitimacy, severities, self.p)
+        self.legitimacy = regime.next_legitimacy(self.legitimacy, severities, typical, self.p)
 
     def _release(self) -> None:
         """A prisoner release: IS-K fighters and TTP prisoners walk free this week."""

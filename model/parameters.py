@@ -250,7 +250,15 @@ _LEVER_MEANING = {
     "witch_hunt": "persecution of former republic officials [Pereira]",
 }
 _LEVERS = [
-    _p(name, Schedule.constant(0.0), 0.0, 1.0, "[0,1]", _LEVER_MEANING[name], "lever")
+    _p(
+        name,
+        Schedule.constant(0.0),
+        0.0,
+        1.0,
+        "[0,1]",
+        f"{_LEVER_MEANING[name]}; presets set timelines (ODD, Input data)",
+        "policy lever",
+    )
     for name in LEVERS
 ]
 
@@ -281,3 +289,26 @@ def resolve(overrides: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown parameter {name!r} (see docs/ODD.md, Parameters)")
         values[name] = PARAMETERS[name].validate(value)
     return values
+
+
+def markdown_table() -> str:
+    """The parameter table of docs/ODD.md: name, default, range, unit, meaning, source."""
+    lines = [
+        "| name | default | allowed | unit | meaning | source |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in PARAMETERS.values():
+        default = p.default.describe() if isinstance(p.default, Schedule) else p.default
+        cells = [f"`{p.name}`", f"`{default}`", p.allowed(), p.unit, p.meaning, p.source]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def group_table() -> str:
+    """Rows of the ODD group-trait table from the current defaults."""
+    rows = []
+    for g in GROUPS:
+        traits = [PARAMETERS[f"{g.name}_{t}"].default for t in TRAITS]
+        cells = [f"{g.label} (`{g.name}`)", f"{traits[0]:,}", *map(str, traits[1:]), g.lever or "—"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -25,10 +25,12 @@ def next_resources(resources: float, levers: dict[str, float], p: dict[str, Any]
     return resources + p["resource_adjustment"] * (target_resources(levers, p) - resources)
 
 
-def next_legitimacy(legitimacy: float, severities: np.ndarray, p: dict[str, Any]) -> float:
-    """Attacks erode legitimacy in proportion to severity; it recovers toward its start."""
+def next_legitimacy(
+    legitimacy: float, severities: np.ndarray, typical_severity: float, p: dict[str, Any]
+) -> float:
+    """Attacks erode legitimacy by severity relative to a typical cell; it recovers slowly."""
     recovered = legitimacy + p["legitimacy_recovery"] * (p["legitimacy_initial"] - legitimacy)
     if not p["legitimacy"] or len(severities) == 0:
         return float(np.clip(recovered, 0.0, 1.0))
-    hit = p["legitimacy_hit"] * severities.sum() / max(severities.mean(), 1e-12)
+    hit = p["legitimacy_hit"] * severities.sum() / typical_severity
     return float(np.clip(recovered - hit, 0.0, 1.0))

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from agents import FormerOfficial, ISKMember, ISKRecruiter, TalibanMember
 from model import LEVERS, DefectionModel, Schedule
 from model.groups import GROUP_NAMES, GROUPS, ISK
+from model.parameters import MECHANISMS
 from model.population import IN_ISK, LOYAL
 from tests.conftest import run
 
@@ -95,13 +96,7 @@ def test_invariants_hold_for_any_parameters(
 def granovetter_crowd(thresholds: np.ndarray) -> DefectionModel:
     """Granovetter's riot: one crowd, everyone sees everyone, only thresholds matter."""
     sizes = {f"{g.name}_size": 0 for g in GROUPS} | {"kandahar_size": 100, "isk_size": 0}
-    off = {
-        name: False
-        for name in (
-            "outbidding heterogeneity recruitment peer_influence material legitimacy "
-            "pashtunwali attrition fraternity repression reach cells"
-        ).split()
-    }
+    off = {name: False for name in MECHANISMS if name != "cascade"}
     model = DefectionModel(
         population=len(thresholds),
         rng=0,
