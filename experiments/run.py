@@ -40,7 +40,7 @@ def simulate(
 
 
 def summary(model: DefectionModel) -> pd.DataFrame:
-    """Per group: members at the start, at the end, how many defected, and the rate."""
+    """Per group: members at the start (incl. freed prisoners), at the end, defected, rate."""
     ledger = model.ledger
     rows = []
     for code, name in enumerate(GROUP_NAMES):
@@ -54,30 +54,26 @@ def summary(model: DefectionModel) -> pd.DataFrame:
                 "rate": ledger["defected"][code] / start if start else float("nan"),
             }
         )
-    isk_start = int(ledger["start"][-1])
-    rows.append(
-        {
-            "group": "IS-K (members)",
-            "start": isk_start,
-            "end": model.isk_members,
-            "defected": -int(ledger["removed"].sum()),
-            "rate": float("nan"),
-        }
-    )
     return pd.DataFrame(rows)
 
 
 def format_summary(table: pd.DataFrame, model: DefectionModel) -> str:
-    """A readable text table, with the scale and IS-K strength in people."""
+    """A readable text table, then IS-K's balance and the scale."""
     lines = [f"{'group':<36}{'start':>8}{'end':>8}{'defected':>10}{'rate':>8}"]
     for row in table.itertuples():
         rate = "" if pd.isna(row.rate) else f"{row.rate:.1%}"
         lines.append(f"{row.group:<36}{row.start:>8}{row.end:>8}{row.defected:>10}{rate:>8}")
+    ledger = model.ledger
+    freed = int(ledger["joined"][-1] - ledger["defected"].sum())
     lines.append(
-        f"week {model.steps} ({model.date}), 1 agent = {model.scale:.1f} people, "
-        f"IS-K strength {model.isk_strength:,.0f} people, legitimacy {model.legitimacy:.2f}"
+        f"IS-K: {ledger['start'][-1]} at start + {freed} freed + {ledger['defected'].sum()} "
+        f"defectors - {ledger['removed'].sum()} killed or captured = {model.isk_members} "
+        f"agents ({model.isk_strength:,.0f} people)"
     )
-    lines.append("IS-K row: 'defected' counts members killed or captured (negative).")
+    lines.append(
+        f"week {model.steps} ({model.date}); 1 agent = {model.scale:.1f} people; "
+        f"legitimacy {model.legitimacy:.2f}; resources {model.resources:.2f}"
+    )
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ def test_run_writes_series_summary_and_figure(tmp_path, capsys):
                  "--set", "moderation=ramp(0.1,0.6,2,8)", "--out", str(out)])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "Kandahar leadership core" in printed and "IS-K strength" in printed
+    assert "Kandahar leadership core" in printed and "killed or captured" in printed
     csv = pd.read_csv(out / "timeseries.csv")
     parquet = pd.read_parquet(out / "timeseries.parquet")
     assert len(csv) == len(parquet) == 13
