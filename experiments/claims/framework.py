@@ -1,0 +1,355 @@
+"""What every reproduction experiment is made of: a claim, runs, outcomes, checks, a verdict.
+
+An experiment is declared as data: the claim in one sentence, its source, the design
+(arms, each one sweep-engine spec: a scripted policy against a control, a sweep over
+levers, an ablation), replicates, the outcomes measured on each run and the checks
+that decide. Runs go through the sweep engine (``experiments.sweep``) so that they use
+every core, resume and run on Dask. The submodel validations (G1-G3) instead run the
+model's own rules in isolation and supply their own ``compute``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from experiments.claims.stats import Estimate, bootstrap_difference, spearman
+from model.policy import LEVERS, as_schedule
+
+QUICK_POPULATION = 500  # agents in --quick runs (full runs use the model default)
+
+
+class Verdict(StrEnum):
+    """The outcome of an experiment."""
+
+    REPRODUCED = "REPRODUCED"
+    PARTIAL = "PARTIAL"
+    NOT_REPRODUCED = "NOT REPRODUCED"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One decided check: what was expected, what was measured, and whether it held."""
+
+    label: str
+    expected: str
+    measured: Estimate | None
+    passed: bool
+    rule: str
+    primary: bool = True
+    text: str = ""  # measured value in words, when an Estimate does not say it
+
+    def measured_text(self) -> str:
+        """The measured value with its interval, for tables."""
+        return self.text or (self.measured.text() if self.measured else "n/a")
+
+
+@dataclass
+class Finding:
+    """What an experiment found: decided checks, tidy data, and notes for its report."""
+
+    checks: list[CheckResult]
+    data: pd.DataFrame
+    runs: pd.DataFrame | None = None  # one row per run with its outcomes, if any
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # what the figure needs besides data
+
+    @property
+    def verdict(self) -> Verdict:
+        """REPRODUCED if every primary check holds, NOT REPRODUCED if none, else PARTIAL."""
+        passed = [c.passed for c in self.checks if c.primary]
+        if all(passed):
+            return Verdict.REPRODUCED
+        return Verdict.PARTIAL if any(passed) else Verdict.NOT_REPRODUCED
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where an experiment writes and how its sweeps run."""
+
+    out: Path
+    quick: bool = False
+    workers: int | None = None
+    scheduler: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def sweep(self, name: str, spec: dict[str, Any]) -> pd.DataFrame:
+        """Run one sweep spec through the sweep engine into ``out/sweeps/name``."""
+        from experiments.sweep import load_spec, run_sweep
+
+        return run_sweep(
+            load_spec(spec),
+            self.out / "sweeps" / name,
+            workers=self.workers,
+            scheduler=self.scheduler,
+            resume=self.resume,
+            progress=self.progress,
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A number measured on each run: a weighted mean of model columns, reduced over weeks.
+
+    ``how`` is ``final`` (last recorded week in the window), ``peak``, ``total``,
+    ``mean`` or ``change`` (last minus first) over the weeks ``window`` (first, last;
+    inclusive); ``rolling`` first sums
+    the series over that many recorded weeks (a burst is a peak of such sums).
+    """
+
+    name: str
+    label: str
+    columns: Mapping[str, float]
+    how: str = "final"
+    window: tuple[int, int] | None = None
+    rolling: int = 1
+
+    def series(self, frame: pd.DataFrame) -> pd.Series:
+        """The weighted combination of the columns, row by row."""
+        weights = pd.Series(self.columns, dtype=float)
+        return frame[list(weights.index)].mul(weights).sum(axis=1) / weights.sum()
+
+    def measure(self, run: pd.DataFrame) -> float:
+        """The outcome of one run (its rows, one per recorded week)."""
+        rows = run.sort_values("step")
+        if self.window is not None:
+            rows = rows[rows["step"].between(*self.window)]
+        values = self.series(rows).rolling(self.rolling, min_periods=1).sum().to_numpy()
+        reduce = {
+            "final": lambda v: v[-1],
+            "peak": np.max,
+            "total": np.sum,
+            "mean": np.mean,
+            "change": lambda v: v[-1] - v[0],
+        }
+        return float(reduce[self.how](values))
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One sweep-engine spec: a preset, fixed overrides, a grid, optionally a sample.
+
+    ``sample`` gives Latin-hypercube ranges; ``samples`` and ``replicates`` (full, quick)
+    override the experiment's replicates for this arm.
+    """
+
+    name: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    preset: str = "baseline"
+    sample: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    samples: tuple[int, int] = (0, 0)
+    replicates: tuple[int, int] | None = None
+
+
+def condition(name: str, value: Any) -> str:
+    """A canonical text for a parameter value, so that '0.6' and 0.6 compare equal."""
+    if name in LEVERS:
+        return as_schedule(name, value).describe()
+    return str(value)
+
+
+class Check(Protocol):
+    """A statistical check on the table of runs (one row per run, outcomes as columns)."""
+
+    def evaluate(self, runs: pd.DataFrame) -> CheckResult:
+        """Decide the check."""
+        ...
+
+
+def select(runs: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+    """The runs whose parameters equal ``where`` (compared as canonical text)."""
+    for name, value in where.items():
+        runs = runs[runs[name].map(lambda v, n=name: condition(n, v)) == condition(name, value)]
+    return runs
+
+
+def align(
+    treatment: pd.DataFrame, control: pd.DataFrame, outcome: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Outcome values of two sets of runs, aligned by seed when both used the same seeds."""
+    t = treatment.set_index("seed")[outcome]
+    c = control.set_index("seed")[outcome]
+    if len(t) == 0 or len(c) == 0:
+        raise ValueError(f"{outcome}: a compared condition has no runs")
+    paired = t.index.is_unique and c.index.is_unique and set(t.index) == set(c.index)
+    if paired:
+        c = c.loc[t.index]
+    return t.to_numpy(), c.to_numpy(), paired
+
+
+def paired_arrays(
+    runs: pd.DataFrame, outcome: str, factor: str, treatment: Any, control: Any
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Outcome values of two levels of ``factor`` (see :func:`align`)."""
+    return align(
+        select(runs, {factor: treatment}), select(runs, {factor: control}), outcome
+    )
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Treatment minus control: the bootstrap 95% interval must exclude zero on the expected side."""
+
+    label: str
+    outcome: str
+    factor: str
+    control: Any
+    treatment: Any
+    direction: int = +1
+    where: Mapping[str, Any] = field(default_factory=dict)
+    primary: bool = True
+
+    def evaluate(self, runs: pd.DataFrame) -> CheckResult:
+        """Bootstrap the difference of means (paired by seed when possible)."""
+        t, c, paired = paired_arrays(
+            select(runs, self.where), self.outcome, self.factor, self.treatment, self.control
+        )
+        effect = bootstrap_difference(t, c, paired)
+        sign = "> 0" if self.direction > 0 else "< 0"
+        return CheckResult(
+            self.label,
+            f"difference {sign}",
+            effect,
+            effect.excludes_zero(self.direction),
+            f"{'paired' if paired else 'unpaired'} bootstrap 95% interval of the difference "
+            f"of means excludes 0 ({len(t)} vs {len(c)} runs)",
+            self.primary,
+        )
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Monotone response to a lever: Spearman rho with the expected sign and p < 0.05."""
+
+    label: str
+    outcome: str
+    factor: str
+    direction: int = +1
+    primary: bool = True
+
+    def evaluate(self, runs: pd.DataFrame) -> CheckResult:
+        """Rank-correlate the outcome with the lever level over all runs."""
+        rho, p = spearman(runs[self.factor].astype(float), runs[self.outcome])
+        passed = bool(np.isfinite(rho) and np.sign(rho) == self.direction and p < 0.05)
+        sign = "> 0" if self.direction > 0 else "< 0"
+        return CheckResult(
+            self.label,
+            f"Spearman rho {sign}",
+            None,
+            passed,
+            f"Spearman rank correlation over {len(runs)} runs, two-sided p < 0.05",
+            self.primary,
+            text=f"rho = {rho:.2f} (p = {p:.2g})",
+        )
+
+
+Analysis = Callable[["SweepExperiment", pd.DataFrame, pd.DataFrame], Finding]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """The text every experiment declares: what is claimed, where, and how it is judged."""
+
+    name: str
+    title: str
+    claim: str
+    source: str
+    design: str
+    expected: str
+    construction: str  # what follows by construction, what is emergent
+    plot: Callable[[Any, Finding, Path], None]  # (experiment, finding, png path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepExperiment(Claim):
+    """A claim tested with model runs through the sweep engine."""
+
+    arms: tuple[Arm, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+    checks: tuple[Check, ...] = ()
+    analyse: Analysis | None = None  # replaces the plain checks when set
+    steps: int = 104
+    replicates: tuple[int, int] = (20, 3)  # full, quick
+    seed: int = 1
+    record_every: int = 1
+    series: tuple[str, ...] = ()  # extra columns to record (for figures)
+
+    def replicates_for(self, quick: bool, arm: Arm | None = None) -> int:
+        """Replicates (seeds) per condition in this mode (an arm may set its own)."""
+        replicates = arm.replicates if arm and arm.replicates else self.replicates
+        return replicates[1 if quick else 0]
+
+    def outputs(self) -> list[str]:
+        """Model columns the sweeps must record."""
+        needed = {c for o in self.outcomes for c in o.columns} | set(self.series)
+        return sorted(needed)
+
+    def spec(self, arm: Arm, quick: bool) -> dict[str, Any]:
+        """The sweep-engine spec of one arm."""
+        fixed = dict(arm.fixed) | ({"population": QUICK_POPULATION} if quick else {})
+        spec: dict[str, Any] = {
+            "sweep": {
+                "name": f"{self.name}-{arm.name}",
+                "preset": arm.preset,
+                "steps": self.steps,
+                "replicates": self.replicates_for(quick, arm),
+                "seed": self.seed,
+                "record_every": self.record_every,
+                "outputs": self.outputs(),
+            },
+            "fixed": fixed,
+            "grid": {name: list(values) for name, values in arm.grid.items()},
+        }
+        if arm.sample:
+            spec["sample"] = {
+                "method": "lhs",
+                "n": arm.samples[1 if quick else 0],
+                "ranges": {name: list(bounds) for name, bounds in arm.sample.items()},
+            }
+        return spec
+
+    def run(self, ctx: Context) -> Finding:
+        """Run every arm, measure every run, decide the checks."""
+        frames = []
+        for arm in self.arms:
+            frame = ctx.sweep(arm.name, self.spec(arm, ctx.quick))
+            frames.append(frame.assign(arm=arm.name))
+        data = pd.concat(frames, ignore_index=True)
+        runs = measure_runs(data, self.outcomes, self.outputs())
+        if self.analyse is not None:
+            return self.analyse(self, data, runs)
+        return Finding([check.evaluate(runs) for check in self.checks], data, runs)
+
+
+def measure_runs(
+    data: pd.DataFrame, outcomes: Sequence[Outcome], outputs: Sequence[str]
+) -> pd.DataFrame:
+    """One row per run: its identity and varied parameters, then each outcome."""
+    keys = [c for c in data.columns if c not in {*outputs, "step", "date"}]
+    rows = []
+    for _, run in data.groupby(["arm", "run"], sort=False):
+        identity = run.iloc[0][keys].to_dict()
+        rows.append(identity | {o.name: o.measure(run) for o in outcomes})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassicExperiment(Claim):
+    """A published experiment on one submodel, run with the model's own rule in isolation."""
+
+    compute: Callable[[bool], Finding]  # quick -> finding
+
+    def run(self, ctx: Context) -> Finding:
+        """Compute in-process (these runs are small and need no sweep engine)."""
+        return self.compute(ctx.quick)
+
+
+Experiment = SweepExperiment | ClassicExperiment

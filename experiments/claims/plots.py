@@ -1,0 +1,139 @@
+"""Figure pieces shared by the experiments: bands over time, effect intervals, trends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments.claims.framework import (  # noqa: E402
+    CheckResult,
+    Difference,
+    Finding,
+    Trend,
+    condition,
+)
+from experiments.claims.stats import bootstrap_mean  # noqa: E402
+
+COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
+PASS, FAIL = "tab:green", "tab:red"
+
+
+def panels(count: int, title: str, finding: Finding, width: float = 5.2) -> tuple:
+    """A row of ``count`` panels under a title that states the verdict."""
+    fig, axes = plt.subplots(1, count, figsize=(width * count, 4.4), squeeze=False)
+    fig.suptitle(f"{title} — verdict: {finding.verdict}", fontsize=11)
+    return fig, list(axes[0])
+
+
+def save(fig: plt.Figure, path: Path) -> None:
+    """Write the figure as PNG and free it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bands(
+    ax: plt.Axes,
+    data: pd.DataFrame,
+    value: Callable[[pd.DataFrame], pd.Series],
+    groups: dict[str, pd.Series],
+    ylabel: str,
+) -> None:
+    """Median and 10-90% band over runs, per week, for each named group of rows."""
+    for (label, mask), color in zip(groups.items(), COLORS, strict=False):
+        rows = data[mask].assign(_value=lambda f: value(f).to_numpy())
+        by_week = rows.groupby("date")["_value"]
+        dates = pd.to_datetime(by_week.median().index)
+        ax.plot(dates, by_week.median().to_numpy(), color=color, label=label)
+        ax.fill_between(
+            dates,
+            by_week.quantile(0.1).to_numpy(),
+            by_week.quantile(0.9).to_numpy(),
+            color=color,
+            alpha=0.2,
+        )
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.tick_params(axis="x", labelrotation=30)
+
+
+def effects(ax: plt.Axes, checks: Sequence[CheckResult], xlabel: str = "effect") -> None:
+    """Each check's estimate with its 95% interval; green if it held, red if not."""
+    shown = [c for c in checks if c.measured is not None]
+    for i, check in enumerate(shown):
+        m = check.measured
+        color = PASS if check.passed else FAIL
+        ax.errorbar(
+            m.value, i, xerr=[[m.value - m.low], [m.high - m.value]], fmt="o", color=color
+        )
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(shown)), [c.label for c in shown], fontsize=8)
+    ax.set_ylim(-0.7, len(shown) - 0.3)
+    ax.set_xlabel(f"{xlabel} (mean, 95% interval)")
+    ax.set_title("effects (green: check held)", fontsize=9)
+
+
+def trend(ax: plt.Axes, runs: pd.DataFrame, factor: str, outcome: str, ylabel: str) -> None:
+    """Mean outcome with its 95% interval at each lever level, and every run as a dot."""
+    levels = sorted(runs[factor].astype(float).unique())
+    means = [bootstrap_mean(runs.loc[runs[factor].astype(float) == v, outcome]) for v in levels]
+    ax.scatter(runs[factor].astype(float), runs[outcome], s=8, color="grey", alpha=0.4)
+    ax.errorbar(
+        levels,
+        [m.value for m in means],
+        yerr=np.array([[m.value - m.low, m.high - m.value] for m in means]).T,
+        fmt="o-",
+        color="tab:blue",
+        capsize=3,
+    )
+    ax.set_xlabel(factor.replace("_", " "))
+    ax.set_ylabel(ylabel)
+
+
+def mark_week(ax: plt.Axes, data: pd.DataFrame, week: int, text: str) -> None:
+    """A dashed vertical line at ``week`` (dates come from the data)."""
+    dates = data.drop_duplicates("step").set_index("step")["date"]
+    if week in dates.index:
+        when = pd.to_datetime(dates[week])
+        ax.axvline(when, color="grey", ls="--", lw=0.8)
+        ax.annotate(text, (when, 0.97), xycoords=("data", "axes fraction"), fontsize=7, va="top")
+
+
+def contrast_figure(experiment, finding: Finding, path: Path) -> None:
+    """Each compared outcome over time per condition, then the effects with intervals."""
+    differences = [c for c in experiment.checks if isinstance(c, Difference)]
+    outcomes = {o.name: o for o in experiment.outcomes}
+    shown = list(dict.fromkeys(d.outcome for d in differences))
+    fig, axes = panels(len(shown) + 1, f"{experiment.name} {experiment.title}", finding)
+    data = finding.data
+    for ax, name in zip(axes, shown, strict=False):
+        check = next(d for d in differences if d.outcome == name)
+        key = data[check.factor].map(lambda v, f=check.factor: condition(f, v))
+        groups = {
+            f"control: {check.factor} = {condition(check.factor, check.control)}": key
+            == condition(check.factor, check.control),
+            f"treatment: {check.factor} = {condition(check.factor, check.treatment)}": key
+            == condition(check.factor, check.treatment),
+        }
+        bands(ax, data, outcomes[name].series, groups, outcomes[name].label)
+        ax.set_title(outcomes[name].label, fontsize=9)
+    effects(axes[-1], finding.checks, "treatment - control")
+    save(fig, path)
+
+
+def trend_figure(experiment, finding: Finding, path: Path) -> None:
+    """Each outcome against the swept lever: every run, and the mean with its interval."""
+    trends = [c for c in experiment.checks if isinstance(c, Trend)]
+    outcomes = {o.name: o for o in experiment.outcomes}
+    fig, axes = panels(len(trends), f"{experiment.name} {experiment.title}", finding)
+    for ax, check, result in zip(axes, trends, finding.checks, strict=False):
+        trend(ax, finding.runs, check.factor, check.outcome, outcomes[check.outcome].label)
+        ax.set_title(f"{check.label}: {result.measured_text()}", fontsize=9)
+    save(fig, path)

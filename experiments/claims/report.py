@@ -1,0 +1,172 @@
+"""Per-experiment files (data, figure, report.md, result.json) and the REPORT.md table."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from experiments.claims.framework import Claim, Finding, SweepExperiment
+
+FIGURE, DATA, RUNS, REPORT, RESULT = (
+    "figure.png",
+    "data.parquet",
+    "runs.csv",
+    "report.md",
+    "result.json",
+)
+
+
+def _design_line(experiment: Claim, quick: bool) -> str:
+    if not isinstance(experiment, SweepExperiment):
+        return ""
+    population = "500 agents" if quick else "the default population (2,000 agents)"
+    return (
+        f" Replicates: {experiment.replicates_for(quick)} seeds per condition (seeds from "
+        f"{experiment.seed}, shared across arms), {population}, {experiment.steps} weeks."
+    )
+
+
+def _check_table(finding: Finding) -> list[str]:
+    lines = [
+        "| check | expected | measured (95% interval) | decided by | held |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for c in finding.checks:
+        role = "" if c.primary else " (secondary)"
+        held = "yes" if c.passed else "**no**"
+        lines.append(
+            f"| {c.label}{role} | {c.expected} | {c.measured_text()} | {c.rule} | {held} |"
+        )
+    return lines
+
+
+def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, seconds: float) -> None:
+    """Write the experiment's tidy data, figure, report and machine-readable result."""
+    folder.mkdir(parents=True, exist_ok=True)
+    finding.data.to_parquet(folder / DATA, index=False)
+    if finding.runs is not None:
+        finding.runs.to_csv(folder / RUNS, index=False)
+    experiment.plot(experiment, finding, folder / FIGURE)
+    mode = "quick" if quick else "full"
+    lines = [
+        f"# {experiment.name} — {experiment.title}",
+        "",
+        f"**Verdict: {finding.verdict}** ({mode} mode, {seconds:.0f} s)",
+        "",
+        f"**Claim.** {experiment.claim}",
+        "",
+        f"**Source.** {experiment.source}",
+        "",
+        f"**Design.** {experiment.design}{_design_line(experiment, quick)}",
+        "",
+        f"**Expected.** {experiment.expected}",
+        "",
+        *_check_table(finding),
+        "",
+        "A claim is REPRODUCED when every primary check holds, PARTIAL when some do, NOT "
+        "REPRODUCED when none does; secondary checks are reported, not decisive.",
+        "",
+        f"**By construction and emergent.** {experiment.construction}",
+        "",
+        *[f"{note}\n" for note in finding.notes],
+        f"![{experiment.name}]({FIGURE})",
+        "",
+        f"Data: `{DATA}` (tidy: one row per run per recorded week, or per measured case)"
+        + (f", `{RUNS}` (one row per run with its outcomes)" if finding.runs is not None else "")
+        + f". Reproduce: `defection reproduce {experiment.name}"
+        + (" --quick`." if quick else "`."),
+        "",
+    ]
+    (folder / REPORT).write_text("\n".join(lines))
+    result = {
+        "name": experiment.name,
+        "title": experiment.title,
+        "claim": experiment.claim,
+        "source": experiment.source,
+        "expected": experiment.expected,
+        "verdict": str(finding.verdict),
+        "measured": headline(finding),
+        "mode": mode,
+        "seconds": round(seconds, 1),
+        "checks": [
+            {
+                "label": c.label,
+                "expected": c.expected,
+                "measured": c.measured_text(),
+                "passed": c.passed,
+                "primary": c.primary,
+            }
+            for c in finding.checks
+        ],
+    }
+    (folder / RESULT).write_text(json.dumps(_finite(result), indent=2))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def headline(finding: Finding) -> str:
+    """The primary checks' measurements, for the summary table."""
+    return "; ".join(f"{c.label}: {c.measured_text()}" for c in finding.checks if c.primary)
+
+
+def load_result(folder: Path) -> dict[str, Any] | None:
+    """A previously written result, if any."""
+    path = folder / RESULT
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")
+
+
+def summary(out: Path, names: Iterable[str]) -> str:
+    """The REPORT.md text: one row per experiment found in ``out``, figures linked."""
+    rows = [r for r in (load_result(out / n) for n in names) if r is not None]
+    modes = sorted({r["mode"] for r in rows})
+    lines = [
+        "# Reproduction report: published claims and classic experiments",
+        "",
+        "Generated by `defection reproduce` from the results in this folder "
+        f"(mode: {', '.join(modes) or 'none'}). Each claim links to its folder: tidy data, "
+        "figure and a report that states the design, the statistical check, and what "
+        "follows by construction versus what is emergent.",
+        "",
+        "| claim | source | expected | measured (95% interval) | verdict | figure |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        name = r["name"]
+        link = f"[{name}]({name}/report.md) {r['title']}: {r['claim']}"
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    link,
+                    r["source"],
+                    r["expected"],
+                    r["measured"],
+                    f"**{r['verdict']}**",
+                    f"[figure]({name}/{FIGURE})",
+                )
+            )
+            + " |"
+        )
+    counts = pd.Series([r["verdict"] for r in rows]).value_counts()
+    lines += ["", "Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."]
+    total = sum(r["seconds"] for r in rows)
+    lines += [f"Total computing time of the listed experiments: {total / 60:.1f} min.", ""]
+    return "\n".join(lines)
