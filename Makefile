@@ -18,8 +18,9 @@ install: $(STAMP)
 run: $(STAMP)  ## the main job: a 100-week baseline run, results in results/run/
 	$(BIN)/defection run
 
-browser:  ## Debian's Chromium for the end-to-end browser tests (nothing is downloaded at run time)
+browser: $(STAMP)  ## Chromium and the page's front-end files for the browser tests (nothing is downloaded at run time)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/python -m viz.assets
 
 test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/ruff check .

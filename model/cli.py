@@ -59,6 +59,80 @@ def _params(args: argparse.Namespace) -> None:
     print(markdown_table())
 
 
+def _reproduce(args: argparse.Namespace) -> None:
+    from experiments.claims import EXPERIMENTS
+    from experiments.claims.runner import reproduce
+
+    if not args.names and not args.all:
+        raise ValueError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers: must be a positive integer (got {args.workers})")
+    root = Path(__file__).resolve().parents[1] / "REPORT.md"
+    reproduce(
+        list(EXPERIMENTS) if args.all else args.names,
+        Path(args.out),
+        quick=args.quick,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        root_report=root if args.all and not args.quick else None,
+    )
+
+
+def _add_reproduce(commands: Any) -> None:
+    """``defection reproduce``: the published claims and classic experiments, with verdicts."""
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="reproduce the published claims C1-C11 and classics G1-G3 with verdicts",
+        description="Runs named experiments through the sweep engine and writes OUT/NAME/ "
+        "(tidy data, figure, report.md) and OUT/REPORT.md; a full --all run also copies "
+        "REPORT.md to the repository root.",
+    )
+    reproduce.add_argument("names", nargs="*", metavar="NAME", help="experiments, e.g. C2 G1")
+    reproduce.add_argument("--all", action="store_true", help="every experiment")
+    reproduce.add_argument(
+        "--quick", action="store_true", help="few replicates, 500 agents (a smoke test)"
+    )
+    reproduce.add_argument(
+        "--out", default="results/reproduce", help="output folder (default results/reproduce)"
+    )
+    reproduce.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    reproduce.add_argument("--scheduler", help="Dask scheduler address: run the sweeps on Dask")
+    reproduce.add_argument(
+        "--resume", action="store_true", help="keep finished experiments and finished runs"
+    )
+    reproduce.set_defaults(handler=_reproduce)
+
+
+def _app(args: argparse.Namespace) -> None:
+    import importlib.util
+    import os
+
+    from viz.assets import cache_dir, missing
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port: must be in 1-65535 (got {args.port})")
+    if missing(cache_dir()):
+        print(
+            "defection: the page's browser files are missing: run python -m viz.assets",
+            file=sys.stderr,
+        )
+    app = importlib.util.find_spec("viz.app").origin
+    command = [sys.executable, "-m", "solara", "run", app, "--host", args.host]
+    command += ["--port", str(args.port), "--production", "--no-open"]
+    print(f"open http://{args.host}:{args.port} in a browser", flush=True)
+    # The server replaces this process, so Ctrl-C and a stop signal reach it directly.
+    os.execve(sys.executable, command, os.environ | {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "false"})
+
+
+def _add_app(commands: Any) -> None:
+    """``defection app``: the browser front end (viz/app.py) on a local Solara server."""
+    app = commands.add_parser("app", help="watch a run in the browser and move the levers live")
+    app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    app.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    app.set_defaults(handler=_app)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -88,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         "params", help="print every parameter (default, range, unit, meaning, source)"
     )
     params.set_defaults(handler=_params)
+    _add_reproduce(commands)
+    _add_app(commands)
     return parser
 
 

@@ -36,8 +36,10 @@ class DefectionModel(mesa.Model):
         rng: int | None = None,
         **overrides: Any,
     ) -> None:
-        if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer))):
-            raise ValueError(f"rng: must be an integer seed (got {rng!r})")
+        if rng is not None and (
+            isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0
+        ):
+            raise ValueError(f"rng: must be a non-negative integer seed (got {rng!r})")
         if population is not None:
             overrides["population"] = population
         self.p: dict[str, Any] = resolve(preset_overrides(preset) | overrides)

@@ -235,6 +235,7 @@ def test_release_button_adds_prisoners_next_step():
         ({"no_such_thing": 1}, "no_such_thing"),
         ({"preset": "utopia"}, "preset"),
         ({"rng": "seven"}, "rng"),
+        ({"rng": -1}, "rng"),
     ],
 )
 def test_bad_input_names_the_field(kwargs, field):

@@ -44,9 +44,9 @@ class AgentsPicture:
         ax = self.figure.add_axes((0, 0, 1, 1))
         ax.set_axis_off()
         ax.set_aspect("equal")
-        limit = self.layout.extent * 1.15
+        limit = self.layout.extent * 1.22
         ax.set_xlim(-limit, limit)
-        ax.set_ylim(-limit * 1.2, limit * 1.03)
+        ax.set_ylim(-limit * 1.17, limit * 0.98)
         self._draw_discs(ax)
         self.ties = LineCollection([], colors=[(0.45, 0.45, 0.45, 0.12)], linewidths=0.5)
         ax.add_collection(self.ties)
@@ -144,7 +144,7 @@ def _legend_handles() -> list[Line2D]:
 
 
 @solara.component
-def AgentsView(model: DefectionModel) -> None:  # noqa: N802 (Solara components are CamelCase)
+def AgentsView(model: DefectionModel) -> None:
     """The agents picture of ``model``, redrawn on every frame (Mesa's update counter)."""
     frame = update_counter.value
     picture = solara.use_memo(lambda: AgentsPicture(model), [model])

@@ -22,14 +22,14 @@ TITLE = "Taliban factions and IS-K: defection under policy moves"
 
 
 @solara.component
-def Page() -> None:  # noqa: N802 (Solara components are CamelCase)
+def Page() -> None:
     """One session's page: controls on the left, status, agents and charts on the right."""
     first = solara.use_memo(lambda: build_model(Settings()), [])
     model = solara.use_reactive(first)
     lock = solara.use_memo(threading.Lock, [])
     error = solara.use_reactive("")
     solara.Title(TITLE)
-    with solara.Columns([1, 3.6], style={"min-width": "1000px"}):
+    with solara.Columns([1, 3.6], style={"min-width": "1000px", "padding": "4px 16px"}):
         with solara.Column(gap="12px", style={"max-width": "340px"}):
             RunControls(model, lock, error)
             PolicyControls(model.value, lock, error)

@@ -155,17 +155,16 @@ class ChartsPicture:
             ax.set_yscale("log" if panel.scale == "log" else "linear")
             if panel.scale == "share":
                 ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-            style = {"lw": 1.4}
             self.lines.append(
                 [
                     ax.plot(
-                        [], [], color=s.color, ls="--" if s.dashed else "-", label=s.label, **style
+                        [], [], color=s.color, ls="--" if s.dashed else "-", lw=1.4, label=s.label
                     )[0]
                     for s in panel.series
                 ]
             )
             if panel.legend:
-                ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+                ax.legend(loc="best", fontsize=8, framealpha=0.8)
         for ax in self.axes[-2:]:
             ax.set_xlabel("week", fontsize=8.5)
         self.figure.legend(
@@ -180,7 +179,7 @@ class ChartsPicture:
             frameon=False,
         )
         self.frames = BlitFigure(self.figure, [line for lines in self.lines for line in lines])
-        self._limits: tuple = ()
+        self._limits: list[tuple[float, float]] = []
         self._marked = 0
 
     def update(self, model: DefectionModel) -> None:
@@ -200,13 +199,13 @@ class ChartsPicture:
                 line.set_data(weeks, values)
                 columns.append(values)
             limits.append(y_limits(panel.scale, np.concatenate(columns)))
-        if limits != list(self._limits) or len(model.policy.moves) != self._marked:
+        if limits != self._limits or len(model.policy.moves) != self._marked:
             self._set_limits(limits)
             self._mark_moves(model)
             self.frames.invalidate()
 
     def _set_limits(self, limits: list[tuple[float, float]]) -> None:
-        self._limits = tuple(limits)
+        self._limits = limits
         self.axes[0].set_xlim(*limits[0])
         for ax, ylim in zip(self.axes, limits[1:], strict=True):
             ax.set_ylim(*ylim)
@@ -228,7 +227,7 @@ class ChartsPicture:
 
 
 @solara.component
-def ChartsView(model: DefectionModel) -> None:  # noqa: N802 (Solara components are CamelCase)
+def ChartsView(model: DefectionModel) -> None:
     """The charts of ``model``, redrawn on every frame (Mesa's update counter)."""
     frame = update_counter.value
     picture = solara.use_memo(ChartsPicture, [model])

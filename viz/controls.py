@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 
 @solara.component
-def RunControls(  # noqa: N802 (Solara components are CamelCase)
+def RunControls(
     model: solara.Reactive[DefectionModel],
     lock: threading.Lock,
     error: solara.Reactive[str],
@@ -88,7 +88,7 @@ def RunControls(  # noqa: N802 (Solara components are CamelCase)
         model.set(fresh)
         force_update()
 
-    seed_error = _check(parse_seed, seed_text.value)
+    seed_error = _seed_error(seed_text.value)
     with solara.Card("Run", margin=0):
         with solara.Row(gap="8px"):
             solara.Button(
@@ -118,7 +118,7 @@ def RunControls(  # noqa: N802 (Solara components are CamelCase)
 
 
 @solara.component
-def PolicyControls(  # noqa: N802 (Solara components are CamelCase)
+def PolicyControls(
     model: DefectionModel,
     lock: threading.Lock,
     error: solara.Reactive[str],
@@ -159,13 +159,35 @@ def PolicyControls(  # noqa: N802 (Solara components are CamelCase)
 
 
 @solara.component
-def LeverSlider(name: str, value: float, on_move) -> None:  # noqa: N802 (Solara components are CamelCase)
-    """One lever's slider; it reports a move when released, not at every pixel of a drag."""
+def LeverSlider(name: str, value: float, on_move: Callable[[float], None]) -> None:
+    """One lever's slider; a drag counts as one move, made when the thumb is released.
+
+    Vuetify 3 reports a drag as ``start``, a stream of value updates and ``end``; a key
+    press or a click on the track is a single update. Updates inside a drag are ignored.
+    """
+    dragging = solara.use_ref(False)
+
+    def move(new: float) -> None:
+        if abs(float(new) - value) > 1e-9:
+            on_move(float(new))
+
+    def on_value(new: float) -> None:
+        if not dragging.current:
+            move(new)
+
+    def on_start(*_ignored) -> None:
+        dragging.current = True
+
+    def on_end(_widget, _event, new: float) -> None:
+        dragging.current = False
+        move(new)
+
     with solara.Column(gap="0px"):
         swatch = solara.v.Html(tag="span", children=["■ "], style_=f"color: {LEVER_COLORS[name]}")
         solara.v.Html(tag="div", children=[swatch, LEVER_LABELS[name]], style_="font-size: 13px")
         slider = solara.v.Slider(
             v_model=value,
+            on_v_model=on_value,
             min=0.0,
             max=1.0,
             step=LEVER_STEP,
@@ -174,7 +196,8 @@ def LeverSlider(name: str, value: float, on_move) -> None:  # noqa: N802 (Solara
             hide_details=True,
             class_=f"lever-{name}",
         )
-    solara.v.use_event(slider, "change", lambda _widget, _event, data: on_move(float(data)))
+    solara.v.use_event(slider, "start", on_start)
+    solara.v.use_event(slider, "end", on_end)
 
 
 def attempt(lock: threading.Lock, error: solara.Reactive[str], change: Callable, *args) -> None:
@@ -199,10 +222,10 @@ def lever_value(model: DefectionModel, lever: str) -> float:
     return pending[-1] if pending else float(model.levers[lever])
 
 
-def _check(parse, text: str) -> str:
-    """The error message ``parse`` gives for ``text``, or an empty string."""
+def _seed_error(text: str) -> str:
+    """What is wrong with the typed seed, shown under the field as the user types ("" if fine)."""
     try:
-        parse(text)
+        parse_seed(text)
     except ValueError as exc:
         return str(exc)
     return ""

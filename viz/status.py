@@ -39,7 +39,7 @@ def _count(n: int, noun: str) -> str:
 
 
 @solara.component
-def StatusCard(model: DefectionModel) -> None:  # noqa: N802 (Solara components are CamelCase)
+def StatusCard(model: DefectionModel) -> None:
     """The current week's status of ``model``, refreshed on every frame (Mesa's update counter)."""
     update_counter.get()
     with solara.Card(margin=0), solara.Row(gap="28px", style={"flex-wrap": "wrap"}):

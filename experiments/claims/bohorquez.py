@@ -46,8 +46,15 @@ def compute(quick: bool) -> Finding:
     for r in range(replicates):
         sizes = steady_sizes(fighters, seed=2009 + r)
         fit = fit_power_law(sizes)
-        fits.append({"replicate": r, "alpha": fit.alpha, "xmin": fit.xmin,
-                     "n_tail": fit.n_tail, "ks": fit.ks})  # fmt: skip
+        fits.append(
+            {
+                "replicate": r,
+                "alpha": fit.alpha,
+                "xmin": fit.xmin,
+                "n_tail": fit.n_tail,
+                "ks": fit.ks,
+            }
+        )
         counts = np.bincount(sizes)
         size = np.flatnonzero(counts)
         rows.append(pd.DataFrame({"replicate": r, "size": size, "cells": counts[size]}))
@@ -71,7 +78,9 @@ def compute(quick: bool) -> Finding:
         f"{fighters:,} fighters, nu = {NU} (the model's `fragmentation` default), burn-in "
         f"{20 * fighters:,} events, then 100 snapshots {fighters // 5:,} events apart.",
         "Fits per run: "
-        + ", ".join(f"alpha {f.alpha:.2f} (xmin {f.xmin}, {f.n_tail:,} cells)" for f in table.itertuples())
+        + ", ".join(
+            f"alpha {f.alpha:.2f} (xmin {f.xmin}, {f.n_tail:,} cells)" for f in table.itertuples()
+        )
         + ".",
         "Finite N: a giant cell forms and shatters repeatedly, so the tail beyond a few "
         "hundred is carried by few cells; alpha is estimated on the pooled snapshots.",
@@ -90,10 +99,18 @@ def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     tail = values >= fit.xmin
     anchor = ccdf[np.argmax(tail)]
     support = np.unique(values[tail]).astype(float)
-    left.loglog(support, anchor * (support / fit.xmin) ** (1 - fit.alpha), "r-",
-                label=f"fit alpha = {fit.alpha:.2f}")  # fmt: skip
-    left.loglog(support, anchor * (support / fit.xmin) ** (1 - ALPHA), "k--",
-                label=f"alpha = {ALPHA} (Bohorquez et al.)")  # fmt: skip
+    left.loglog(
+        support,
+        anchor * (support / fit.xmin) ** (1 - fit.alpha),
+        "r-",
+        label=f"fit alpha = {fit.alpha:.2f}",
+    )
+    left.loglog(
+        support,
+        anchor * (support / fit.xmin) ** (1 - ALPHA),
+        "k--",
+        label=f"alpha = {ALPHA} (Bohorquez et al.)",
+    )
     left.set_xlabel("cell size (fighters) = attack severity")
     left.set_ylabel("P(size >= s)")
     left.legend(fontsize=8)

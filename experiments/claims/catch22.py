@@ -101,8 +101,7 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
 
 def _point_table(table: pd.DataFrame) -> str:
     lines = [
-        "| moderation | crackdown | standing | IS-K growth | growth vs hardline (95% CI) "
-        "| both |",
+        "| moderation | crackdown | standing | IS-K growth | growth vs hardline (95% CI) | both |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in table.itertuples():
@@ -179,7 +178,9 @@ C5 = SweepExperiment(
     ),
     outcomes=(
         Outcome("standing", "mean resources, weeks 52-104", {"resources": 1.0}, "mean", (52, 104)),
-        Outcome("isk_growth", "IS-K growth, week 4 -> 104", {"isk_strength": 1.0}, "change", (4, 104)),
+        Outcome(
+            "isk_growth", "IS-K growth, week 4 -> 104", {"isk_strength": 1.0}, "change", (4, 104)
+        ),
     ),
     analyse=analyse,
     plot=plot,

@@ -38,7 +38,7 @@ def band(target: float) -> tuple[float, float]:
 
 
 def indicator(opinion: np.ndarray, moderate: np.ndarray) -> float:
-    """y = p'+^2 + p'-^2 over the initially moderate agents."""
+    """Y = p'+^2 + p'-^2 over the initially moderate agents."""
     plus = np.mean(opinion[moderate] > EXTREME)
     minus = np.mean(opinion[moderate] < -EXTREME)
     return float(plus**2 + minus**2)
@@ -86,8 +86,10 @@ def compute(quick: bool) -> Finding:
             run = simulate(u, pe, seed=2002 + 1000 * c + r, trace=r == 0)
             if r == 0:
                 traces[name] = (run["trace"], run["extremist"])
-            rows.append({"case": name, "U": u, "pe": pe, "replicate": r}
-                        | {k: run[k] for k in ("y", "y_early", "rounds", "converged")})  # fmt: skip
+            rows.append(
+                {"case": name, "U": u, "pe": pe, "replicate": r}
+                | {k: run[k] for k in ("y", "y_early", "rounds", "converged")}
+            )
     data = pd.DataFrame(rows)
     checks = []
     for name, (u, pe, target) in CASES.items():

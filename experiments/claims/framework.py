@@ -136,8 +136,8 @@ class Outcome:
 class Arm:
     """One sweep-engine spec: a preset, fixed overrides, a grid, optionally a sample.
 
-    ``sample`` gives Latin-hypercube ranges; ``samples`` and ``replicates`` (full, quick)
-    override the experiment's replicates for this arm.
+    ``sample`` gives Latin-hypercube ranges and ``samples`` their number (full, quick);
+    ``replicates`` (full, quick) and ``seed`` override the experiment's for this arm.
     """
 
     name: str
@@ -147,6 +147,7 @@ class Arm:
     sample: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     samples: tuple[int, int] = (0, 0)
     replicates: tuple[int, int] | None = None
+    seed: int | None = None
 
 
 def condition(name: str, value: Any) -> str:
@@ -189,9 +190,7 @@ def paired_arrays(
     runs: pd.DataFrame, outcome: str, factor: str, treatment: Any, control: Any
 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Outcome values of two levels of ``factor`` (see :func:`align`)."""
-    return align(
-        select(runs, {factor: treatment}), select(runs, {factor: control}), outcome
-    )
+    return align(select(runs, {factor: treatment}), select(runs, {factor: control}), outcome)
 
 
 @dataclass(frozen=True)
@@ -301,7 +300,7 @@ class SweepExperiment(Claim):
                 "preset": arm.preset,
                 "steps": self.steps,
                 "replicates": self.replicates_for(quick, arm),
-                "seed": self.seed,
+                "seed": self.seed if arm.seed is None else arm.seed,
                 "record_every": self.record_every,
                 "outputs": self.outputs(),
             },

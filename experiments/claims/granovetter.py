@@ -84,10 +84,25 @@ def compute(quick: bool) -> Finding:
     for sigma in sigmas:
         big = cascade_share(rng.normal(MEAN, sigma, (1, large)))
         small = cascade_share(rng.normal(MEAN * CROWD, sigma * CROWD, (replicates, CROWD)) / CROWD)
-        rows.append({"case": "normal", "crowd": large, "sigma": sigma, "replicate": 0,
-                     "final_share": float(big[0])})  # fmt: skip
-        rows += [{"case": "normal", "crowd": CROWD, "sigma": sigma, "replicate": r,
-                  "final_share": float(s)} for r, s in enumerate(small)]  # fmt: skip
+        rows.append(
+            {
+                "case": "normal",
+                "crowd": large,
+                "sigma": sigma,
+                "replicate": 0,
+                "final_share": float(big[0]),
+            }
+        )
+        rows += [
+            {
+                "case": "normal",
+                "crowd": CROWD,
+                "sigma": sigma,
+                "replicate": r,
+                "final_share": float(s),
+            }
+            for r, s in enumerate(small)
+        ]
     data = pd.DataFrame(rows)
     for name, frame in series.items():
         data = pd.concat(
@@ -100,12 +115,22 @@ def compute(quick: bool) -> Finding:
     before = float(curve.iloc[jump[0] - 1]) if len(jump) and jump[0] > 0 else float("nan")
     after = float(curve.iloc[jump[0]]) if len(jump) else float("nan")
     checks = [
-        CheckResult("uniform thresholds: all riot", "100 of 100", None,
-                    finals["uniform 0..99"] == CROWD, "exact equality",
-                    text=f"{finals['uniform 0..99']} of 100"),  # fmt: skip
-        CheckResult("one threshold 1 -> 2: one riots", "1 of 100", None,
-                    finals["threshold 1 -> 2"] == 1, "exact equality",
-                    text=f"{finals['threshold 1 -> 2']} of 100"),  # fmt: skip
+        CheckResult(
+            "uniform thresholds: all riot",
+            "100 of 100",
+            None,
+            finals["uniform 0..99"] == CROWD,
+            "exact equality",
+            text=f"{finals['uniform 0..99']} of 100",
+        ),
+        CheckResult(
+            "one threshold 1 -> 2: one riots",
+            "1 of 100",
+            None,
+            finals["threshold 1 -> 2"] == 1,
+            "exact equality",
+            text=f"{finals['threshold 1 -> 2']} of 100",
+        ),
         CheckResult(
             "normal thresholds: critical sigma",
             f"share jumps from < {BELOW} to > {ABOVE} at sigma in [{CRITICAL[0]}, {CRITICAL[1]}]",
@@ -137,9 +162,17 @@ def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     small = normal[normal.crowd == CROWD].groupby("sigma").final_share
     left.axvspan(*CRITICAL, color="gold", alpha=0.3, label="published critical sigma")
     left.plot(big.sigma, big.final_share, "o-", ms=3, label=f"crowd of {large:,}")
-    left.plot(small.mean().index, small.mean(), color="tab:orange", label=f"crowd of {CROWD} (mean)")
-    left.fill_between(small.mean().index, small.quantile(0.25), small.quantile(0.75),
-                      color="tab:orange", alpha=0.2, label="crowd of 100 (IQR)")  # fmt: skip
+    left.plot(
+        small.mean().index, small.mean(), color="tab:orange", label=f"crowd of {CROWD} (mean)"
+    )
+    left.fill_between(
+        small.mean().index,
+        small.quantile(0.25),
+        small.quantile(0.75),
+        color="tab:orange",
+        alpha=0.2,
+        label="crowd of 100 (IQR)",
+    )
     for level in (BELOW, ABOVE):
         left.axhline(level, color="grey", ls=":", lw=0.8)
     left.set_xlabel("sigma (threshold s.d. / N); mean threshold 0.25 N")

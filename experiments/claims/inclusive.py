@@ -1,4 +1,4 @@
-"""C7, Ali's recommendation: does an inclusive government contain IS-K in the long run?
+"""C7, Ali's recommendation: an inclusive government and IS-K in the long run.
 
 The inclusive preset (moderation, counter-IS-K 0.8, some foreign cooperation, no
 witch-hunt) is swept over its moderation level and over the share of counter-IS-K
@@ -44,15 +44,25 @@ def _state(estimate) -> str:
 def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
     """Containment per (moderation, aid_dependence, horizon); the preset's point decides."""
     runs = runs.assign(aid_dependence=runs["aid_dependence"].astype(float))
-    inclusive = runs[runs.arm == "inclusive"].assign(moderation=lambda f: f.moderation.astype(float))
+    inclusive = runs[runs.arm == "inclusive"].assign(
+        moderation=lambda f: f.moderation.astype(float)
+    )
     hardline = runs[runs.arm == "hardline"]
     cells = []
     for (m, a), group in inclusive.groupby(["moderation", "aid_dependence"]):
         for h in HORIZONS:
             change = bootstrap_mean(group[f"change_{h}"])
-            cells.append({"moderation": m, "aid_dependence": a, "horizon": h,
-                          "change": change.value, "low": change.low, "high": change.high,
-                          "state": _state(change)})  # fmt: skip
+            cells.append(
+                {
+                    "moderation": m,
+                    "aid_dependence": a,
+                    "horizon": h,
+                    "change": change.value,
+                    "low": change.low,
+                    "high": change.high,
+                    "state": _state(change),
+                }
+            )
     region = pd.DataFrame(cells)
     m0, a0 = PRESET_POINT
     own = inclusive[(inclusive.moderation == m0) & (inclusive.aid_dependence == a0)]
@@ -83,9 +93,7 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
         f"aid_dependence): contains {counts.get('contains', 0)}, fails "
         f"{counts.get('fails', 0)}, unclear {counts.get('unclear', 0)}.",
         "**Containment by horizon** (points where IS-K is below its post-release level):\n\n"
-        + "\n".join(
-            f"- {h} weeks: " + _region_text(region[region.horizon == h]) for h in HORIZONS
-        ),
+        + "\n".join(f"- {h} weeks: " + _region_text(region[region.horizon == h]) for h in HORIZONS),
     ]
     extra = {"region": region, "hardline": hardline}
     return Finding(checks, data, runs, notes, extra)
@@ -119,7 +127,9 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
         ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
         ax.set_xlabel("moderation (inclusive preset)")
         ax.set_ylabel("aid_dependence of counter-IS-K capacity")
-        ax.set_title(f"{h} weeks: IS-K change since week 4\nC contains, F fails, ? unclear", fontsize=8)
+        ax.set_title(
+            f"{h} weeks: IS-K change since week 4\nC contains, F fails, ? unclear", fontsize=8
+        )
     fig.colorbar(image, ax=axes, label="IS-K strength change (people)", shrink=0.8)
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the colorbar spans all panels
     plt.close(fig)
@@ -150,7 +160,9 @@ C7 = SweepExperiment(
         Arm("hardline", grid={"aid_dependence": list(AID_DEPENDENCE)}),
     ),
     outcomes=tuple(
-        Outcome(f"change_{h}", f"IS-K change, week 4 -> {h}", {"isk_strength": 1.0}, "change", (4, h))
+        Outcome(
+            f"change_{h}", f"IS-K change, week 4 -> {h}", {"isk_strength": 1.0}, "change", (4, h)
+        )
         for h in HORIZONS
     )
     + tuple(

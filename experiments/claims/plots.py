@@ -20,6 +20,7 @@ from experiments.claims.framework import (  # noqa: E402
     condition,
 )
 from experiments.claims.stats import bootstrap_mean  # noqa: E402
+from model.policy import LEVERS, as_schedule  # noqa: E402
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 PASS, FAIL = "tab:green", "tab:red"
@@ -70,9 +71,7 @@ def effects(ax: plt.Axes, checks: Sequence[CheckResult], xlabel: str = "effect")
     for i, check in enumerate(shown):
         m = check.measured
         color = PASS if check.passed else FAIL
-        ax.errorbar(
-            m.value, i, xerr=[[m.value - m.low], [m.high - m.value]], fmt="o", color=color
-        )
+        ax.errorbar(m.value, i, xerr=[[m.value - m.low], [m.high - m.value]], fmt="o", color=color)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(shown)), [c.label for c in shown], fontsize=8)
     ax.set_ylim(-0.7, len(shown) - 0.3)
@@ -106,6 +105,28 @@ def mark_week(ax: plt.Axes, data: pd.DataFrame, week: int, text: str) -> None:
         ax.annotate(text, (when, 0.97), xycoords=("data", "axes fraction"), fontsize=7, va="top")
 
 
+def readable(name: str, value: object) -> str:
+    """A parameter value in words: '0 -> 0.7 at week 26' rather than schedule syntax."""
+    if name not in LEVERS:
+        return f"{name} = {value}"
+    schedule = as_schedule(name, value)
+    weeks, values = schedule.weeks, schedule.values
+    if len(values) == 1:
+        return f"{name} {values[0]:g}"
+    if len(values) == 2 and not schedule.linear:
+        return f"{name} {values[0]:g} -> {values[1]:g} at week {weeks[1]:g}"
+    if len(values) == 2:
+        return f"{name} {values[0]:g} -> {values[1]:g} over weeks {weeks[0]:g}-{weeks[1]:g}"
+    return f"{name} " + ", ".join(f"{v:g} (week {w:g})" for w, v in zip(weeks, values, strict=True))
+
+
+def _move_week(name: str, value: object) -> int | None:
+    if name not in LEVERS:
+        return None
+    later = [w for w in as_schedule(name, value).weeks if w > 0]
+    return int(later[0]) if later else None
+
+
 def contrast_figure(experiment, finding: Finding, path: Path) -> None:
     """Each compared outcome over time per condition, then the effects with intervals."""
     differences = [c for c in experiment.checks if isinstance(c, Difference)]
@@ -117,13 +138,16 @@ def contrast_figure(experiment, finding: Finding, path: Path) -> None:
         check = next(d for d in differences if d.outcome == name)
         key = data[check.factor].map(lambda v, f=check.factor: condition(f, v))
         groups = {
-            f"control: {check.factor} = {condition(check.factor, check.control)}": key
+            f"control: {readable(check.factor, check.control)}": key
             == condition(check.factor, check.control),
-            f"treatment: {check.factor} = {condition(check.factor, check.treatment)}": key
+            f"treatment: {readable(check.factor, check.treatment)}": key
             == condition(check.factor, check.treatment),
         }
         bands(ax, data, outcomes[name].series, groups, outcomes[name].label)
-        ax.set_title(outcomes[name].label, fontsize=9)
+        ax.set_title(f"{outcomes[name].label} (median, 10-90% of runs)", fontsize=9)
+        week = _move_week(check.factor, check.treatment)
+        if week is not None:
+            mark_week(ax, data, week, " move")
     effects(axes[-1], finding.checks, "treatment - control")
     save(fig, path)
 

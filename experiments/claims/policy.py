@@ -129,7 +129,9 @@ C3 = SweepExperiment(
     "fighters, 10 agents at the default scale) so that lower loyalty becomes defection.",
     arms=(Arm("uyghur", grid={"crackdown_uyghur": [_UYGHUR_CONTROL, _UYGHUR_MOVE]}),),
     outcomes=(
-        Outcome("uyghur_defection", "Uyghur (ETIM/TIP) defection rate", {"uyghur_defection_rate": 1}),
+        Outcome(
+            "uyghur_defection", "Uyghur (ETIM/TIP) defection rate", {"uyghur_defection_rate": 1}
+        ),
     ),
     checks=(
         Difference(
@@ -201,7 +203,9 @@ C8 = SweepExperiment(
     "counter-IS-K attrition, and any recruitment it seeds among other groups.",
     arms=(Arm("witch_hunt", grid={"witch_hunt": [0.0, _WITCH_HUNT]}),),
     outcomes=(
-        Outcome("former_defection", "former officials' defection rate", {"former_defection_rate": 1}),
+        Outcome(
+            "former_defection", "former officials' defection rate", {"former_defection_rate": 1}
+        ),
         Outcome("isk_strength", "IS-K strength (people)", {"isk_strength": 1.0}),
     ),
     checks=(
@@ -228,13 +232,17 @@ C9 = SweepExperiment(
     "become recruiters and tie only to IS-K (model/model.py, _release).",
     arms=(Arm("release", grid={"release_week": [-1, 1]}),),
     outcomes=(
-        Outcome("isk_jump", "IS-K strength (people), week 4", {"isk_strength": 1.0}, "final", (0, 4)),
+        Outcome(
+            "isk_jump", "IS-K strength (people), week 4", {"isk_strength": 1.0}, "final", (0, 4)
+        ),
         Outcome("isk_strength", "IS-K strength (people)", {"isk_strength": 1.0}),
         Outcome("attacks", "IS-K attacks, total over two years", {"attacks": 1.0}, "total"),
     ),
     checks=(
         Difference("IS-K jumps (week 4)", "isk_jump", "release_week", -1, 1),
-        Difference("IS-K stronger (week 104)", "isk_strength", "release_week", -1, 1, primary=False),
+        Difference(
+            "IS-K stronger (week 104)", "isk_strength", "release_week", -1, 1, primary=False
+        ),
         Difference("more attacks", "attacks", "release_week", -1, 1, primary=False),
     ),
     plot=contrast_figure,

@@ -48,7 +48,7 @@ def _check_table(finding: Finding) -> list[str]:
 def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, seconds: float) -> None:
     """Write the experiment's tidy data, figure, report and machine-readable result."""
     folder.mkdir(parents=True, exist_ok=True)
-    finding.data.to_parquet(folder / DATA, index=False)
+    _text_if_mixed(finding.data).to_parquet(folder / DATA, index=False)
     if finding.runs is not None:
         finding.runs.to_csv(folder / RUNS, index=False)
     experiment.plot(experiment, finding, folder / FIGURE)
@@ -107,6 +107,12 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
     (folder / RESULT).write_text(json.dumps(_finite(result), indent=2))
 
 
+def _text_if_mixed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns mixing numbers and schedule text become text (Parquet needs one type)."""
+    mixed = [c for c in frame.columns if frame[c].dtype == object]
+    return frame.astype(dict.fromkeys(mixed, str))
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -132,8 +138,11 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "/").replace("\n", " ")
 
 
-def summary(out: Path, names: Iterable[str]) -> str:
-    """The REPORT.md text: one row per experiment found in ``out``, figures linked."""
+def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
+    """The REPORT.md text: one row per experiment found in ``out``, figures linked.
+
+    ``link_prefix`` is prepended to links (for a copy kept outside ``out``).
+    """
     rows = [r for r in (load_result(out / n) for n in names) if r is not None]
     modes = sorted({r["mode"] for r in rows})
     lines = [
@@ -149,7 +158,7 @@ def summary(out: Path, names: Iterable[str]) -> str:
     ]
     for r in rows:
         name = r["name"]
-        link = f"[{name}]({name}/report.md) {r['title']}: {r['claim']}"
+        link = f"[{name}]({link_prefix}{name}/{REPORT}) {r['title']}: {r['claim']}"
         lines.append(
             "| "
             + " | ".join(
@@ -160,7 +169,7 @@ def summary(out: Path, names: Iterable[str]) -> str:
                     r["expected"],
                     r["measured"],
                     f"**{r['verdict']}**",
-                    f"[figure]({name}/{FIGURE})",
+                    f"[figure]({link_prefix}{name}/{FIGURE})",
                 )
             )
             + " |"

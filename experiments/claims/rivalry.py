@@ -22,7 +22,7 @@ from experiments.claims.framework import (
     paired_arrays,
     select,
 )
-from experiments.claims.plots import PASS, FAIL, panels, save
+from experiments.claims.plots import FAIL, PASS, panels, save
 from experiments.claims.policy import ALI, MOVE_WEEK, baseline_text
 from experiments.claims.stats import bootstrap_difference, bootstrap_ratio
 
@@ -91,8 +91,10 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
     table = finding.extra["table"]
     fig, (ax,) = panels(1, f"{experiment.name} {experiment.title}", finding, width=8)
     y = np.arange(len(table))
-    for offset, key, label, color in ((0.15, "on", "recruitment on", "tab:blue"),
-                                      (-0.15, "off", "recruitment off", "tab:grey")):  # fmt: skip
+    for offset, key, label, color in (
+        (0.15, "on", "recruitment on", "tab:blue"),
+        (-0.15, "off", "recruitment off", "tab:grey"),
+    ):
         values = [r[key] for r in table]
         ax.errorbar(
             [v.value for v in values],

@@ -1,0 +1,80 @@
+"""The reproduction experiments: every one completes in --quick mode and yields a verdict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from experiments.claims import EXPERIMENTS
+from experiments.claims.framework import Verdict
+from experiments.claims.runner import reproduce
+from experiments.claims.stats import bootstrap_difference, fit_power_law
+from model.cli import main
+
+VERDICTS = {str(v) for v in Verdict}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    verdicts = reproduce(list(EXPERIMENTS), out, quick=True, workers=2, progress=False)
+    return out, verdicts
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_experiment_completes_with_verdict_data_figure_and_report(quick_run, name):
+    out, verdicts = quick_run
+    assert verdicts[name] in VERDICTS
+    folder = out / name
+    result = json.loads((folder / "result.json").read_text())
+    assert result["verdict"] == verdicts[name] and result["mode"] == "quick"
+    assert result["checks"] and all(isinstance(c["passed"], bool) for c in result["checks"])
+    assert (folder / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(pd.read_parquet(folder / "data.parquet")) > 0
+    report = (folder / "report.md").read_text()
+    assert f"**Verdict: {verdicts[name]}**" in report and "By construction" in report
+
+
+def test_summary_has_one_row_per_experiment_with_links(quick_run):
+    out, verdicts = quick_run
+    table = (out / "REPORT.md").read_text()
+    for name, verdict in verdicts.items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| [{name}]("))
+        assert f"**{verdict}**" in row and f"({name}/figure.png)" in row
+
+
+def test_resume_keeps_finished_experiments(quick_run, capsys):
+    out, verdicts = quick_run
+    again = reproduce(["G1"], out, quick=True, resume=True, progress=False)
+    assert again == {"G1": verdicts["G1"]} and "kept from an earlier quick run" in (
+        capsys.readouterr().out
+    )
+
+
+def test_granovetter_exact_cases_hold(quick_run):
+    out, _ = quick_run
+    checks = json.loads((out / "G1" / "result.json").read_text())["checks"]
+    assert checks[0]["passed"] and checks[1]["passed"]
+
+
+def test_cli_refuses_unknown_experiment(capsys):
+    assert main(["reproduce", "C99", "--quick"]) == 2
+    assert "must be one of C1" in capsys.readouterr().err
+
+
+def test_power_law_fit_recovers_exponent():
+    sample = stats.zipf.rvs(2.5, size=20_000, random_state=np.random.default_rng(3))
+    assert fit_power_law(sample).alpha == pytest.approx(2.5, abs=0.08)
+
+
+def test_paired_bootstrap_is_tighter_than_unpaired_under_common_seeds():
+    rng = np.random.default_rng(0)
+    seed_effect = rng.normal(0, 5, 30)
+    control, treatment = seed_effect, seed_effect + 1 + rng.normal(0, 0.1, 30)
+    paired = bootstrap_difference(treatment, control, paired=True)
+    unpaired = bootstrap_difference(treatment, control)
+    assert paired.low > 0.9 and paired.high - paired.low < unpaired.high - unpaired.low
