@@ -133,6 +133,80 @@ def _add_app(commands: Any) -> None:
     app.set_defaults(handler=_app)
 
 
+def _engine(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "workers": args.workers,
+        "scheduler": args.scheduler,
+        "local_cluster": args.local_cluster,
+        "resume": args.resume,
+    }
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from experiments.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    results = run_sweep(spec, Path(args.out), **_engine(args))
+    print(
+        f"{spec.name}: {results['run'].nunique() if len(results) else 0} runs with data, "
+        f"{len(results)} rows in {args.out}/data; summary in {args.out}/summary.csv"
+    )
+
+
+def _sensitivity(args: argparse.Namespace) -> None:
+    from experiments.sensitivity import sensitivity
+    from experiments.sweep import load_spec
+
+    table = sensitivity(load_spec(args.spec), Path(args.out), args.outcome, **_engine(args))
+    print(table.to_string(index=False, float_format="%.3f"))
+    print(f"wrote {args.out}/sobol.csv and {args.out}/sobol.png")
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from experiments.plots import plot_sweep
+
+    print(f"wrote {plot_sweep(Path(args.folder), args.x, args.y, args.outcome)}")
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
+    parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+
+
+def _add_sweeps(commands: Any) -> None:
+    """``defection sweep``, ``sensitivity`` and ``plot``: many seeded runs and their analysis."""
+    sweep = commands.add_parser(
+        "sweep",
+        help="run a parameter sweep from a TOML spec (see experiments/specs/example.toml)",
+        description="Spec keys: [sweep] name, preset, steps, replicates, seed, record_every, "
+        "outputs; [fixed] NAME = value; [grid] NAME = [values] (full factorial); [sample] "
+        "method = 'lhs' | 'sobol', n, [sample.ranges] NAME = [low, high]. Grid and sample "
+        "points are crossed. The example spec experiments/specs/example.toml explains each key.",
+    )
+    sweep.add_argument("spec", help="the sweep spec (TOML)")
+    sweep.add_argument("--out", required=True, help="output folder")
+    _add_engine_options(sweep)
+    sweep.set_defaults(handler=_sweep)
+    sens = commands.add_parser(
+        "sensitivity", help="Sobol' indices (SALib) of outcomes over the spec's [sample.ranges]"
+    )
+    sens.add_argument("spec", help="the sweep spec (TOML); sample.n = base sample size")
+    sens.add_argument("--out", required=True, help="output folder")
+    sens.add_argument("--outcome", action="append", help="model column, repeatable")
+    _add_engine_options(sens)
+    sens.set_defaults(handler=_sensitivity)
+    plot = commands.add_parser("plot", help="draw a sweep's outcome against swept parameters")
+    plot.add_argument("folder", help="a sweep's output folder")
+    plot.add_argument("--x", help="swept parameter on the x axis (default: the first)")
+    plot.add_argument("--y", help="second swept parameter: draws a heatmap")
+    plot.add_argument(
+        "--outcome", default="isk_strength", help="model column (default isk_strength)"
+    )
+    plot.set_defaults(handler=_plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -164,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(handler=_params)
     _add_reproduce(commands)
     _add_app(commands)
+    _add_sweeps(commands)
     return parser
 
 

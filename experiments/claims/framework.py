@@ -325,7 +325,17 @@ class SweepExperiment(Claim):
         runs = measure_runs(data, self.outcomes, self.outputs())
         if self.analyse is not None:
             return self.analyse(self, data, runs)
-        return Finding([check.evaluate(runs) for check in self.checks], data, runs)
+        notes = [
+            level_means(runs, c.factor, c.outcome) for c in self.checks if isinstance(c, Trend)
+        ]
+        return Finding([check.evaluate(runs) for check in self.checks], data, runs, notes)
+
+
+def level_means(runs: pd.DataFrame, factor: str, outcome: str) -> str:
+    """The mean outcome at each level of a swept lever, as one report line."""
+    means = runs.groupby(runs[factor].astype(float))[outcome].mean()
+    levels = ", ".join(f"{level:g}: {value:.3g}" for level, value in means.items())
+    return f"Mean `{outcome}` by `{factor}`: {levels}."
 
 
 def measure_runs(

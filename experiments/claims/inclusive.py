@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.colors import SymLogNorm
 
 from experiments.claims.framework import (
     Arm,
@@ -114,19 +115,21 @@ def _region_text(cells: pd.DataFrame) -> str:
 def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
     """Maps of IS-K's change since the release at each horizon; hatched where it grows."""
     region = finding.extra["region"]
-    fig, axes = panels(len(HORIZONS), f"{experiment.name} {experiment.title}", finding, 4.2)
+    fig, axes = panels(len(HORIZONS), f"{experiment.name} {experiment.title}", finding, 4.6)
     limit = np.nanmax(np.abs(region.change)) or 1.0
+    norm = SymLogNorm(linthresh=500, vmin=-limit, vmax=limit)  # small changes stay visible
     for ax, h in zip(axes, HORIZONS, strict=True):
         cells = region[region.horizon == h]
         grid = cells.pivot(index="aid_dependence", columns="moderation", values="change")
         state = cells.pivot(index="aid_dependence", columns="moderation", values="state")
-        image = ax.imshow(grid.to_numpy(), origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        image = ax.imshow(grid.to_numpy(), origin="lower", cmap="RdBu_r", norm=norm)
         for (i, j), s in np.ndenumerate(state.to_numpy()):
             ax.text(j, i, {"contains": "C", "fails": "F"}.get(s, "?"), ha="center", va="center")
         ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
         ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
         ax.set_xlabel("moderation (inclusive preset)")
-        ax.set_ylabel("aid_dependence of counter-IS-K capacity")
+        if ax is axes[0]:
+            ax.set_ylabel("aid_dependence of counter-IS-K capacity")
         ax.set_title(
             f"{h} weeks: IS-K change since week 4\nC contains, F fails, ? unclear", fontsize=8
         )

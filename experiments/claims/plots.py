@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.claims.framework import (  # noqa: E402
+from experiments.claims.framework import (
     CheckResult,
     Difference,
     Finding,
     Trend,
     condition,
 )
-from experiments.claims.stats import bootstrap_mean  # noqa: E402
-from model.policy import LEVERS, as_schedule  # noqa: E402
+from experiments.claims.stats import bootstrap_mean
+from model.policy import LEVERS, as_schedule
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 PASS, FAIL = "tab:green", "tab:red"

@@ -1,0 +1,77 @@
+"""Outcome of a sweep against one swept parameter (line with 95% interval) or two (heatmap)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from experiments.sweep import atomic_write, mean_interval, read_results  # noqa: E402
+
+
+def final_outcomes(out: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Each run's last recorded row, and the names of the swept parameters."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    results = read_results(out)
+    if results.empty:
+        raise ValueError(f"plot: {out} has no finished runs")
+    last = results.loc[results.groupby("run")["step"].idxmax()]
+    return last, manifest["varied"]
+
+
+def plot_sweep(
+    out: Path,
+    x: str | None = None,
+    y: str | None = None,
+    outcome: str = "isk_strength",
+    path: Path | None = None,
+) -> Path:
+    """Draw ``outcome`` against ``x`` (and ``y``) at the end of the runs; return the PNG."""
+    out = Path(out)
+    last, varied = final_outcomes(out)
+    x = x or (varied[0] if varied else None)
+    for name, role in ((x, "--x"), (y, "--y")):
+        if name is not None and name not in varied:
+            raise ValueError(
+                f"{role}: must be a swept parameter ({', '.join(varied)}) (got {name!r})"
+            )
+    if x is None:
+        raise ValueError("--x: the sweep varies no parameter")
+    if outcome not in last.columns:
+        raise ValueError(f"--outcome: {outcome!r} was not recorded")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    if y is None:
+        rows = [
+            mean_interval(outcome, g[outcome].to_numpy(float)) | {x: v} for v, g in last.groupby(x)
+        ]
+        line = pd.DataFrame(rows).sort_values(x)
+        ax.plot(line[x], line[f"{outcome}_mean"], marker="o")
+        ax.fill_between(
+            line[x],
+            line[f"{outcome}_low"],
+            line[f"{outcome}_high"],
+            alpha=0.3,
+            label="95% interval of the mean",
+        )
+        ax.set_xlabel(x)
+        ax.set_ylabel(outcome)
+        ax.legend()
+    else:
+        grid = last.pivot_table(index=y, columns=x, values=outcome, aggfunc="mean")
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(grid.columns)), [f"{c:.3g}" for c in grid.columns], rotation=45)
+        ax.set_yticks(range(len(grid.index)), [f"{r:.3g}" for r in grid.index])
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        fig.colorbar(image, ax=ax, label=f"mean {outcome}")
+    ax.set_title(f"{outcome} at the last week ({len(last)} runs)")
+    fig.tight_layout()
+    path = Path(path or out / f"{outcome}_by_{x}{'_' + y if y else ''}.png")
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
+    plt.close(fig)
+    return path

@@ -1,0 +1,241 @@
+"""Sweep specifications: what to vary, how often to run it, and the seed of every run.
+
+A spec (TOML or a dict) is validated in full before any run starts: unknown sections or
+keys, unknown parameters, out-of-range values and unknown outputs are refused with one
+line naming the field. Run seeds come from the master seed by ``SeedSequence.spawn``, in
+run-id order, so they never depend on which engine runs them or when runs finish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import qmc
+
+from model.parameters import PARAMETERS, resolve
+from model.policy import Schedule
+from model.presets import preset as preset_overrides
+from model.reporters import columns
+
+SECTIONS: dict[str, set[str]] = {
+    "sweep": {"name", "preset", "steps", "replicates", "seed", "record_every", "outputs"},
+    "fixed": set(),  # any parameter
+    "grid": set(),  # any parameter
+    "sample": {"method", "n", "ranges"},
+}
+SAMPLERS = ("lhs", "sobol")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One model run of a sweep: which point, which replicate, which seed."""
+
+    run: int
+    point: int
+    replicate: int
+    seed: int
+    values: dict[str, Any]  # the varied parameters at this point
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: fixed parameters, the design points and how to run them."""
+
+    name: str
+    preset: str
+    steps: int
+    replicates: int
+    seed: int
+    record_every: int
+    outputs: tuple[str, ...]
+    fixed: dict[str, Any]
+    grid: dict[str, list[Any]]
+    method: str | None
+    n: int
+    ranges: dict[str, tuple[float, float]]
+    points: tuple[dict[str, Any], ...] = field(default=())
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def varied(self) -> list[str]:
+        """Names of the parameters that vary between points."""
+        return [*self.grid, *self.ranges]
+
+    @property
+    def digest(self) -> str:
+        """A hash of the spec and its design: two sweeps with equal hashes are the same."""
+        text = json.dumps([self.source, _plain(self.points)], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def runs(self) -> list[Run]:
+        """Every run, point-major; run i's seed is the i-th child of the master seed."""
+        children = np.random.SeedSequence(self.seed).spawn(len(self.points) * self.replicates)
+        plan = itertools.product(enumerate(self.points), range(self.replicates))
+        return [
+            Run(i, point, replicate, int(children[i].generate_state(1, np.uint32)[0]), values)
+            for i, ((point, values), replicate) in enumerate(plan)
+        ]
+
+    def with_points(self, points: list[dict[str, Any]]) -> SweepSpec:
+        """The same sweep over an explicit design (used by the sensitivity analysis)."""
+        validated = tuple(_validate_point(self, p) for p in points)
+        return dataclasses.replace(
+            self, points=validated, source=self.source | {"design": "explicit"}
+        )
+
+
+def _plain(points: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    return [
+        {k: v.describe() if isinstance(v, Schedule) else v for k, v in p.items()} for p in points
+    ]
+
+
+def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
+    """Read and validate a spec from a TOML file or a dict; ValueError names the field."""
+    raw = _read(source)
+    for section, keys in raw.items():
+        if section not in SECTIONS:
+            raise ValueError(f"spec: unknown section [{section}] (allowed: {', '.join(SECTIONS)})")
+        if not isinstance(keys, dict):
+            raise ValueError(f"spec: [{section}] must be a table of keys")
+        unknown = set(keys) - SECTIONS[section] if SECTIONS[section] else set()
+        if unknown:
+            allowed = ", ".join(sorted(SECTIONS[section]))
+            raise ValueError(
+                f"spec: unknown key {section}.{sorted(unknown)[0]} (allowed: {allowed})"
+            )
+    sweep, sample = raw.get("sweep", {}), raw.get("sample", {})
+    spec = SweepSpec(
+        name=str(sweep.get("name", "sweep")),
+        preset=_preset(sweep.get("preset", "baseline")),
+        steps=_count("sweep.steps", sweep.get("steps", 100), minimum=0),
+        replicates=_count("sweep.replicates", sweep.get("replicates", 1), minimum=1),
+        seed=_count("sweep.seed", sweep.get("seed", 0), minimum=0),
+        record_every=_count("sweep.record_every", sweep.get("record_every", 1), minimum=1),
+        outputs=_outputs(sweep.get("outputs")),
+        fixed=_parameters("fixed", raw.get("fixed", {})),
+        grid=_grid(raw.get("grid", {})),
+        method=_method(sample),
+        n=_count("sample.n", sample.get("n", 0), minimum=0),
+        ranges=_ranges(sample.get("ranges", {})),
+        source=raw,
+    )
+    overlap = set(spec.fixed) & set(spec.varied) or set(spec.grid) & set(spec.ranges)
+    if overlap:
+        raise ValueError(f"spec: parameter {sorted(overlap)[0]} is both fixed and varied")
+    if spec.ranges and (spec.method is None or spec.n < 1):
+        raise ValueError("sample: ranges need method = 'lhs' or 'sobol' and n >= 1")
+    design = [g | s for g in _grid_points(spec.grid) for s in _sample_points(spec)]
+    return dataclasses.replace(spec, points=tuple(_validate_point(spec, p) for p in design))
+
+
+def _read(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(source, dict):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"spec: no such file {str(path)!r}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"spec: {path} is not valid TOML ({error})") from None
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum} (got {value!r})")
+    return value
+
+
+def _preset(name: Any) -> str:
+    preset_overrides(str(name))  # raises on an unknown preset
+    return str(name)
+
+
+def _outputs(names: Any) -> tuple[str, ...]:
+    allowed = columns()
+    if names is None:
+        return tuple(allowed)
+    if not isinstance(names, list) or not names:
+        raise ValueError("sweep.outputs: must be a non-empty list of model columns")
+    for name in names:
+        if name not in allowed:
+            raise ValueError(f"sweep.outputs: unknown column {name!r} (see defection params)")
+    return tuple(names)
+
+
+def _parameters(section: str, values: dict[str, Any]) -> dict[str, Any]:
+    checked = {}
+    for name, value in values.items():
+        if name not in PARAMETERS:
+            raise ValueError(f"{section}.{name}: unknown parameter (see defection params)")
+        checked[name] = PARAMETERS[name].validate(value)
+    return checked
+
+
+def _grid(values: dict[str, Any]) -> dict[str, list[Any]]:
+    grid = {}
+    for name, levels in values.items():
+        if not isinstance(levels, list) or not levels:
+            raise ValueError(f"grid.{name}: must be a non-empty list of values")
+        grid[name] = [_parameters("grid", {name: v})[name] for v in levels]
+    return grid
+
+
+def _method(sample: dict[str, Any]) -> str | None:
+    method = sample.get("method")
+    if method is not None and method not in SAMPLERS:
+        raise ValueError(f"sample.method: must be one of {', '.join(SAMPLERS)} (got {method!r})")
+    return method
+
+
+def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    ranges = {}
+    for name, bounds in values.items():
+        if name not in PARAMETERS:
+            raise ValueError(f"sample.ranges.{name}: unknown parameter (see defection params)")
+        parameter = PARAMETERS[name]
+        if parameter.kind in (bool, str):
+            raise ValueError(f"sample.ranges.{name}: only numeric parameters can be sampled")
+        ok = isinstance(bounds, list) and len(bounds) == 2 and bounds[0] < bounds[1]
+        if not ok:
+            raise ValueError(f"sample.ranges.{name}: must be [low, high] with low < high")
+        for bound in bounds:
+            parameter.validate(type(parameter.default)(bound) if parameter.kind is int else bound)
+        ranges[name] = (float(bounds[0]), float(bounds[1]))
+    return ranges
+
+
+def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def _sample_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Latin-hypercube or scrambled Sobol' points over the ranges, seeded by the master seed."""
+    if not spec.ranges:
+        return [{}]
+    engine = qmc.LatinHypercube if spec.method == "lhs" else qmc.Sobol
+    unit = engine(d=len(spec.ranges), seed=np.random.default_rng(spec.seed)).random(spec.n)
+    lows, highs = zip(*spec.ranges.values(), strict=True)
+    scaled = qmc.scale(unit, lows, highs)
+    return [
+        {name: _typed(name, x) for name, x in zip(spec.ranges, row, strict=True)} for row in scaled
+    ]
+
+
+def _typed(name: str, value: float) -> Any:
+    return int(round(value)) if PARAMETERS[name].kind is int else float(value)
+
+
+def _validate_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
+    """Resolve the point's full parameter set now, so that no run fails on a bad value."""
+    resolve(preset_overrides(spec.preset) | spec.fixed | point)
+    return point
