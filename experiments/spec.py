@@ -84,6 +84,10 @@ class SweepSpec:
             for i, ((point, values), replicate) in enumerate(plan)
         ]
 
+    def for_workers(self) -> SweepSpec:
+        """What a run needs, without the design and source (kept small to send per run)."""
+        return dataclasses.replace(self, points=(), source={}, grid={})
+
     def with_points(self, points: list[dict[str, Any]]) -> SweepSpec:
         """The same sweep over an explicit design (used by the sensitivity analysis)."""
         validated = tuple(_validate_point(self, p) for p in points)

@@ -97,7 +97,9 @@ def executor(workers: int | None, scheduler: str | None, local_cluster: bool) ->
             if cluster is not None:
                 cluster.close()
     else:
-        context = multiprocessing.get_context("spawn")
+        # forkserver: workers start from a clean server that has already imported the model
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["model", "experiments.sweep"])
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
             yield pool
 
@@ -200,7 +202,8 @@ def run_sweep(
     try:
         if pending:
             with executor(workers, scheduler, local_cluster) as pool:
-                futures: list[Future] = [pool.submit(attempt, spec, run) for run in pending]
+                slim = spec.for_workers()
+                futures: list[Future] = [pool.submit(attempt, slim, run) for run in pending]
                 for future in as_completed(futures):
                     run, rows, error, seconds = future.result()
                     writer.add(run, rows, error, seconds)

@@ -65,8 +65,6 @@ def _reproduce(args: argparse.Namespace) -> None:
 
     if not args.names and not args.all:
         raise ValueError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers: must be a positive integer (got {args.workers})")
     root = Path(__file__).resolve().parents[1] / "REPORT.md"
     reproduce(
         list(EXPERIMENTS) if args.all else args.names,
@@ -74,6 +72,7 @@ def _reproduce(args: argparse.Namespace) -> None:
         quick=args.quick,
         workers=args.workers,
         scheduler=args.scheduler,
+        local_cluster=args.local_cluster,
         resume=args.resume,
         root_report=root if args.all and not args.quick else None,
     )
@@ -96,11 +95,7 @@ def _add_reproduce(commands: Any) -> None:
     reproduce.add_argument(
         "--out", default="results/reproduce", help="output folder (default results/reproduce)"
     )
-    reproduce.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    reproduce.add_argument("--scheduler", help="Dask scheduler address: run the sweeps on Dask")
-    reproduce.add_argument(
-        "--resume", action="store_true", help="keep finished experiments and finished runs"
-    )
+    _add_engine_options(reproduce)
     reproduce.set_defaults(handler=_reproduce)
 
 

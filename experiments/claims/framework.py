@@ -10,6 +10,8 @@ model's own rules in isolation and supply their own ``compute``.
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -77,21 +79,38 @@ class Context:
     quick: bool = False
     workers: int | None = None
     scheduler: str | None = None
+    local_cluster: bool = False
     resume: bool = False
     progress: bool = True
 
     def sweep(self, name: str, spec: dict[str, Any]) -> pd.DataFrame:
-        """Run one sweep spec through the sweep engine into ``out/sweeps/name``."""
+        """Run one spec through the sweep engine into ``out/sweeps/name``; all runs must succeed.
+
+        Without ``resume``, or when the folder holds another spec (say a quick run), the
+        folder is cleared first: the engine refuses to mix sweeps.
+        """
         from experiments.sweep import load_spec, run_sweep
 
-        return run_sweep(
-            load_spec(spec),
-            self.out / "sweeps" / name,
+        loaded = load_spec(spec)
+        folder = self.out / "sweeps" / name
+        manifest = folder / "manifest.json"
+        same = manifest.exists() and json.loads(manifest.read_text()).get("hash") == loaded.digest
+        if folder.exists() and not (self.resume and same):
+            shutil.rmtree(folder)
+        frame = run_sweep(
+            loaded,
+            folder,
             workers=self.workers,
             scheduler=self.scheduler,
-            resume=self.resume,
+            local_cluster=self.local_cluster,
+            resume=self.resume and same,
             progress=self.progress,
         )
+        expected = len(loaded.points) * loaded.replicates
+        if frame.empty or frame["run"].nunique() < expected:
+            missing = expected - (0 if frame.empty else frame["run"].nunique())
+            raise RuntimeError(f"{name}: {missing} of {expected} runs failed; see {manifest}")
+        return frame
 
 
 @dataclass(frozen=True)
@@ -289,7 +308,7 @@ class SweepExperiment(Claim):
     def outputs(self) -> list[str]:
         """Model columns the sweeps must record."""
         needed = {c for o in self.outcomes for c in o.columns} | set(self.series)
-        return sorted(needed)
+        return ["date", *sorted(needed)]
 
     def spec(self, arm: Arm, quick: bool) -> dict[str, Any]:
         """The sweep-engine spec of one arm."""

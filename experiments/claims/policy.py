@@ -1,8 +1,8 @@
 """Claims about single policy moves (C1-C4, C8, C9, C11): one lever against a control.
 
 Every design keeps the baseline preset (the Taliban's actual 2021-23 timeline) and
-changes one lever, so a difference between arms is the effect of that move. Arms share
-seeds (common random numbers), so effects are paired by seed.
+changes one lever, so a difference between conditions is the effect of that move. The
+sweep engine gives every run its own seed, so conditions are compared unpaired.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ def _design_line(experiment: Claim, quick: bool) -> str:
         return ""
     population = "500 agents" if quick else "the default population (2,000 agents)"
     return (
-        f" Replicates: {experiment.replicates_for(quick)} seeds per condition (seeds from "
-        f"{experiment.seed}, shared across arms), {population}, {experiment.steps} weeks."
+        f" Replicates: {experiment.replicates_for(quick)} seeds per condition (spawned by the "
+        f"sweep engine from master seed {experiment.seed}), {population}, "
+        f"{experiment.steps} weeks."
     )
 
 

@@ -32,6 +32,7 @@ def reproduce(
     quick: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
+    local_cluster: bool = False,
     resume: bool = False,
     progress: bool = True,
     root_report: Path | None = None,
@@ -51,7 +52,7 @@ def reproduce(
             print(f"{name}: {done['verdict']} (kept from an earlier {mode} run)")
             continue
         started = time.perf_counter()
-        ctx = Context(folder, quick, workers, scheduler, resume, progress)
+        ctx = Context(folder, quick, workers, scheduler, local_cluster, resume, progress)
         finding = experiment.run(ctx)
         seconds = time.perf_counter() - started
         write(experiment, finding, folder, quick, seconds)
