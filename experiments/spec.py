@@ -63,6 +63,7 @@ class SweepSpec:
     ranges: dict[str, tuple[float, float]]
     points: tuple[dict[str, Any], ...] = field(default=())
     source: dict[str, Any] = field(default_factory=dict)
+    scheduled: frozenset[str] = frozenset()  # varied levers that take a non-constant schedule
 
     @property
     def varied(self) -> list[str]:
@@ -83,6 +84,12 @@ class SweepSpec:
             Run(i, point, replicate, int(children[i].generate_state(1, np.uint32)[0]), values)
             for i, ((point, values), replicate) in enumerate(plan)
         ]
+
+    def cell(self, name: str, value: Any) -> Any:
+        """A varied value as a table cell: levers as numbers unless some point schedules them."""
+        if isinstance(value, Schedule):
+            return value.describe() if name in self.scheduled else value.values[0]
+        return value
 
     def for_workers(self) -> SweepSpec:
         """What a run needs, without the design and source (kept small to send per run)."""
@@ -138,7 +145,17 @@ def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
     if spec.ranges and (spec.method is None or spec.n < 1):
         raise ValueError("sample: ranges need method = 'lhs' or 'sobol' and n >= 1")
     design = [g | s for g in _grid_points(spec.grid) for s in _sample_points(spec)]
-    return dataclasses.replace(spec, points=tuple(_validate_point(spec, p) for p in design))
+    points = tuple(_validate_point(spec, p) for p in design)
+    return dataclasses.replace(spec, points=points, scheduled=_scheduled(points))
+
+
+def _scheduled(points: tuple[dict[str, Any], ...]) -> frozenset[str]:
+    return frozenset(
+        name
+        for point in points
+        for name, value in point.items()
+        if isinstance(value, Schedule) and len(value.values) > 1
+    )
 
 
 def _read(source: str | Path | dict[str, Any]) -> dict[str, Any]:

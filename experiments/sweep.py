@@ -34,7 +34,6 @@ from tqdm import tqdm
 from experiments.spec import Run, SweepSpec, load_spec
 from model import DefectionModel
 from model.groups import GROUP_NAMES
-from model.policy import Schedule
 
 __all__ = ["load_spec", "read_results", "run_sweep", "simulate_run"]
 KEY_OUTCOMES = ("isk_strength", *(f"{g}_defection_rate" for g in GROUP_NAMES))
@@ -50,7 +49,7 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
         **(spec.fixed | run.values | {"collect_agent_data": False}),
     )
     meta = {"run": run.run, "point": run.point, "replicate": run.replicate, "seed": run.seed}
-    meta |= {k: _cell(v) for k, v in run.values.items()}
+    meta |= {k: spec.cell(k, v) for k, v in run.values.items()}
     rows = []
     for step in range(spec.steps + 1):
         if step:
@@ -58,13 +57,6 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
         if step % spec.record_every == 0 or step == spec.steps:
             rows.append(meta | {"step": step} | {k: model.stats[k] for k in spec.outputs})
     return rows
-
-
-def _cell(value: Any) -> Any:
-    """A varied value as a table cell: a constant lever as its number, a schedule as text."""
-    if isinstance(value, Schedule):
-        return value.values[0] if len(value.values) == 1 else value.describe()
-    return value
 
 
 def attempt(spec: SweepSpec, run: Run) -> tuple[int, list[dict[str, Any]], str | None, float]:

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from experiments.claims.stats import Estimate, bootstrap_difference, spearman
-from model.policy import LEVERS, as_schedule
 
 QUICK_POPULATION = 500  # agents in --quick runs (full runs use the model default)
 
@@ -169,13 +168,6 @@ class Arm:
     seed: int | None = None
 
 
-def condition(name: str, value: Any) -> str:
-    """A canonical text for a parameter value, so that '0.6' and 0.6 compare equal."""
-    if name in LEVERS:
-        return as_schedule(name, value).describe()
-    return str(value)
-
-
 class Check(Protocol):
     """A statistical check on the table of runs (one row per run, outcomes as columns)."""
 
@@ -184,17 +176,14 @@ class Check(Protocol):
         ...
 
 
-def select(runs: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
-    """The runs whose parameters equal ``where`` (compared as canonical text)."""
-    for name, value in where.items():
-        runs = runs[runs[name].map(lambda v, n=name: condition(n, v)) == condition(name, value)]
-    return runs
-
-
 def align(
     treatment: pd.DataFrame, control: pd.DataFrame, outcome: str
 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Outcome values of two sets of runs, aligned by seed when both used the same seeds."""
+    """Outcome values of two sets of runs, aligned by seed when both used the same seeds.
+
+    Arms of one experiment run the same design under the same master seed, so the
+    engine gives them the same seeds: common random numbers, compared pairwise.
+    """
     t = treatment.set_index("seed")[outcome]
     c = control.set_index("seed")[outcome]
     if len(t) == 0 or len(c) == 0:
@@ -205,36 +194,27 @@ def align(
     return t.to_numpy(), c.to_numpy(), paired
 
 
-def paired_arrays(
-    runs: pd.DataFrame, outcome: str, factor: str, treatment: Any, control: Any
-) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Outcome values of two levels of ``factor`` (see :func:`align`)."""
-    return align(select(runs, {factor: treatment}), select(runs, {factor: control}), outcome)
-
-
 @dataclass(frozen=True)
 class Difference:
-    """Treatment minus control: the bootstrap 95% interval must exclude zero on the expected side."""
+    """Treatment arm minus control arm: the bootstrap 95% interval must exclude zero."""
 
     label: str
     outcome: str
-    factor: str
-    control: Any
-    treatment: Any
     direction: int = +1
-    where: Mapping[str, Any] = field(default_factory=dict)
+    control: str = "control"
+    treatment: str = "treatment"
     primary: bool = True
 
     def evaluate(self, runs: pd.DataFrame) -> CheckResult:
         """Bootstrap the difference of means (paired by seed when possible)."""
-        t, c, paired = paired_arrays(
-            select(runs, self.where), self.outcome, self.factor, self.treatment, self.control
+        t, c, paired = align(
+            runs[runs.arm == self.treatment], runs[runs.arm == self.control], self.outcome
         )
         effect = bootstrap_difference(t, c, paired)
         sign = "> 0" if self.direction > 0 else "< 0"
         return CheckResult(
             self.label,
-            f"difference {sign}",
+            f"{self.treatment} - {self.control} {sign}",
             effect,
             effect.excludes_zero(self.direction),
             f"{'paired' if paired else 'unpaired'} bootstrap 95% interval of the difference "

@@ -9,13 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import (
-    CheckResult,
-    Difference,
-    Finding,
-    Trend,
-    condition,
-)
+from experiments.claims.framework import Arm, CheckResult, Difference, Finding, Trend
 from experiments.claims.stats import bootstrap_mean
 from model.policy import LEVERS, as_schedule
 
@@ -108,7 +102,7 @@ def readable(name: str, value: object) -> str:
         return f"{name} = {value}"
     schedule = as_schedule(name, value)
     weeks, values = schedule.weeks, schedule.values
-    if len(values) == 1:
+    if len(set(values)) == 1:
         return f"{name} {values[0]:g}"
     if len(values) == 2 and not schedule.linear:
         return f"{name} {values[0]:g} -> {values[1]:g} at week {weeks[1]:g}"
@@ -124,26 +118,28 @@ def _move_week(name: str, value: object) -> int | None:
     return int(later[0]) if later else None
 
 
+def arm_label(arm: Arm) -> str:
+    """An arm in words: its name and its overrides."""
+    overrides = "; ".join(readable(k, v) for k, v in arm.fixed.items())
+    return f"{arm.name}: {overrides}" if overrides else arm.name
+
+
 def contrast_figure(experiment, finding: Finding, path: Path) -> None:
-    """Each compared outcome over time per condition, then the effects with intervals."""
+    """Each compared outcome over time per arm, then the effects with intervals."""
     differences = [c for c in experiment.checks if isinstance(c, Difference)]
     outcomes = {o.name: o for o in experiment.outcomes}
+    arms = {arm.name: arm for arm in experiment.arms}
     shown = list(dict.fromkeys(d.outcome for d in differences))
     fig, axes = panels(len(shown) + 1, f"{experiment.name} {experiment.title}", finding)
     data = finding.data
     for ax, name in zip(axes, shown, strict=False):
         check = next(d for d in differences if d.outcome == name)
-        key = data[check.factor].map(lambda v, f=check.factor: condition(f, v))
-        groups = {
-            f"control: {readable(check.factor, check.control)}": key
-            == condition(check.factor, check.control),
-            f"treatment: {readable(check.factor, check.treatment)}": key
-            == condition(check.factor, check.treatment),
-        }
+        pair = (arms[check.control], arms[check.treatment])
+        groups = {arm_label(arm): data.arm == arm.name for arm in pair}
         bands(ax, data, outcomes[name].series, groups, outcomes[name].label)
         ax.set_title(f"{outcomes[name].label} (median, 10-90% of runs)", fontsize=9)
-        week = _move_week(check.factor, check.treatment)
-        if week is not None:
+        weeks = [_move_week(k, v) for k, v in pair[1].fixed.items()]
+        for week in filter(None, weeks):
             mark_week(ax, data, week, " move")
     effects(axes[-1], finding.checks, "treatment - control")
     save(fig, path)

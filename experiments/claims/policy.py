@@ -1,11 +1,14 @@
 """Claims about single policy moves (C1-C4, C8, C9, C11): one lever against a control.
 
 Every design keeps the baseline preset (the Taliban's actual 2021-23 timeline) and
-changes one lever, so a difference between conditions is the effect of that move. The
-sweep engine gives every run its own seed, so conditions are compared unpaired.
+changes one lever, so a difference between the arms is the effect of that move. Control
+and treatment are separate sweeps of one point under the same master seed, so the
+engine gives them the same seeds: common random numbers, compared pairwise.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from experiments.claims.framework import Arm, Difference, Outcome, SweepExperiment, Trend
 from experiments.claims.plots import contrast_figure, trend_figure
@@ -27,6 +30,11 @@ def weighted(groups: tuple[str, ...], column: str) -> dict[str, float]:
 def baseline_text(lever: str) -> str:
     """The baseline preset's schedule of ``lever`` as schedule text."""
     return _BASELINE[lever].describe()
+
+
+def contrast(control: dict[str, Any], treatment: dict[str, Any]) -> tuple[Arm, Arm]:
+    """A control arm and a treatment arm, each the baseline with these overrides."""
+    return Arm("control", fixed=control), Arm("treatment", fixed=treatment)
 
 
 HARDLINE = ("kandahar", "haqqani")
@@ -80,7 +88,7 @@ C2 = SweepExperiment(
     "(repression) and of members tied to the TTP (fraternity, weighted by Pashtunwali). "
     "Emergent: whether the lower loyalty turns into defections (threshold, reach) and "
     "cascades via TTP ties into Haqqani and Kandahar ranks.",
-    arms=(Arm("ttp", grid={"crackdown_ttp": [0.0, f"step(0,0.7,{MOVE_WEEK})"]}),),
+    arms=contrast({"crackdown_ttp": 0.0}, {"crackdown_ttp": f"step(0,0.7,{MOVE_WEEK})"}),
     outcomes=(
         Outcome("ttp_defection", "TTP defection rate", {"ttp_defection_rate": 1.0}),
         Outcome("lobby_loyalty", "Haqqani (pro-TTP lobby) mean loyalty", {"haqqani_loyalty": 1}),
@@ -91,23 +99,9 @@ C2 = SweepExperiment(
         ),
     ),
     checks=(
-        Difference("TTP defect", "ttp_defection", "crackdown_ttp", 0.0, f"step(0,0.7,{MOVE_WEEK})"),
-        Difference(
-            "pro-TTP lobby loyalty falls",
-            "lobby_loyalty",
-            "crackdown_ttp",
-            0.0,
-            f"step(0,0.7,{MOVE_WEEK})",
-            direction=-1,
-        ),
-        Difference(
-            "Taliban factions defect",
-            "taliban_defection",
-            "crackdown_ttp",
-            0.0,
-            f"step(0,0.7,{MOVE_WEEK})",
-            primary=False,
-        ),
+        Difference("TTP defect", "ttp_defection"),
+        Difference("pro-TTP lobby loyalty falls", "lobby_loyalty", direction=-1),
+        Difference("Taliban factions defect", "taliban_defection", primary=False),
     ),
     plot=contrast_figure,
     seed=102,
@@ -127,17 +121,13 @@ C3 = SweepExperiment(
     construction="By construction: the crackdown lowers Uyghur militants' target loyalty "
     "(repression). Emergent: whether IS-K reaches this small, weakly tied group (about 500 "
     "fighters, 10 agents at the default scale) so that lower loyalty becomes defection.",
-    arms=(Arm("uyghur", grid={"crackdown_uyghur": [_UYGHUR_CONTROL, _UYGHUR_MOVE]}),),
+    arms=contrast({"crackdown_uyghur": _UYGHUR_CONTROL}, {"crackdown_uyghur": _UYGHUR_MOVE}),
     outcomes=(
         Outcome(
             "uyghur_defection", "Uyghur (ETIM/TIP) defection rate", {"uyghur_defection_rate": 1}
         ),
     ),
-    checks=(
-        Difference(
-            "Uyghurs defect", "uyghur_defection", "crackdown_uyghur", _UYGHUR_CONTROL, _UYGHUR_MOVE
-        ),
-    ),
+    checks=(Difference("Uyghurs defect", "uyghur_defection"),),
     plot=contrast_figure,
     seed=103,
 )
@@ -156,8 +146,8 @@ C4 = SweepExperiment(
     construction="By construction: cooperation lowers target loyalty in proportion to "
     "hardline-ness (propaganda). Emergent: the defections that follow, and the offset from "
     "the aid that cooperation brings (resources raise the loyalty of the paid).",
-    arms=(
-        Arm("cooperation", grid={"foreign_cooperation": [_COOPERATION_CONTROL, _COOPERATION_MOVE]}),
+    arms=contrast(
+        {"foreign_cooperation": _COOPERATION_CONTROL}, {"foreign_cooperation": _COOPERATION_MOVE}
     ),
     outcomes=(
         Outcome(
@@ -168,22 +158,8 @@ C4 = SweepExperiment(
         Outcome("kandahar_loyalty", "Kandahar core mean loyalty", {"kandahar_loyalty": 1.0}),
     ),
     checks=(
-        Difference(
-            "Taliban factions defect",
-            "taliban_defection",
-            "foreign_cooperation",
-            _COOPERATION_CONTROL,
-            _COOPERATION_MOVE,
-        ),
-        Difference(
-            "Kandahar loyalty falls",
-            "kandahar_loyalty",
-            "foreign_cooperation",
-            _COOPERATION_CONTROL,
-            _COOPERATION_MOVE,
-            direction=-1,
-            primary=False,
-        ),
+        Difference("Taliban factions defect", "taliban_defection"),
+        Difference("Kandahar loyalty falls", "kandahar_loyalty", direction=-1, primary=False),
     ),
     plot=contrast_figure,
     seed=104,
@@ -201,7 +177,7 @@ C8 = SweepExperiment(
     construction="By construction: the witch-hunt lowers former officials' target loyalty "
     "(repression). Emergent: whether their defection adds to IS-K's strength net of "
     "counter-IS-K attrition, and any recruitment it seeds among other groups.",
-    arms=(Arm("witch_hunt", grid={"witch_hunt": [0.0, _WITCH_HUNT]}),),
+    arms=contrast({"witch_hunt": 0.0}, {"witch_hunt": _WITCH_HUNT}),
     outcomes=(
         Outcome(
             "former_defection", "former officials' defection rate", {"former_defection_rate": 1}
@@ -209,8 +185,8 @@ C8 = SweepExperiment(
         Outcome("isk_strength", "IS-K strength (people)", {"isk_strength": 1.0}),
     ),
     checks=(
-        Difference("former officials defect", "former_defection", "witch_hunt", 0.0, _WITCH_HUNT),
-        Difference("IS-K stronger", "isk_strength", "witch_hunt", 0.0, _WITCH_HUNT),
+        Difference("former officials defect", "former_defection"),
+        Difference("IS-K stronger", "isk_strength"),
     ),
     plot=contrast_figure,
     seed=108,
@@ -230,7 +206,7 @@ C9 = SweepExperiment(
     "about 4,000). Emergent: whether the jump persists under counter-IS-K attrition and "
     "turns into attacks, legitimacy loss and further defection. Freed IS-K fighters never "
     "become recruiters and tie only to IS-K (model/model.py, _release).",
-    arms=(Arm("release", grid={"release_week": [-1, 1]}),),
+    arms=contrast({"release_week": -1}, {"release_week": 1}),
     outcomes=(
         Outcome(
             "isk_jump", "IS-K strength (people), week 4", {"isk_strength": 1.0}, "final", (0, 4)
@@ -239,11 +215,9 @@ C9 = SweepExperiment(
         Outcome("attacks", "IS-K attacks, total over two years", {"attacks": 1.0}, "total"),
     ),
     checks=(
-        Difference("IS-K jumps (week 4)", "isk_jump", "release_week", -1, 1),
-        Difference(
-            "IS-K stronger (week 104)", "isk_strength", "release_week", -1, 1, primary=False
-        ),
-        Difference("more attacks", "attacks", "release_week", -1, 1, primary=False),
+        Difference("IS-K jumps (week 4)", "isk_jump"),
+        Difference("IS-K stronger (week 104)", "isk_strength", primary=False),
+        Difference("more attacks", "attacks", primary=False),
     ),
     plot=contrast_figure,
     seed=109,
@@ -267,7 +241,10 @@ C11 = SweepExperiment(
     "gap a week under both paths, and both end at the same lever value. A burst, or a "
     "lasting excess, can only come from thresholds being crossed together and from "
     "cascades (contacts in IS-K add pressure; recruits recruit).",
-    arms=(Arm("path", grid={"moderation": [_GRADUAL, _SUDDEN]}),),
+    arms=(
+        Arm("gradual", fixed={"moderation": _GRADUAL}),
+        Arm("sudden", fixed={"moderation": _SUDDEN}),
+    ),
     outcomes=(
         Outcome(
             "burst",
@@ -280,13 +257,14 @@ C11 = SweepExperiment(
         Outcome("total", "cumulative defections (agents)", {"cumulative_defections": 1.0}),
     ),
     checks=(
-        Difference("burst (peak 4-week defections)", "burst", "moderation", _GRADUAL, _SUDDEN),
+        Difference(
+            "burst (peak 4-week defections)", "burst", control="gradual", treatment="sudden"
+        ),
         Difference(
             "lasting excess (total by week 130)",
             "total",
-            "moderation",
-            _GRADUAL,
-            _SUDDEN,
+            control="gradual",
+            treatment="sudden",
             primary=False,
         ),
     ),

@@ -19,32 +19,44 @@ from experiments.claims.framework import (
     Finding,
     Outcome,
     SweepExperiment,
-    paired_arrays,
-    select,
+    align,
 )
 from experiments.claims.plots import FAIL, PASS, panels, save
 from experiments.claims.policy import ALI, MOVE_WEEK, baseline_text
 from experiments.claims.stats import bootstrap_difference, bootstrap_ratio
 
 EQUIVALENCE = 0.25  # "no longer costs": the ablated cost is below a quarter of the full one
-MOVES = {  # arm: (lever, control, treatment)
+MOVES = {  # move: (lever, control, treatment)
     "moderation": ("moderation", baseline_text("moderation"), f"step(0.05,0.6,{MOVE_WEEK})"),
     "crackdown": ("crackdown_ttp", 0.0, f"step(0,0.7,{MOVE_WEEK})"),
 }
+SWITCH = {"on": True, "off": False}  # IS-K recruitment
 
 
-def _cost(runs: pd.DataFrame, move: str, recruitment: bool):
-    lever, control, treatment = MOVES[move]
-    rows = select(runs[runs.arm == move], {"recruitment": recruitment})
-    return paired_arrays(rows, "defectors", lever, treatment, control)
+def arms() -> tuple[Arm, ...]:
+    """Per move, recruitment on/off x control/move; every arm one point, same seeds."""
+    return tuple(
+        Arm(f"{move}-{switch}-{role}", fixed={"recruitment": on, lever: value})
+        for move, (lever, control, treatment) in MOVES.items()
+        for switch, on in SWITCH.items()
+        for role, value in (("control", control), ("move", treatment))
+    )
+
+
+def _cost(runs: pd.DataFrame, move: str, switch: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    return align(
+        runs[runs.arm == f"{move}-{switch}-move"],
+        runs[runs.arm == f"{move}-{switch}-control"],
+        "defectors",
+    )
 
 
 def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
     """Per move: its cost with and without recruitment, and the share the rivalry explains."""
     checks, table = [], []
     for move in MOVES:
-        on_t, on_c, paired_on = _cost(runs, move, True)
-        off_t, off_c, paired_off = _cost(runs, move, False)
+        on_t, on_c, paired_on = _cost(runs, move, "on")
+        off_t, off_c, paired_off = _cost(runs, move, "off")
         on = bootstrap_difference(on_t, on_c, paired_on)
         off = bootstrap_difference(off_t, off_c, paired_off)
         share = bootstrap_ratio((off_t, off_c), (on_t, on_c))
@@ -55,7 +67,8 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
                 "cost > 0 with recruitment on",
                 on,
                 on.excludes_zero(+1),
-                "paired bootstrap 95% interval of treatment - control excludes 0",
+                f"{'paired' if paired_on else 'unpaired'} bootstrap 95% interval of "
+                "move - control excludes 0",
                 primary=False,
             )
         )
@@ -137,10 +150,7 @@ C6 = SweepExperiment(
     construction="By construction: recruitment=False removes the exposure term and "
     "recruiters' reach. Emergent: how much of a move's cost runs through recruitment "
     "rather than through walk-ins and cascades, which the ablation measures.",
-    arms=tuple(
-        Arm(move, grid={"recruitment": [True, False], lever: [control, treatment]})
-        for move, (lever, control, treatment) in MOVES.items()
-    ),
+    arms=arms(),
     outcomes=(Outcome("defectors", "defectors (agents)", {"cumulative_defections": 1.0}),),
     analyse=analyse,
     plot=plot,
