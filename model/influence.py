@@ -42,9 +42,10 @@ def random_matching(
     picked = picked[:, eligible[picked[0]] & eligible[picked[1]]]
     # keep a tie only if it is the first to use both of its ends
     ends = picked.T.ravel()
-    _, first = np.unique(ends, return_index=True)
-    first_use = np.zeros(len(ends), dtype=bool)
-    first_use[first] = True
+    draw = np.arange(len(ends))
+    first_draw = np.full(len(eligible), len(ends))
+    np.minimum.at(first_draw, ends, draw)
+    first_use = first_draw[ends] == draw
     keep = first_use[0::2] & first_use[1::2]
     return picked[0, keep], picked[1, keep]
 

@@ -40,26 +40,36 @@ class Cells:
         self.sizes = self.sizes - rng.multivariate_hypergeometric(self.sizes, fighters)
         self.sizes = self.sizes[self.sizes > 0]
 
-    def _pick(self, rng: np.random.Generator) -> int:
-        """The cell of a fighter picked uniformly at random."""
-        return int(np.searchsorted(np.cumsum(self.sizes), rng.integers(self.fighters), "right"))
-
     def evolve(self, events: int, fragmentation: float, rng: np.random.Generator) -> None:
-        """Run ``events`` coalescence-fragmentation events."""
-        for _ in range(events):
-            if self.fighters < 2:
-                return
-            cell = self._pick(rng)
-            if rng.random() < fragmentation:
-                size = self.sizes[cell]
-                self.sizes = np.concatenate(
-                    [np.delete(self.sizes, cell), np.ones(size, dtype=np.int64)]
-                )
-            else:
-                other = self._pick(rng)
-                if other != cell:
-                    self.sizes[cell] += self.sizes[other]
-                    self.sizes = np.delete(self.sizes, other)
+        """Run ``events`` coalescence-fragmentation events.
+
+        Sizes live in a buffer as long as the number of fighters (the most cells there
+        can be); a merged-away cell is replaced by the last one, so no event copies the
+        array. The random draws for all events are made at once.
+        """
+        total = self.fighters
+        if total < 2 or events <= 0:
+            return
+        buffer = np.zeros(total, dtype=np.int64)
+        count = len(self.sizes)
+        buffer[:count] = self.sizes
+        picks = rng.integers(0, total, size=(events, 2))
+        shatters = rng.random(events) < fragmentation
+        for (first, second), shatter in zip(picks, shatters, strict=True):
+            cumulative = np.cumsum(buffer[:count])
+            cell = int(cumulative.searchsorted(first, "right"))
+            if shatter:
+                size = int(buffer[cell])
+                buffer[cell] = 1
+                buffer[count : count + size - 1] = 1
+                count += size - 1
+                continue
+            other = int(cumulative.searchsorted(second, "right"))
+            if other != cell:
+                buffer[cell] += buffer[other]
+                count -= 1
+                buffer[other] = buffer[count]
+        self.sizes = buffer[:count].copy()
 
     def attack_severities(self, attacks: int, rng: np.random.Generator) -> np.ndarray:
         """Severities of ``attacks`` attacks, each by a cell chosen uniformly."""

@@ -155,11 +155,11 @@ class DefectionModel(mesa.Model):
     def _contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per agent: recruiters among contacts, IS-K members among contacts, degree."""
         pop = self.population
-        in_isk = (pop.allegiance == IN_ISK).astype(np.float32)
-        recruiting = in_isk * pop.recruiter if self.p["recruitment"] else np.zeros_like(in_isk)
-        counts = self.network @ np.column_stack([recruiting, in_isk])
-        degree = np.diff(self.network.indptr)
-        return counts[:, 0], counts[:, 1], degree
+        members = np.flatnonzero(pop.allegiance == IN_ISK)
+        recruiting = members[pop.recruiter[members]] if self.p["recruitment"] else members[:0]
+        isk_contacts = network.neighbour_counts(self.network, members)
+        recruiter_contacts = network.neighbour_counts(self.network, recruiting)
+        return recruiter_contacts, isk_contacts, np.diff(self.network.indptr)
 
     def _conditions(self, recruiter_contacts: np.ndarray, levers=None, resources=None):
         return loyalty.Conditions(

@@ -103,6 +103,18 @@ def grow(adjacency: sp.csr_matrix, n: int, edges: list[np.ndarray]) -> sp.csr_ma
     return merged
 
 
+def neighbour_counts(adjacency: sp.csr_matrix, sources: np.ndarray) -> np.ndarray:
+    """How many of ``sources`` each agent is tied to.
+
+    Reads only the sources' rows (the matrix is symmetric), so the cost grows with IS-K's
+    ties, not with the whole network.
+    """
+    n = adjacency.shape[0]
+    if len(sources) == 0:
+        return np.zeros(n, dtype=np.int64)
+    return np.bincount(adjacency[sources].indices, minlength=n)
+
+
 def edge_list(adjacency: sp.csr_matrix) -> np.ndarray:
     """The (2, k) array of undirected ties, each once."""
     upper = sp.triu(adjacency, k=1).tocoo()

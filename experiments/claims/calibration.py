@@ -40,12 +40,12 @@ from experiments.claims.stats import bootstrap_mean
 from model.parameters import PARAMETERS
 
 RANGES: dict[str, tuple[float, float]] = {
-    "walk_in": (0.0, 0.15),
-    "recruiter_share": (0.01, 0.2),
+    "walk_in": (0.0, 0.3),
+    "recruiter_share": (0.01, 0.4),
     "recruitment_strength": (0.0, 0.5),
     "attrition_rate": (0.0, 0.02),
-    "attack_rate": (0.5, 30.0),
-    "attack_suppression": (0.0, 15.0),
+    "attack_rate": (1.0, 100.0),  # the registry's whole range: rate and suppression trade off
+    "attack_suppression": (0.0, 12.0),
     "ttp_threshold": (0.5, 0.95),
 }
 RELEASE, JUNE_2023, END_2021, END_2022, END_2023 = 4, 96, 19, 71, 124

@@ -81,11 +81,12 @@ def compute(quick: bool) -> Finding:
     """Replicated runs per case; y's mean and interval against the attractor's band."""
     replicates = 4 if quick else 50  # 50: as in Deffuant (2013)
     rows, traces = [], {}
-    for c, (name, (u, pe, _)) in enumerate(CASES.items()):
+    for c, (name, (u, pe, target)) in enumerate(CASES.items()):
         for r in range(replicates):
-            run = simulate(u, pe, seed=2002 + 1000 * c + r, trace=r == 0)
-            if r == 0:
-                traces[name] = (run["trace"], run["extremist"])
+            run = simulate(u, pe, seed=2002 + 1000 * c + r, trace=name not in traces)
+            low, high = band(target)
+            if name not in traces and (low <= run["y"] <= high or r == replicates - 1):
+                traces[name] = (run["trace"], run["extremist"], run["y"])  # first typical run
             rows.append(
                 {"case": name, "U": u, "pe": pe, "replicate": r}
                 | {k: run[k] for k in ("y", "y_early", "rounds", "converged")}
@@ -138,11 +139,13 @@ def compute(quick: bool) -> Finding:
 def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     """Opinion trajectories of one run per case, and y per run against the bands."""
     fig, axes = panels(4, f"{experiment.name} {experiment.title}", finding, width=4.3)
-    for ax, (name, (trace, extremist)) in zip(axes, finding.extra["traces"].items(), strict=False):
+    for ax, (name, (trace, extremist, y)) in zip(
+        axes, finding.extra["traces"].items(), strict=False
+    ):
         rounds = np.arange(1, len(trace) + 1) * 25
         ax.plot(rounds, trace[:, ~extremist], color="tab:blue", lw=0.3, alpha=0.5)
         ax.plot(rounds, trace[:, extremist], color="tab:red", lw=0.5)
-        ax.set_title(f"{name}: one run (red: extremists)", fontsize=9)
+        ax.set_title(f"{name}: example run, y = {y:.2f} (red: extremists)", fontsize=9)
         ax.set_xlabel("rounds")
         ax.set_ylabel("opinion")
     ax = axes[-1]
