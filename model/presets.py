@@ -61,7 +61,7 @@ PRESET_DESCRIPTIONS: dict[str, str] = {
     "crackdown": "crackdowns on TTP, Uyghur and Al-Qaeda/IMU with foreign cooperation",
     "no_release": "baseline without the August 2021 prisoner release",
     "adaptive": "baseline levers chosen each week by the adaptive leadership rule",
-    "full_scale": "baseline at 1:1 scale (one agent per person, about 170,000 agents)",
+    "full_scale": "baseline at 1:1 scale (one agent per person, about 162,000 agents)",
 }
 
 
