@@ -28,7 +28,8 @@ test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/steps_per_second.py
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/sweep_benchmark.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
