@@ -38,16 +38,18 @@ def random_matching(
     if edges.shape[1] == 0 or encounters <= 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    picked = edges[:, rng.integers(0, edges.shape[1], encounters)]
-    picked = picked[:, eligible[picked[0]] & eligible[picked[1]]]
-    # keep a tie only if it is the first to use both of its ends
-    ends = picked.T.ravel()
-    draw = np.arange(len(ends))
-    first_draw = np.full(len(eligible), len(ends))
-    np.minimum.at(first_draw, ends, draw)
-    first_use = first_draw[ends] == draw
-    keep = first_use[0::2] & first_use[1::2]
-    return picked[0, keep], picked[1, keep]
+    # two 1-D gathers: edges[:, draws] (a fancy index along axis 1) is ~15x slower
+    draws = rng.integers(0, edges.shape[1], encounters)
+    i, j = edges[0].take(draws), edges[1].take(draws)
+    eligible_pair = eligible[i] & eligible[j]
+    i, j = i.compress(eligible_pair), j.compress(eligible_pair)
+    # keep a tie only if it is the first draw to use either of its ends
+    order = np.arange(len(i))
+    first_draw = np.full(len(eligible), len(i))
+    np.minimum.at(first_draw, i, order)
+    np.minimum.at(first_draw, j, order)
+    keep = (first_draw[i] == order) & (first_draw[j] == order)
+    return i.compress(keep), j.compress(keep)
 
 
 def influence_round(

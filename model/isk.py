@@ -43,39 +43,63 @@ class Cells:
     def evolve(self, events: int, fragmentation: float, rng: np.random.Generator) -> None:
         """Run ``events`` coalescence-fragmentation events.
 
-        Sizes live in a buffer as long as the number of fighters (the most cells there
-        can be); a merged-away cell is replaced by the last one, so no event copies the
-        array. The random draws for all events are made at once.
+        Fighters hold positions 0..fighters-1, cell by cell; ``cell_of`` maps a position
+        to its cell, so picking a fighter uniformly (a cell in proportion to its size)
+        is one lookup. A merge relabels the smaller cell's fighters, a shattering the
+        cell's own, so no event scans all cells. A cell's list of positions is built
+        only when an event first needs it (until then it is a contiguous range). All
+        draws are made at once: events do not change the number of fighters.
         """
         total = self.fighters
         if total < 2 or events <= 0:
             return
-        buffer = np.zeros(total, dtype=np.int64)
-        count = len(self.sizes)
-        buffer[:count] = self.sizes
         picks = rng.integers(0, total, size=(events, 2))
-        shatters = rng.random(events) < fragmentation
-        for (first, second), shatter in zip(picks, shatters, strict=True):
-            cumulative = np.cumsum(buffer[:count])
-            cell = int(cumulative.searchsorted(first, "right"))
+        shatters = (rng.random(events) < fragmentation).tolist()
+        sizes = self.sizes.tolist()
+        starts = (np.cumsum(self.sizes) - self.sizes).tolist()
+        cell_of = np.repeat(np.arange(len(sizes)), self.sizes).tolist()
+        members: list[list[int] | None] = [None] * len(sizes)
+        for first, second, shatter in zip(
+            picks[:, 0].tolist(), picks[:, 1].tolist(), shatters, strict=True
+        ):
+            cell = cell_of[first]
             if shatter:
-                size = int(buffer[cell])
-                buffer[cell] = 1
-                buffer[count : count + size - 1] = 1
-                count += size - 1
+                for fighter in _positions(cell, members, starts, sizes)[1:]:
+                    cell_of[fighter] = len(sizes)
+                    members.append(None)
+                    starts.append(fighter)
+                    sizes.append(1)
+                del members[cell][1:]
+                sizes[cell] = 1
                 continue
-            other = int(cumulative.searchsorted(second, "right"))
-            if other != cell:
-                buffer[cell] += buffer[other]
-                count -= 1
-                buffer[other] = buffer[count]
-        self.sizes = buffer[:count].copy()
+            other = cell_of[second]
+            if other == cell:
+                continue
+            if sizes[cell] < sizes[other]:
+                cell, other = other, cell
+            moving = _positions(other, members, starts, sizes)
+            for fighter in moving:
+                cell_of[fighter] = cell
+            _positions(cell, members, starts, sizes).extend(moving)
+            sizes[cell] += sizes[other]
+            sizes[other] = 0
+        merged = np.array(sizes, dtype=np.int64)
+        self.sizes = merged[merged > 0]
 
     def attack_severities(self, attacks: int, rng: np.random.Generator) -> np.ndarray:
         """Severities of ``attacks`` attacks, each by a cell chosen uniformly."""
         if attacks == 0 or len(self.sizes) == 0:
             return np.zeros(0, dtype=np.int64)
         return self.sizes[rng.integers(0, len(self.sizes), attacks)]
+
+
+def _positions(
+    cell: int, members: list[list[int] | None], starts: list[int], sizes: list[int]
+) -> list[int]:
+    """The positions of ``cell``'s fighters, built from its range on first use."""
+    if members[cell] is None:
+        members[cell] = list(range(starts[cell], starts[cell] + sizes[cell]))
+    return members[cell]
 
 
 def attack_rate(strength: float, effort: float, rate: float, suppression: float) -> float:

@@ -56,9 +56,10 @@ def guest_duty(pop: Population, idx: np.ndarray, p: dict[str, Any]) -> np.ndarra
 def fraternity(pop: Population, idx: np.ndarray, c: Conditions, p: dict[str, Any]) -> np.ndarray:
     """Crackdowns on allied jihadists offend the members tied to them (not the targets)."""
     offence = np.zeros(len(idx))
+    group = pop.group[idx]
     for lever, target, affinity in ALLY_CRACKDOWNS:
-        outsider = pop.group[idx] != target
-        offence += c.levers[lever] * getattr(pop, affinity)[idx] * outsider
+        if c.levers[lever] > 0:  # a lever at 0 offends no one: skip its gathers
+            offence += c.levers[lever] * getattr(pop, affinity)[idx] * (group != target)
     return p["fraternity_strength"] * offence * guest_duty(pop, idx, p)
 
 

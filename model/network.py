@@ -97,7 +97,10 @@ def complete_network(n: int) -> sp.csr_matrix:
 def grow(adjacency: sp.csr_matrix, n: int, edges: list[np.ndarray]) -> sp.csr_matrix:
     """The network enlarged to ``n`` slots with the new ``edges`` added."""
     old = adjacency.shape[0]
-    padded = sp.block_diag([adjacency, sp.csr_matrix((n - old, n - old))], format="csr")
+    # new rows are empty: repeat the last row pointer (sp.block_diag copies via COO)
+    tail = np.full(n - old, adjacency.indptr[-1], dtype=adjacency.indptr.dtype)
+    indptr = np.concatenate([adjacency.indptr, tail])
+    padded = sp.csr_matrix((adjacency.data, adjacency.indices, indptr), shape=(n, n))
     merged = (padded + to_adjacency(edges, n)).tocsr()
     merged.data[:] = 1.0
     return merged
@@ -110,9 +113,13 @@ def neighbour_counts(adjacency: sp.csr_matrix, sources: np.ndarray) -> np.ndarra
     ties, not with the whole network.
     """
     n = adjacency.shape[0]
-    if len(sources) == 0:
-        return np.zeros(n, dtype=np.int64)
-    return np.bincount(adjacency[sources].indices, minlength=n)
+    starts = adjacency.indptr[sources]
+    lengths = adjacency.indptr[sources + 1] - starts
+    # the sources' rows laid end to end, read straight from the CSR arrays: scipy's
+    # row indexing (adjacency[sources]) builds a matrix and costs ~0.1 ms per call
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    ends = adjacency.indices[shift + np.arange(lengths.sum())]
+    return np.bincount(ends, minlength=n)
 
 
 def edge_list(adjacency: sp.csr_matrix) -> np.ndarray:

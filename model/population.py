@@ -107,7 +107,7 @@ def draw_agents(
         "hardline": hardline,
         "uncertainty": np.where(confident, params["extremist_uncertainty"], params["uncertainty"]),
         "threshold": trait(params[f"{name}_threshold"], params["threshold_spread"]),
-        "hardship": rng.uniform(0.0, 1.0, k) if spread > 0 else np.full(k, 0.5),
+        "hardship": rng.uniform(0.0, 1.0, k) if params["heterogeneity"] else np.full(k, 0.5),
         "materialism": trait(params[f"{name}_materialism"], spread),
         "pashtun": rng.random(k) < params[f"{name}_pashtun"],
         "ttp_affinity": trait(params[f"{name}_ttp_affinity"], spread),

@@ -56,10 +56,28 @@ def stat(key: str, model: DefectionModel) -> Any:
     return model.stats[key]
 
 
+class StatsCollector(mesa.DataCollector):
+    """Mesa's DataCollector without the deep copy of every model reporter's value.
+
+    Mesa copies each value so that a mutable one cannot change after it was recorded;
+    here every value is an immutable scalar of the week's new ``model.stats``, so the
+    copies only cost time (a fifth of a 2,000-agent step). Agent reporters are recorded
+    as Mesa records them.
+    """
+
+    def collect(self, model: DefectionModel) -> None:
+        """Record this week's model columns and, if any, the agent reporters."""
+        self._collection_steps.append(model.time)
+        for name, reporter in self.model_reporters.items():
+            self.model_vars[name].append(reporter(model))
+        if self.agent_reporters:
+            self._agent_records[model.time] = list(self._record_agents(model))
+
+
 def make_datacollector(collect_agents: bool) -> mesa.DataCollector:
     """A DataCollector for every model column and, optionally, the agent reporters."""
     agent_reporters = {name: name for name in AGENT_COLUMNS} if collect_agents else None
-    return mesa.DataCollector(
+    return StatsCollector(
         model_reporters={name: partial(stat, name) for name in columns()},
         agent_reporters=agent_reporters,
     )
