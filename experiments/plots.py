@@ -64,14 +64,21 @@ def plot_sweep(
     else:
         grid = last.pivot_table(index=y, columns=x, values=outcome, aggfunc="mean")
         image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", cmap="viridis")
-        ax.set_xticks(range(len(grid.columns)), [f"{c:.3g}" for c in grid.columns], rotation=45)
-        ax.set_yticks(range(len(grid.index)), [f"{r:.3g}" for r in grid.index])
+        ax.set_xticks(range(len(grid.columns)), [_label(c) for c in grid.columns], rotation=45)
+        ax.set_yticks(range(len(grid.index)), [_label(r) for r in grid.index])
         ax.set_xlabel(x)
         ax.set_ylabel(y)
         fig.colorbar(image, ax=ax, label=f"mean {outcome}")
-    ax.set_title(f"{outcome} at the last week ({len(last)} runs)")
+    others = [name for name in varied if name not in (x, y)]
+    pooled = f"\npooled over {', '.join(others)}" if others else ""
+    ax.set_title(f"{outcome} at the last week, {len(last)} runs{pooled}", fontsize=10)
     fig.tight_layout()
     path = Path(path or out / f"{outcome}_by_{x}{'_' + y if y else ''}.png")
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
     return path
+
+
+def _label(value: object) -> str:
+    """A tick label: numbers to three digits, scheduled levers as their schedule text."""
+    return f"{value:.3g}" if isinstance(value, int | float) else str(value)

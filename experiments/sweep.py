@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
 import subprocess
+import threading
 import time
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,10 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
         if step:
             model.step()
         if step % spec.record_every == 0 or step == spec.steps:
-            rows.append(meta | {"step": step} | {k: model.stats[k] for k in spec.outputs})
+            stats = model.stats
+            rows.append(
+                meta | {"step": step, "date": stats["date"]} | {k: stats[k] for k in spec.outputs}
+            )
     return rows
 
 
@@ -70,6 +75,30 @@ def attempt(spec: SweepSpec, run: Run) -> tuple[int, list[dict[str, Any]], str |
     return run.run, rows, error, time.perf_counter() - started
 
 
+def cores() -> int:
+    """The cores this process may run on (fewer than the machine's under taskset or cpusets)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _exit_with_parent() -> None:
+    """Worker initializer: end the worker when the sweep's process dies, even by SIGKILL.
+
+    Otherwise an idle worker waits forever for work that will not come (the pool's queues
+    keep their own pipes open), holding its memory until someone kills it by hand.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        watch = threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True)
+        watch.start()
+
+
+def _exit_when_ready(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
 @contextmanager
 def executor(workers: int | None, scheduler: str | None, local_cluster: bool) -> Iterator[Executor]:
     """Local processes, an existing Dask scheduler, or a throw-away Dask LocalCluster."""
@@ -79,7 +108,7 @@ def executor(workers: int | None, scheduler: str | None, local_cluster: bool) ->
         cluster = None
         if local_cluster:
             cluster = LocalCluster(
-                n_workers=workers or os.cpu_count(), threads_per_worker=1, dashboard_address=None
+                n_workers=workers or cores(), threads_per_worker=1, dashboard_address=None
             )
         client = Client(scheduler or cluster)
         try:
@@ -92,8 +121,13 @@ def executor(workers: int | None, scheduler: str | None, local_cluster: bool) ->
         # forkserver: workers start from a clean server that has already imported the model
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["model", "experiments.sweep"])
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(
+            max_workers=workers or cores(), mp_context=context, initializer=_exit_with_parent
+        )
+        try:
             yield pool
+        finally:  # after Ctrl-C, drop the queued runs instead of finishing them first
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ChunkWriter:
@@ -185,7 +219,9 @@ def run_sweep(
     runs = spec.runs()
     done = finished(out) if resume else {}
     pending = [r for r in runs if r.run not in done]
-    manifest = _manifest(spec, runs, done, out)
+    processes = f"{workers or cores()} processes"
+    engine = scheduler or (f"Dask LocalCluster, {processes}" if local_cluster else processes)
+    manifest = _manifest(spec, runs, done, out) | {"engine": engine}
     atomic_write(out / "manifest.json", _text(json.dumps(manifest, indent=2)))
     writer = ChunkWriter(out)
     failures = sum(r["status"] == "failed" for r in done.values())
@@ -195,8 +231,8 @@ def run_sweep(
         if pending:
             with executor(workers, scheduler, local_cluster) as pool:
                 slim = spec.for_workers()
-                futures: list[Future] = [pool.submit(attempt, slim, run) for run in pending]
-                for future in as_completed(futures):
+                # no list of the futures is kept: a written run's rows are freed at once
+                for future in as_completed([pool.submit(attempt, slim, r) for r in pending]):
                     run, rows, error, seconds = future.result()
                     writer.add(run, rows, error, seconds)
                     failures += error is not None
@@ -231,6 +267,10 @@ def _check_folder(out: Path, spec: SweepSpec, resume: bool) -> None:
 
 
 def _manifest(spec: SweepSpec, runs: list[Run], done: dict, out: Path) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    previous = out / "manifest.json"  # only ever this sweep's: see _check_folder
+    earlier = json.loads(previous.read_text()) if previous.exists() else {}
+    resumed = earlier.get("resumed", []) + ([{"at": now, "runs_done": len(done)}] if done else [])
     return {
         "name": spec.name,
         "hash": spec.digest,
@@ -239,12 +279,23 @@ def _manifest(spec: SweepSpec, runs: list[Run], done: dict, out: Path) -> dict[s
         "points": len(spec.points),
         "replicates": spec.replicates,
         "seeds": [r.seed for r in runs],
-        "versions": {p: version(p) for p in ("mesa", "numpy", "pandas", "isk-defection")},
-        "commit": _git_commit(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "resumed_with": len(done),
+        "versions": _versions(),
+        **_git_state(),
+        "started": earlier.get("started", now),
+        "resumed": resumed,
         "folder": str(out),
     }
+
+
+def _versions() -> dict[str, str]:
+    packages = ("isk-defection", "mesa", "numpy", "scipy", "pandas", "pyarrow", "distributed")
+    found = {}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:  # Dask is optional on a workstation
+            continue
+    return found
 
 
 def _run_record(run: Run, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -254,17 +305,20 @@ def _run_record(run: Run, record: dict[str, Any] | None) -> dict[str, Any]:
     return base | {k: record[k] for k in ("status", "error", "seconds")}
 
 
-def _git_commit() -> str | None:
+def _git_state() -> dict[str, Any]:
+    """The commit of the code, and whether tracked files differ from it (then it is not enough)."""
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
+        commit = _git("rev-parse", "HEAD")
+        changes = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return {"commit": None}
+    return {"commit": commit, "uncommitted_changes": bool(changes)}
+
+
+def _git(*args: str) -> str:
+    folder = Path(__file__).resolve().parent
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=folder)
+    return done.stdout.strip()
 
 
 def summarise(results: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:

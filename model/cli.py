@@ -137,6 +137,25 @@ def _engine(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+SPEC_KEYS = """\
+spec keys (TOML; experiments/specs/example.toml is a commented example):
+  [sweep]          name          label for the progress bar and manifest (default "sweep")
+                   preset        parameter preset the runs start from (default "baseline")
+                   steps         weeks per run (default 100)
+                   replicates    seeded runs per design point (default 1)
+                   seed          master seed: run i's seed is SeedSequence(seed).spawn(n)[i]
+                   record_every  record every Nth week; week 0 and the last always (default 1)
+                   outputs       model columns to record, a list (default: all columns)
+  [fixed]          NAME = value  held in every run; levers also take schedules such as
+                                 "step(0.1,0.6,20)"; population = N sets the agents
+  [grid]           NAME = [v1, v2, ...]  full factorial over these lists
+  [sample]         method        "lhs" (Latin hypercube) or "sobol" (scrambled Sobol')
+                   n             sampled points (sensitivity: Saltelli's base sample size)
+  [sample.ranges]  NAME = [low, high]    continuous range; integer parameters are rounded
+Grid and sample points are crossed. `defection params` lists parameters and their ranges;
+the whole spec is checked before any run starts."""
+
+
 def _sweep(args: argparse.Namespace) -> None:
     from experiments.sweep import load_spec, run_sweep
 
@@ -152,9 +171,11 @@ def _sensitivity(args: argparse.Namespace) -> None:
     from experiments.sensitivity import sensitivity
     from experiments.sweep import load_spec
 
-    table = sensitivity(load_spec(args.spec), Path(args.out), args.outcome, **_engine(args))
+    spec = load_spec(args.spec)
+    out = Path(args.out or Path("results/sensitivity") / spec.name)
+    table = sensitivity(spec, out, args.outcome, **_engine(args))
     print(table.to_string(index=False, float_format="%.3f"))
-    print(f"wrote {args.out}/sobol.csv and {args.out}/sobol.png")
+    print(f"wrote {out / 'sobol.csv'} and {out / 'sobol.png'}")
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -164,35 +185,66 @@ def _plot(args: argparse.Namespace) -> None:
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, help="local worker processes (default: all cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, local or --local-cluster (default: all cores)",
+    )
     parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
     parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted sweep in the same --out"
+    )
 
 
-def _add_sweeps(commands: Any) -> None:
-    """``defection sweep``, ``sensitivity`` and ``plot``: many seeded runs and their analysis."""
+def _add_sweep(commands: Any) -> None:
+    """``defection sweep``: many seeded runs from a TOML spec, resumable, on any engine."""
     sweep = commands.add_parser(
         "sweep",
         help="run a parameter sweep from a TOML spec (see experiments/specs/example.toml)",
-        description="Spec keys: [sweep] name, preset, steps, replicates, seed, record_every, "
-        "outputs; [fixed] NAME = value; [grid] NAME = [values] (full factorial); [sample] "
-        "method = 'lhs' | 'sobol', n, [sample.ranges] NAME = [low, high]. Grid and sample "
-        "points are crossed. The example spec experiments/specs/example.toml explains each key.",
+        description="Runs every point of the spec x replicates and writes\n"
+        "  OUT/data/*.parquet  one row per run per recorded week (read_results reads it)\n"
+        "  OUT/manifest.json   spec, hash, versions, seeds, status and error of every run\n"
+        "  OUT/summary.csv     per point: mean and 95% interval of the key outcomes",
+        epilog=SPEC_KEYS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sweep.add_argument("spec", help="the sweep spec (TOML)")
     sweep.add_argument("--out", required=True, help="output folder")
     _add_engine_options(sweep)
     sweep.set_defaults(handler=_sweep)
+
+
+def _add_sensitivity(commands: Any) -> None:
+    """``defection sensitivity``: Sobol' indices over the spec's ranges, via the sweep engine."""
     sens = commands.add_parser(
-        "sensitivity", help="Sobol' indices (SALib) of outcomes over the spec's [sample.ranges]"
+        "sensitivity",
+        help="Sobol' indices (SALib) of outcomes over the spec's [sample.ranges]",
+        description="Runs Saltelli's design (n x (2d + 2) points, n = sample.n) over\n"
+        "[sample.ranges] through the sweep engine and writes Sobol' first-order and total\n"
+        "indices with 95% confidence intervals to OUT/sobol.csv, and OUT/sobol.png.",
+        epilog=SPEC_KEYS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sens.add_argument("spec", help="the sweep spec (TOML); sample.n = base sample size")
-    sens.add_argument("--out", required=True, help="output folder")
-    sens.add_argument("--outcome", action="append", help="model column, repeatable")
+    sens.add_argument("spec", help="the sweep spec (TOML); no [grid]")
+    sens.add_argument("--out", help="output folder (default results/sensitivity/NAME)")
+    sens.add_argument(
+        "--outcome",
+        action="append",
+        help="model column, repeatable (default isk_strength and cumulative_defections)",
+    )
     _add_engine_options(sens)
     sens.set_defaults(handler=_sensitivity)
-    plot = commands.add_parser("plot", help="draw a sweep's outcome against swept parameters")
+
+
+def _add_plot(commands: Any) -> None:
+    """``defection plot``: a sweep's outcome against one or two swept parameters."""
+    plot = commands.add_parser(
+        "plot",
+        help="draw a sweep's outcome against swept parameters",
+        description="One parameter: mean at the last week with its 95% interval; two: a "
+        "heatmap of the mean. Writes a PNG into the sweep's folder.",
+    )
     plot.add_argument("folder", help="a sweep's output folder")
     plot.add_argument("--x", help="swept parameter on the x axis (default: the first)")
     plot.add_argument("--y", help="second swept parameter: draws a heatmap")
@@ -233,7 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(handler=_params)
     _add_reproduce(commands)
     _add_app(commands)
-    _add_sweeps(commands)
+    _add_sweep(commands)
+    _add_sensitivity(commands)
+    _add_plot(commands)
     return parser
 
 
@@ -245,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"defection: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("defection: interrupted (a sweep keeps its finished runs: --resume)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,7 +1,7 @@
 """The seeded social network: factions as clusters, TTP tied to pro-TTP members.
 
-The network is a symmetric 0/1 sparse matrix over agent slots, so that "how many of
-my contacts are in IS-K" is one sparse matrix-vector product per step.
+The network is a symmetric 0/1 sparse (CSR) matrix over agent slots, so that "how many
+of my contacts are in IS-K" is read from IS-K members' rows alone each step.
 """
 
 from __future__ import annotations

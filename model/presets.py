@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.groups import GROUPS
+from model.parameters import PARAMETERS
 from model.policy import Schedule
 
 _BASELINE_LEVERS: dict[str, Schedule] = {
@@ -26,6 +27,8 @@ _BASELINE_LEVERS: dict[str, Schedule] = {
     # Reprisals against former officials in 2021, easing in 2022 [Pereira].
     "witch_hunt": Schedule.piecewise([(0, 0.6), (26, 0.3)]),
 }
+
+_SIZED = [*(g.name for g in GROUPS), "isk"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "baseline": dict(_BASELINE_LEVERS),
@@ -49,8 +52,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "adaptive": dict(_BASELINE_LEVERS) | {"adaptive_leadership": True},
     "full_scale": dict(_BASELINE_LEVERS)
     | {
-        # 1:1 scale: one agent per fighter, official, or IS-K member.
-        "population": sum(g.size for g in GROUPS) + 2_200,
+        # 1:1 scale: one agent per fighter, official, or IS-K member (default sizes).
+        "population": sum(PARAMETERS[f"{name}_size"].default for name in _SIZED),
         "collect_agent_data": False,
     },
 }

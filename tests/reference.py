@@ -265,7 +265,7 @@ class ReferenceModel(mesa.Model):
         }
 
     def populate(self) -> None:
-        """§5: members, recruiters, the network, the regime and IS-K's cells."""
+        """§5: members, recruiters, IS-K's singleton cells and the network (§7.13)."""
         p = self.p
         for group, count in self.agent_counts().items():
             for _ in range(count):

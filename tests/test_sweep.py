@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from experiments.sensitivity import sensitivity
@@ -19,6 +20,7 @@ from experiments.sweep import read_results, run_sweep
 from model.cli import main
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
 SPEC = {
     "sweep": {
         "name": "test",
@@ -39,7 +41,8 @@ def test_local_sweep_writes_tidy_results_manifest_and_summary(tmp_path):
     results = run_sweep(spec, tmp_path, workers=2, progress=False)
     assert results["run"].nunique() == 8  # 2 grid x 2 sampled points x 2 replicates
     assert sorted(results["step"].unique()) == [0, 3, 6]
-    assert {"point", "replicate", "seed", "moderation", "cascade_strength"} <= set(results.columns)
+    identity = {"point", "replicate", "seed", "moderation", "cascade_strength", "date"}
+    assert identity <= set(results.columns)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["hash"] == spec.digest and len(manifest["seeds"]) == 8
     assert {r["status"] for r in manifest["runs"]} == {"ok"}
@@ -49,6 +52,30 @@ def test_local_sweep_writes_tidy_results_manifest_and_summary(tmp_path):
     # the same spec gives the same numbers with one worker, in another folder
     again = run_sweep(spec, tmp_path / "again", workers=1, progress=False)
     pd.testing.assert_frame_equal(results, again)
+    with pytest.raises(ValueError, match="--resume"):  # never mixed into a finished sweep
+        run_sweep(spec, tmp_path, workers=1, progress=False)
+
+
+def test_example_spec_is_valid():
+    spec = load_spec(ROOT / "experiments/specs/example.toml")
+    assert len(spec.points) == 4 * 3 * 2 and spec.varied[:2] == ["moderation", "crackdown_ttp"]
+
+
+def test_spec_to_plot_in_three_commands(tmp_path):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(
+        "[sweep]\nname='cli'\nsteps=4\nreplicates=2\nseed=5\n[fixed]\npopulation=200\n"
+        "[grid]\nmoderation=[0.0,0.9]\ncrackdown_ttp=[0.0,1.0]\n"
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec_file), "--out", str(out), "--workers", "2"]) == 0
+    assert len(pd.read_csv(out / "summary.csv")) == 4
+    assert main(["plot", str(out), "--x", "moderation"]) == 0
+    heatmap = ["plot", str(out), "--x", "moderation", "--y", "crackdown_ttp"]
+    assert main([*heatmap, "--outcome", "kandahar_defection_rate"]) == 0
+    assert (out / "isk_strength_by_moderation.png").stat().st_size > 0
+    assert (out / "kandahar_defection_rate_by_moderation_crackdown_ttp.png").stat().st_size > 0
+    assert main(["plot", str(out), "--x", "walk_in"]) == 2  # not a swept parameter
 
 
 def free_port() -> int:
@@ -109,6 +136,8 @@ def test_dask_cluster_gives_the_same_results_as_local_processes(tmp_path, dask_c
     local = run_sweep(spec, tmp_path / "local", workers=2, progress=False)
     distributed = run_sweep(spec, tmp_path / "dask", scheduler=dask_cluster, progress=False)
     pd.testing.assert_frame_equal(local, distributed)
+    throwaway = run_sweep(spec, tmp_path / "lc", workers=2, local_cluster=True, progress=False)
+    pd.testing.assert_frame_equal(local, throwaway)
 
 
 def test_resume_after_sigkill_yields_exactly_the_planned_runs(tmp_path):
@@ -123,8 +152,11 @@ def test_resume_after_sigkill_yields_exactly_the_planned_runs(tmp_path):
     deadline = time.monotonic() + 120
     while not list((out / "status").glob("chunk-*.json")) and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = psutil.Process(process.pid).children(recursive=True)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)  # the pool does not outlive the sweep
+    assert all(p.status() == psutil.STATUS_ZOMBIE for p in alive if p.is_running())
     partial = read_results(out)
     assert 0 < partial["run"].nunique() < 60, "the kill should interrupt the sweep"
     assert main(["sweep", str(spec_file), "--out", str(out), "--resume", "--workers", "2"]) == 0
@@ -132,6 +164,8 @@ def test_resume_after_sigkill_yields_exactly_the_planned_runs(tmp_path):
     per_run = results.groupby("run").size()
     assert sorted(per_run.index) == list(range(60))
     assert (per_run == 6).all()  # weeks 0 to 5, no duplicates
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["runs"]} == {"ok"} and len(manifest["resumed"]) == 1
     fresh = run_sweep(load_spec(spec_file), tmp_path / "fresh", workers=2, progress=False)
     pd.testing.assert_frame_equal(results, fresh)
 
