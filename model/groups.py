@@ -60,7 +60,7 @@ GROUPS: tuple[Group, ...] = (
     ),
     Group(
         "ttp", "TTP (in Afghanistan)", "TTPMilitant", 4_000,
-        0.80, 0.80, 0.85, 0.95, 1.0, 0.3, "crackdown_ttp",
+        0.80, 0.80, 0.75, 0.95, 1.0, 0.3, "crackdown_ttp",
         "UN 1988 Monitoring Team 2024: 6,000-6,500 incl. >2,300 released [Ali]",
     ),
     Group(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from model.regime import target_resources
+
+SCORE_TIE = 1e-12  # scores closer than this are equal (rounding), ODD §7.11
 
 ADAPTIVE_LEVERS: tuple[str, ...] = (
     "moderation",
@@ -35,5 +35,15 @@ def choose_levers(
             target_resources(chosen | {name: v}, p) - p["risk_aversion"] * risk(chosen | {name: v})
             for v in candidates
         ]
-        chosen[name] = candidates[int(np.argmax(scores))]
+        chosen[name] = candidates[first_best(scores)]
     return chosen
+
+
+def first_best(scores: list[float]) -> int:
+    """Index of the first score within rounding (1e-12) of the best.
+
+    Scores equal in exact arithmetic can differ in the last bit with the order of the sums;
+    without the tolerance, which candidate wins would depend on how the sums are written.
+    """
+    best = max(scores)
+    return next(i for i, s in enumerate(scores) if s >= best - SCORE_TIE)

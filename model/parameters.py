@@ -138,7 +138,7 @@ _GLOBAL = [
     _p("legitimacy_strength", 0.3, 0.0, 5.0, "loyalty",
        "loyalty lost per unit grievance = hardship x (legitimacy fall since week 0)",
        "Epstein (2002); [Pereira] attacks 'bringing down the credibility'"),
-    _p("recruitment_strength", 0.14, 0.0, 5.0, "loyalty",
+    _p("recruitment_strength", 0.079, 0.0, 5.0, "loyalty",
        "loyalty lost at full exposure to IS-K recruiters", "[Ali] IS-K encourages cadres to "
        "switch loyalties; value calibrated (C10)"),
     _p("cascade_strength", 0.5, 0.0, 5.0, "pressure/share",
@@ -158,7 +158,7 @@ _GLOBAL = [
     _p("walk_in", 0.13, 0.0, 1.0, "1/week", "chance a member finds IS-K without a contact "
        "in it (sleeper cells in >= 13 provinces)", "[Ali] strongholds in at least 13 provinces; "
        "value calibrated (C10)"),
-    _p("recruiter_share", 0.13, 0.0, 1.0, "share",
+    _p("recruiter_share", 0.098, 0.0, 1.0, "share",
        "share of IS-K members (and of new defectors) who act as recruiters",
        "calibrated (C10)"),
     # regime state
@@ -188,17 +188,17 @@ _GLOBAL = [
        "UN SG report: about 2,200 -> approaching 4,000"),
     _p("release_ttp", 2_300, 0, 1_000_000, "people", "TTP prisoners freed by a release",
        "[Ali] more than 2,300 TTP prisoners released"),
-    _p("attrition_rate", 0.0091, 0.0, 1.0, "1/week",
+    _p("attrition_rate", 0.0073, 0.0, 1.0, "1/week",
        "chance an IS-K member is killed or captured per week at full counter-IS-K effort",
        "[Ali] operations killed hundreds of IS-K militants; value calibrated (C10)"),
     _p("recruiter_attrition", 1.5, 0.0, 10.0, "multiplier",
        "how much more exposed recruiters are to counter-IS-K operations"),
     _p("aid_dependence", 0.5, 0.0, 1.0, "share",
        "share of counter-IS-K capacity funded by resources (aid)", "[Ali, Conclusion]"),
-    _p("attack_rate", 55.0, 0.0, 100.0, "attacks/week/1000",
+    _p("attack_rate", 82.0, 0.0, 100.0, "attacks/week/1000",
        "IS-K attacks per week per 1,000 members without counter-IS-K pressure",
        "calibrated (C10) to 136 attacks in the first four months and 141-181 in 2022 [Ali]"),
-    _p("attack_suppression", 6.7, 0.0, 20.0, "1/lever",
+    _p("attack_suppression", 7.1, 0.0, 20.0, "1/lever",
        "exponential fall of the attack rate with effective counter-IS-K effort",
        "calibrated (C10); the 2023 fall of 75-86% (Meir Amit, BBC Monitoring) is not met"),
     _p("taliban_target_share", 0.72, 0.0, 1.0, "share", "share of IS-K attacks aimed at the "

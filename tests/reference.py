@@ -374,7 +374,7 @@ class ReferenceModel(mesa.Model):
             for candidate in (v, max(v - step, 0.0), min(v + step, 1.0)):
                 trial = chosen | {name: candidate}
                 score = self.target_resources(trial) - p["risk_aversion"] * self.risk(trial)
-                if score > best_score:
+                if score > best_score + TOLERANCE:  # equal up to rounding: the earlier wins
                     best, best_score = candidate, score
             chosen[name] = best
         return chosen

@@ -253,6 +253,7 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
         f"{by_misfit.isk_june_2023:,.0f} in June 2023 (release level "
         f"{by_misfit.isk_release:,.0f}) and a 2023/2022 attack ratio of "
         f"{by_misfit.attack_fall:.2f}.",
+        _identifiability(screened),
         "**Why attacks barely fall.** Attacks per week are proportional to IS-K strength "
         "times exp(-attack_suppression x counter-IS-K effort); on the baseline timeline the "
         f"defaults' mean effort is {_effort(data, END_2021 + 1, END_2022):.2f} in 2022 and "
@@ -273,6 +274,22 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
     ]
     extra = {"table": screened, "candidates": score(candidates, "arm"), "best": best, "band": band}
     return Finding(checks, data, runs, notes, extra)
+
+
+def _identifiability(screened: pd.DataFrame) -> str:
+    """How tightly the patterns pin each parameter: its spread over the best screened points."""
+    best = screened[screened.met >= screened.met.max() - 1]
+    spans = ", ".join(
+        f"`{name}` {best[name].min():.2g}-{best[name].max():.2g} (of {low:g}-{high:g})"
+        for name, (low, high) in RANGES.items()
+    )
+    return (
+        f"**Identifiability.** The {len(best)} stage-1 points that meet {screened.met.max() - 1} "
+        f"or more bands span: {spans}. Where a span covers most of its range the patterns do "
+        "not pin that parameter down (equifinality); the fit is one of many near-equivalent "
+        "points, so results that hinge on its exact value deserve a sensitivity check "
+        "(`defection sensitivity`)."
+    )
 
 
 def _effort(data: pd.DataFrame, first: int, last: int) -> float:
