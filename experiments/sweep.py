@@ -13,6 +13,7 @@ resumes with exactly the runs that are missing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import multiprocessing
 import multiprocessing.connection
@@ -216,6 +217,30 @@ def run_sweep(
         raise ValueError(f"--workers: must be a positive integer (got {workers})")
     _check_folder(out, spec, resume)
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_pending(spec, out, workers, scheduler, local_cluster, resume, progress)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` so that two sweeps never write one folder (the OS frees it on a kill)."""
+    with open(out / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"--out: {out} is in use by another running sweep") from None
+        yield
+
+
+def _run_pending(
+    spec: SweepSpec,
+    out: Path,
+    workers: int | None,
+    scheduler: str | None,
+    local_cluster: bool,
+    resume: bool,
+    progress: bool,
+) -> pd.DataFrame:
     runs = spec.runs()
     done = finished(out) if resume else {}
     pending = [r for r in runs if r.run not in done]

@@ -1,4 +1,4 @@
-"""The ``defection`` command line: run the model, and (in later subcommands) more.
+"""The ``defection`` command line: run, params, app, sweep, sensitivity, plot, reproduce.
 
 Bad input ends with one line naming the field and what is allowed, exit status 2,
 and no output written.

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from model.groups import GROUPS, TRAITS
+from model.groups import GROUPS, TRAITS, Group
 from model.policy import LEVERS, Schedule, as_schedule
 
 
@@ -264,6 +264,15 @@ _LEVERS = [
     for name in LEVERS
 ]
 
+CALIBRATED_TRAITS = {"ttp_threshold"}  # fitted by experiment C10 (docs/ODD.md §9.1)
+
+
+def _trait_source(group: Group, trait: str) -> str:
+    if f"{group.name}_{trait}" in CALIBRATED_TRAITS:
+        return "calibrated (C10): the TTP largely loyal while sheltered (UN 1988 Monitoring Team)"
+    return group.source if trait == "size" else "assumption"
+
+
 _TRAIT_PARAMS = [
     _p(
         f"{g.name}_{trait}",
@@ -272,7 +281,7 @@ _TRAIT_PARAMS = [
         high,
         unit,
         f"{g.label}: {meaning}",
-        g.source if trait == "size" else "assumption",
+        _trait_source(g, trait),
     )
     for g in GROUPS
     for trait, (low, high, unit, meaning) in TRAITS.items()

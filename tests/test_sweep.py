@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import signal
 import socket
@@ -54,6 +55,15 @@ def test_local_sweep_writes_tidy_results_manifest_and_summary(tmp_path):
     pd.testing.assert_frame_equal(results, again)
     with pytest.raises(ValueError, match="--resume"):  # never mixed into a finished sweep
         run_sweep(spec, tmp_path, workers=1, progress=False)
+
+
+def test_a_folder_in_use_by_another_sweep_is_refused(tmp_path):
+    with open(tmp_path / ".lock", "w") as lock:  # what a running sweep holds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(ValueError, match="in use by another running sweep"):
+            run_sweep(load_spec(SPEC), tmp_path, workers=1, progress=False)
+    assert not (tmp_path / "data").exists()
+    assert run_sweep(load_spec(SPEC), tmp_path, workers=1, progress=False).run.nunique() == 8
 
 
 def test_example_spec_is_valid():
