@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
+from agents.fighters import ALLEGIANCES
 from model.groups import GROUP_NAMES, GROUPS, TALIBAN_FACTIONS
 from model.policy import LEVERS
 from model.population import IN_ISK, LOYAL
@@ -42,7 +43,10 @@ MODEL_COLUMNS = (
     "cumulative_defections",
     "prisoner_release",
 )
-AGENT_COLUMNS = ("loyalty", "group", "faction", "allegiance")
+AGENT_COLUMNS = ("loyalty", "group", "faction", "allegiance")  # agent_records' order
+_GROUP_LABELS = np.array([*GROUP_NAMES, "isk"], dtype=object)
+_FACTION_LABELS = np.array([g if g in TALIBAN_FACTIONS else None for g in _GROUP_LABELS])
+_ALLEGIANCE_LABELS = np.array(ALLEGIANCES, dtype=object)
 
 
 def columns() -> list[str]:
@@ -57,12 +61,14 @@ def stat(key: str, model: DefectionModel) -> Any:
 
 
 class StatsCollector(mesa.DataCollector):
-    """Mesa's DataCollector without the deep copy of every model reporter's value.
+    """Mesa's DataCollector, fed from the arrays: no deep copies, no call per agent.
 
-    Mesa copies each value so that a mutable one cannot change after it was recorded;
-    here every value is an immutable scalar of the week's new ``model.stats``, so the
-    copies only cost time (a fifth of a 2,000-agent step). Agent reporters are recorded
-    as Mesa records them.
+    Mesa copies each model value so that a mutable one cannot change after it was
+    recorded; here every value is an immutable scalar of the week's new ``model.stats``,
+    so the copies only cost time (a fifth of a 2,000-agent step). The agent reporters
+    (loyalty, group, faction, allegiance) are read from the arrays column by column into
+    the records Mesa keeps, instead of four property calls per agent (a sixth of the
+    cost); ``get_agent_vars_dataframe`` is Mesa's own.
     """
 
     def collect(self, model: DefectionModel) -> None:
@@ -71,7 +77,28 @@ class StatsCollector(mesa.DataCollector):
         for name, reporter in self.model_reporters.items():
             self.model_vars[name].append(reporter(model))
         if self.agent_reporters:
-            self._agent_records[model.time] = list(self._record_agents(model))
+            self._agent_records[model.time] = agent_records(model)
+
+
+def agent_records(model: DefectionModel) -> list[tuple]:
+    """(time, unique_id, loyalty, group, faction, allegiance) of every agent, slot order."""
+    views = model.agent_at
+    slots = [slot for slot, agent in enumerate(views) if agent is not None]
+    pop = model.population
+    group = _GROUP_LABELS[pop.group[slots]].tolist()
+    faction = _FACTION_LABELS[pop.group[slots]].tolist()
+    allegiance = _ALLEGIANCE_LABELS[pop.allegiance[slots]].tolist()
+    return list(
+        zip(
+            [model.time] * len(slots),
+            [views[slot].unique_id for slot in slots],
+            pop.loyalty[slots].tolist(),
+            group,
+            faction,
+            allegiance,
+            strict=True,
+        )
+    )
 
 
 def make_datacollector(collect_agents: bool) -> mesa.DataCollector:

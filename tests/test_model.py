@@ -43,6 +43,19 @@ def test_same_seed_same_agent_series():
     pd.testing.assert_frame_equal(agents(5), agents(5))
 
 
+def test_agent_reporters_read_what_the_agents_show():
+    model = DefectionModel(rng=2, population=400, moderation=0.8, counter_isk=1.0)
+    for _ in range(30):
+        model.step()
+    recorded = model.datacollector.get_agent_vars_dataframe().xs(30, level="Step")
+    shown = pd.DataFrame(
+        [(a.unique_id, a.loyalty, a.group, a.faction, a.allegiance) for a in model.agents],
+        columns=["AgentID", "loyalty", "group", "faction", "allegiance"],
+    ).set_index("AgentID")
+    assert {"loyal", "isk"} <= set(shown.allegiance) and len(shown) < model.population.n
+    pd.testing.assert_frame_equal(recorded.sort_index(), shown.sort_index())
+
+
 # ---- invariants over random parameter sets ----------------------------------------
 lever = st.floats(0.0, 1.0)
 strength = st.floats(0.0, 3.0)
