@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -121,7 +120,6 @@ def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     right.set_ylabel("MLE alpha")
     right.legend(fontsize=8)
     save(fig, path)
-    plt.close("all")
 
 
 G3 = ClassicExperiment(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -152,7 +151,6 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
         ax.set_title(label, fontsize=9)
         fig.colorbar(image, ax=ax)
     save(fig, path)
-    plt.close("all")
 
 
 C5 = SweepExperiment(

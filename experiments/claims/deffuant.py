@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -158,7 +157,6 @@ def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     ax.set_xticks(range(3), list(CASES), fontsize=8)
     ax.set_ylabel("y after convergence (gold: band of the expected attractor)")
     save(fig, path)
-    plt.close("all")
 
 
 G2 = ClassicExperiment(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -185,7 +184,6 @@ def plot(experiment: ClassicExperiment, finding: Finding, path: Path) -> None:
     right.set_title("Granovetter's riot in the full model", fontsize=9)
     right.legend(fontsize=8)
     save(fig, path)
-    plt.close("all")
 
 
 G1 = ClassicExperiment(

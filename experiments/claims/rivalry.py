@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -133,7 +132,6 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
     ax.set_xlabel("extra defectors caused by the move by week 104 (agents; mean, 95% interval)")
     ax.legend(fontsize=8)
     save(fig, path)
-    plt.close("all")
 
 
 C6 = SweepExperiment(
