@@ -179,4 +179,15 @@ def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
     lines += ["", "Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."]
     total = sum(r["seconds"] for r in rows)
     lines += [f"Total computing time of the listed experiments: {total / 60:.1f} min.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + [READING_NOTE, ""])
+
+
+READING_NOTE = (
+    "**How to read the verdicts.** Only the baseline timeline of 2021-23 is calibrated "
+    "(C10; docs/ODD.md section 9.1), so the claims about moves the Taliban did not make "
+    "(C1-C9, C11) test directions and thresholds, not magnitudes: the sizes of the effects "
+    "come from assumed strengths. The baseline sits near a tipping point of the legitimacy "
+    "feedback (defections, IS-K attacks, lost legitimacy, more defections), which is why "
+    "some moves cost a large share of a group. Verdicts are decided by the stated check "
+    "alone; none was tuned to come out."
+)
