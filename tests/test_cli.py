@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from model.cli import main
+from experiments.cli import main
 
 
 def test_run_writes_series_summary_and_figure(tmp_path, capsys):
@@ -45,7 +45,7 @@ def test_run_writes_series_summary_and_figure(tmp_path, capsys):
 def test_bad_input_exits_2_with_one_line_and_no_output(tmp_path, args):
     out = tmp_path / "never"
     result = subprocess.run(
-        [sys.executable, "-m", "model.cli", "run", "--steps", "3", "--out", str(out), *args],
+        [sys.executable, "-m", "experiments.cli", "run", "--steps", "3", "--out", str(out), *args],
         capture_output=True,
         text=True,
     )

@@ -13,7 +13,7 @@ from experiments.claims import EXPERIMENTS
 from experiments.claims.framework import Verdict
 from experiments.claims.runner import reproduce
 from experiments.claims.stats import bootstrap_difference, fit_power_law
-from model.cli import main
+from experiments.cli import main
 
 VERDICTS = {str(v) for v in Verdict}
 

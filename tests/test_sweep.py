@@ -18,7 +18,7 @@ import pytest
 from experiments.sensitivity import sensitivity
 from experiments.spec import load_spec
 from experiments.sweep import read_results, run_sweep
-from model.cli import main
+from experiments.cli import main
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
