@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,16 +46,23 @@ class Parameter:
         if self.kind is Schedule:
             return "a lever schedule with values in [0, 1]"
         if self.kind is str:
-            return "an ISO date YYYY-MM-DD" if self.name == "start_date" else "text"
+            if self.name == "start_date":
+                return f"a date YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
+            return "text"
         if self.kind is int:
             return f"an integer in [{int(self.low):,}, {int(self.high):,}]"
         return f"a number in [{self.low:g}, {self.high:g}]"
 
     def validate(self, value: Any) -> Any:
-        """Return ``value`` converted to the parameter's type, or raise a one-line ValueError."""
+        """Return ``value`` converted to the parameter's type, or raise a one-line ValueError.
+
+        Finiteness and range are checked before any conversion to an integer, so ``inf``,
+        ``nan``, ``1e400`` or ``10**400`` end in this message, never in an OverflowError
+        deep inside the model.
+        """
         if self.kind is Schedule:
             return as_schedule(self.name, value)
-        error = ValueError(f"{self.name}: must be {self.allowed()} (got {value!r})")
+        error = ValueError(f"{self.name}: must be {self.allowed()} (got {_shown(value)})")
         if self.kind is bool:
             if isinstance(value, (bool, np.bool_)):
                 return bool(value)
@@ -65,14 +73,17 @@ class Parameter:
             value, (int, float, np.integer, np.floating)
         ):
             raise error
-        if self.kind is int:
-            if float(value) != int(value):
-                raise error
-            value = int(value)
-        value = float(value) if self.kind is float else value
-        if not math.isfinite(value) or not (self.low <= value <= self.high):
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float is out of every range
+            raise error from None
+        if not math.isfinite(number) or not (self.low <= number <= self.high):
             raise error
-        return value
+        if self.kind is int:
+            if not number.is_integer():
+                raise error
+            return int(value)
+        return number
 
     def _validate_text(self, value: Any, error: ValueError) -> str:
         if not isinstance(value, str):
@@ -80,11 +91,28 @@ class Parameter:
         if self.choices and value not in self.choices:
             raise error
         if self.name == "start_date":
+            # YYYY-MM-DD only (fromisoformat also takes 20210815 or 2021-W33), and early
+            # enough that the longest run (MAX_STEPS weeks) stays within the calendar
+            if not _ISO_DATE.match(value):
+                raise error
             try:
-                dt.date.fromisoformat(value)
+                date = dt.date.fromisoformat(value)
             except ValueError:
                 raise error from None
+            if not FIRST_DATE <= date <= LAST_DATE:
+                raise error
         return value
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+MAX_STEPS = 100_000  # weeks: LAST_DATE + MAX_STEPS weeks is still before year 9999
+
+
+def _shown(value: Any) -> str:
+    """The offending value, shortened so that an error stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _p(name, default, low=None, high=None, unit="", meaning="", source="assumption", **kw):

@@ -73,65 +73,166 @@ class Schedule:
         return self.values[max(i, 0)]
 
     def describe(self) -> str:
-        """A compact text form that :func:`parse_schedule` reads back."""
-        if len(self.values) == 1:
-            return f"{self.values[0]:g}"
+        """A compact text form that :func:`parse_schedule` reads back to an equal Schedule.
+
+        Numbers are written in their shortest exact form, so nothing is lost on the way
+        to a file (run.json, a manifest, a sweep table) and back.
+        """
+        if self.weeks == (0.0,):
+            return _text(self.values[0])
         kind = "piecewise" if self.linear else "hold"
-        knots = ",".join(f"{w:g}:{v:g}" for w, v in zip(self.weeks, self.values, strict=True))
+        knots = ",".join(
+            f"{_text(w)}:{_text(v)}" for w, v in zip(self.weeks, self.values, strict=True)
+        )
         return f"{kind}({knots})"
 
 
-_CALL = re.compile(r"^\s*(\w+)\s*\((.*)\)\s*$")
+def _text(number: float) -> str:
+    """The shortest text that reads back as exactly ``number`` (``0.1``, not ``0.1000``)."""
+    short = f"{number:g}"
+    return short if float(short) == number else repr(float(number))
+
+
+# A small grammar: anything it does not match in full is refused, never half-read.
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+_NUMBER_RE = re.compile(rf"^{_NUMBER}$")
+_CALL = re.compile(r"^(\w+)\((.*)\)$", re.DOTALL)
+MAX_WEEK = 1_000_000  # weeks in a schedule: about 19,000 years, far beyond any run
+SCHEDULE_FORMS = (
+    "a number in [0, 1], step(before,after,week), ramp(start,end,first_week,last_week), "
+    "[v0,v1,...] or piecewise(week:value,...)"
+)
 
 
 def parse_schedule(field_name: str, text: str) -> Schedule:
-    """Read a lever schedule from text.
+    """Read a lever schedule from text, refusing anything it does not fully understand.
 
     Accepts ``0.4``, ``step(0.1,0.6,20)``, ``ramp(0.1,0.6,10,30)``, ``[0.1,0.2,0.3]``,
-    ``piecewise(0:0.3,31:0.15)`` (linear) or ``hold(0:0.3,31:0.15)`` (held).
+    ``piecewise(0:0.3,31:0.15)`` (linear) or ``hold(0:0.3,31:0.15)`` (held). Spaces
+    around items are allowed; empty items, extra fields, ``nan``/``inf``, weeks that are
+    negative, fractional where a whole week is needed, decreasing or beyond
+    ``MAX_WEEK``, and values outside [0, 1] are refused with one line naming the field.
+    A silently half-read schedule would change the policy the user asked for.
     """
-    allowed = "a number, step(a,b,week), ramp(a,b,w1,w2), [v0,v1,...] or piecewise(w:v,...)"
-    text = text.strip()
+    if not isinstance(text, str):
+        raise ValueError(f"{field_name}: must be {SCHEDULE_FORMS} (got {text!r})")
+    body = text.strip()
     try:
-        if text.startswith("[") and text.endswith("]"):
-            return Schedule.series([float(v) for v in text[1:-1].split(",") if v.strip()])
-        match = _CALL.match(text)
-        if not match:
-            return Schedule.constant(float(text))
-        name, args = match.group(1), [a for a in match.group(2).split(",") if a.strip()]
-        if name in ("piecewise", "hold"):
-            knots = [tuple(float(x) for x in a.split(":")) for a in args]
-            return Schedule(tuple(k[0] for k in knots), tuple(k[1] for k in knots), name != "hold")
-        numbers = [float(a) for a in args]
-        if name == "step" and len(numbers) == 3:
-            return Schedule.step(numbers[0], numbers[1], int(numbers[2]))
-        if name == "ramp" and len(numbers) == 4:
-            return Schedule.ramp(*numbers[:2], int(numbers[2]), int(numbers[3]))
-    except (ValueError, IndexError):
-        pass
-    raise ValueError(f"{field_name}: must be {allowed} (got {text!r})")
+        schedule = _parse(body)
+    except _NotAScheduleError as refused:
+        detail = f": {refused}" if str(refused) else ""
+        raise ValueError(f"{field_name}: must be {SCHEDULE_FORMS}{detail} (got {text!r})") from None
+    _check_values(field_name, schedule)
+    return schedule
+
+
+class _NotAScheduleError(Exception):
+    """Text that is not a schedule (the message, if any, says which part)."""
+
+
+def _parse(body: str) -> Schedule:
+    if _NUMBER_RE.match(body):
+        return Schedule.constant(_finite(body))
+    if body.startswith("[") and body.endswith("]"):
+        return Schedule.series([_finite(item) for item in _items(body[1:-1])])
+    match = _CALL.match(body)
+    if not match:
+        raise _NotAScheduleError()
+    name, args = match.group(1), _items(match.group(2))
+    if name in ("piecewise", "hold"):
+        knots = [_knot(item) for item in args]
+        weeks = [w for w, _ in knots]
+        if any(b < a for a, b in zip(weeks, weeks[1:], strict=False)):
+            raise _NotAScheduleError("weeks must not decrease")
+        return Schedule(tuple(weeks), tuple(v for _, v in knots), name == "piecewise")
+    if name == "step":
+        if len(args) != 3:
+            raise _NotAScheduleError("step takes 3 numbers")
+        return Schedule.step(_finite(args[0]), _finite(args[1]), _week(args[2], whole=True))
+    if name == "ramp":
+        if len(args) != 4:
+            raise _NotAScheduleError("ramp takes 4 numbers")
+        first, last = _week(args[2], whole=True), _week(args[3], whole=True)
+        if last < first:
+            raise _NotAScheduleError("last_week must not be before first_week")
+        return Schedule.ramp(_finite(args[0]), _finite(args[1]), first, last)
+    raise _NotAScheduleError(f"unknown form {name!r}")
+
+
+def _items(text: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not items or any(not item for item in items):
+        raise _NotAScheduleError("empty item")
+    return items
+
+
+def _finite(item: str) -> float:
+    if not _NUMBER_RE.match(item):
+        raise _NotAScheduleError(f"{item!r} is not a number")
+    value = float(item)
+    if not math.isfinite(value):
+        raise _NotAScheduleError(f"{item!r} is out of range")
+    return value
+
+
+def _week(item: str, whole: bool = False) -> float:
+    week = _finite(item)
+    if not 0 <= week <= MAX_WEEK:
+        raise _NotAScheduleError(f"weeks must be in [0, {MAX_WEEK:,}]")
+    if whole and not week.is_integer():
+        raise _NotAScheduleError("weeks must be whole numbers")
+    return int(week) if whole else week
+
+
+def _knot(item: str) -> tuple[float, float]:
+    parts = item.split(":")
+    if len(parts) != 2:
+        raise _NotAScheduleError(f"knot {item!r} must be week:value")
+    return _week(parts[0].strip()), _finite(parts[1].strip())
+
+
+def _check_values(field_name: str, schedule: Schedule) -> None:
+    for v in schedule.values:
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise ValueError(f"{field_name}: lever values must be numbers in [0, 1] (got {v:g})")
 
 
 def as_schedule(field_name: str, value: object) -> Schedule:
     """Accept a Schedule, a number, a list of weekly values or schedule text."""
     if isinstance(value, Schedule):
         schedule = value
+        if not all(math.isfinite(w) and 0 <= w <= MAX_WEEK for w in schedule.weeks):
+            raise ValueError(f"{field_name}: schedule weeks must be in [0, {MAX_WEEK:,}]")
     elif isinstance(value, str):
         schedule = parse_schedule(field_name, value)
     elif isinstance(value, (list, tuple, np.ndarray)):
-        schedule = Schedule.series([_number(field_name, v) for v in value])
+        values = (
+            list(np.asarray(value, dtype=object).ravel())
+            if isinstance(value, np.ndarray)
+            else value
+        )
+        if len(values) == 0:
+            raise ValueError(f"{field_name}: a weekly list needs at least one value")
+        schedule = Schedule.series([_number(field_name, v) for v in values])
     else:
         schedule = Schedule.constant(_number(field_name, value))
-    for v in schedule.values:
-        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-            raise ValueError(f"{field_name}: lever values must be numbers in [0, 1] (got {v})")
+    _check_values(field_name, schedule)
     return schedule
 
 
 def _number(field_name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    """A lever value given as a number (not text, not a bool), finite, in [0, 1]."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise ValueError(f"{field_name}: must be {SCHEDULE_FORMS} (got {value!r})")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not (math.isfinite(number) and 0.0 <= number <= 1.0):
         raise ValueError(f"{field_name}: must be a number in [0, 1] (got {value!r})")
-    return float(value)
+    return number
 
 
 @dataclass(frozen=True)
