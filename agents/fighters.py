@@ -14,11 +14,19 @@ import mesa
 if TYPE_CHECKING:
     from model.model import DefectionModel
 
-ALLEGIANCES = ("loyal", "isk", "removed")
+ALLEGIANCES = ("loyal", "isk", "removed", "deserted")  # codes 0-3 of model.population
 
 
 class Fighter(mesa.Agent):
-    """A member of an armed group; defects to IS-K when pressure reaches his threshold."""
+    """A member of an armed group: one agent for life, whatever his allegiance.
+
+    Summary of rule (ODD §7.3-7.6): each week his loyalty drifts toward a target set by
+    the leadership's levers, resources, legitimacy and IS-K recruiters among his contacts,
+    and moves with his peers'. When his pressure (disloyalty plus the pull of contacts who
+    have left) reaches his threshold he is disaffected: he joins IS-K if it reaches him
+    and takes him (its intake is bounded), otherwise he may desert; a deserter whose
+    pressure falls below his threshold may return.
+    """
 
     model: DefectionModel
 
@@ -53,8 +61,13 @@ class Fighter(mesa.Agent):
 
     @property
     def allegiance(self) -> str:
-        """'loyal' to the Taliban-led camp, 'isk', or 'removed'."""
+        """'loyal' to the Taliban-led camp, 'isk', 'deserted' (left the fight) or 'removed'."""
         return ALLEGIANCES[int(self.model.population.allegiance[self.slot])]
+
+    @property
+    def people(self) -> float:
+        """How many persons this agent stands for (his group's size over its agents)."""
+        return float(self.model.population.people[self.slot])
 
     @property
     def recruiter(self) -> bool:
@@ -83,11 +96,11 @@ class FormerOfficial(Fighter):
 
 
 class ISKMember(Fighter):
-    """An IS-K fighter (original, freed prisoner or defector); removed by counter-IS-K operations."""
+    """An original IS-K fighter or freed prisoner; removed by counter-IS-K operations.
 
-
-class ISKRecruiter(ISKMember):
-    """An IS-K member who wears down the loyalty of his contacts and lets IS-K reach them."""
+    Members who defect to IS-K keep their own kind and show allegiance 'isk'; any IS-K
+    member may be a recruiter (``recruiter``), who wears down the loyalty of his contacts.
+    """
 
 
 KINDS: dict[str, type[Fighter]] = {

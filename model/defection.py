@@ -1,12 +1,12 @@
-"""The defection decision: a threshold rule (Granovetter 1978) gated by IS-K's reach.
+"""The defection decision: a threshold rule (Granovetter 1978) and the ways out.
 
-A loyal member defects when his defection pressure reaches his threshold,
+A member is disaffected when his defection pressure reaches his threshold,
 
-    pressure = (1 - loyalty) + cascade_strength * share of contacts already in IS-K,
+    pressure = (1 - loyalty) + contagion_weight * share of contacts who have left,
 
-and IS-K can reach him: a recruiter or an IS-K member among his contacts, or IS-K's
-local presence (``walk_in``). With loyalty fixed at 1 and reach switched off this is
-Granovetter's riot model exactly.
+where "left" means joined IS-K or deserted. With loyalty fixed at 1 and the ways out
+reduced to one, this is Granovetter's riot model exactly. A disaffected member whom
+IS-K reaches applies to it; whom IS-K does not take may desert (ODD §7.6).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def pressure(loyalty: np.ndarray, isk_share: np.ndarray, cascade_strength: float) -> np.ndarray:
-    """Defection pressure: disloyalty plus the pull of contacts who already defected."""
-    return (1.0 - loyalty) + cascade_strength * isk_share
+def pressure(loyalty: np.ndarray, left_share: np.ndarray, contagion_weight: float) -> np.ndarray:
+    """Defection pressure: disloyalty plus the pull of contacts who have already left."""
+    return (1.0 - loyalty) + contagion_weight * left_share
 
 
 def crosses_threshold(pressure: np.ndarray, threshold: np.ndarray) -> np.ndarray:
@@ -27,8 +27,9 @@ def crosses_threshold(pressure: np.ndarray, threshold: np.ndarray) -> np.ndarray
 def reached(
     recruiter_contacts: np.ndarray,
     isk_contacts: np.ndarray,
-    walk_in: float,
+    presence_chance: float,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Whether IS-K can reach each member this week."""
-    return (recruiter_contacts > 0) | (isk_contacts > 0) | (rng.random(len(isk_contacts)) < walk_in)
+    """Whether IS-K reaches each member this week: a contact in it, or its local presence."""
+    chance = rng.random(len(isk_contacts)) < presence_chance
+    return (recruiter_contacts > 0) | (isk_contacts > 0) | chance

@@ -1,4 +1,5 @@
-"""IS-K as an organisation: cells that coalesce and fragment, attacks, and attrition.
+"""IS-K as a bounded, clandestine organisation: reach, screened intake, cells, attacks,
+leadership, operations abroad, and its losses to counter-IS-K operations.
 
 Cells follow Bohorquez, Gourley, Dixon, Spagat & Johnson (2009): at each event a
 fighter is picked at random; with probability nu his cell shatters into singletons,
@@ -10,6 +11,10 @@ rule and the severities need.
 from __future__ import annotations
 
 import numpy as np
+
+from model.parameters import Params
+
+ABSORPTION_WEEKS = 4  # unused intake capacity is kept this long (a vetting pipeline)
 
 
 class Cells:
@@ -102,12 +107,71 @@ def _positions(
     return members[cell]
 
 
-def attack_rate(strength: float, effort: float, rate: float, suppression: float) -> float:
-    """Expected attacks per week: grows with IS-K's strength, falls with effective effort."""
-    return rate * strength / 1_000.0 * np.exp(-suppression * effort)
+def courting(levers: dict[str, float]) -> float:
+    """How far the Taliban court the West: women's rights and foreign cooperation [Pereira]."""
+    return (levers["womens_rights"] + levers["foreign_cooperation"]) / 2.0
 
 
-def counter_isk_effort(counter_isk: float, resources: float, p: dict) -> float:
-    """Counter-IS-K lever times capacity, part of which aid (resources) funds."""
-    funded = resources / p["resources_initial"] if p["resources_initial"] > 0 else 1.0
-    return counter_isk * ((1.0 - p["aid_dependence"]) + p["aid_dependence"] * funded)
+def attack_rate(
+    strength: float,
+    effort: float,
+    leadership: float,
+    external_share: float,
+    courting_level: float,
+    p: Params,
+) -> float:
+    """Expected attacks inside Afghanistan per week (ODD §7.9).
+
+    They grow with IS-K's strength and its leadership's capacity, fall with effective
+    counter-IS-K effort and with the share of effort IS-K spends abroad, and rise when the
+    Taliban court the West (Pereira's provocation).
+    """
+    provoked = 1.0 + (p.provocation_strength * courting_level if p.provocation else 0.0)
+    at_home = 1.0 - external_share
+    suppressed = np.exp(-p.attack_suppression * effort)
+    return p.attack_rate * strength / 1_000.0 * leadership * at_home * suppressed * provoked
+
+
+def reach_chance(strength: float, p: Params) -> float:
+    """Chance a member with no IS-K contact meets IS-K this week: grows with its presence."""
+    return float(1.0 - np.exp(-p.isk_reach * strength / 1_000.0))
+
+
+def absorptive_budget(strength: float, carried: float, p: Params) -> float:
+    """People IS-K can vet and absorb this week: a weekly intake per member plus what it
+    left unused in the last weeks (a vetting pipeline of ``ABSORPTION_WEEKS`` weeks).
+    """
+    weekly = p.absorptive_capacity * strength
+    return weekly + min(carried, (ABSORPTION_WEEKS - 1) * weekly)
+
+
+def screen(people: np.ndarray, budget: float, rng: np.random.Generator) -> np.ndarray:
+    """Which applicants IS-K takes: in random order while their people fit the budget.
+
+    Returns a boolean mask over the applicants; the accepted people never exceed ``budget``.
+    """
+    order = rng.permutation(len(people))
+    fits = np.cumsum(people[order]) <= budget + 1e-9
+    accepted = np.zeros(len(people), dtype=bool)
+    accepted[order[fits]] = True
+    return accepted
+
+
+def attrition_risk(effort: float, recruiter: np.ndarray, p: Params) -> np.ndarray:
+    """Weekly chance each IS-K member is killed or captured (ODD §7.7)."""
+    exposure = np.where(recruiter, p.recruiter_attrition, 1.0)
+    return np.minimum(p.attrition_rate * effort * exposure, 1.0)
+
+
+def next_leadership(leadership: float, losses: int, p: Params) -> float:
+    """Attack capacity after recovery and this week's leadership losses (Jordan 2009)."""
+    recovered = leadership + p.leadership_recovery * (1.0 - leadership)
+    return recovered * (1.0 - p.decapitation_loss) ** losses
+
+
+def next_external_share(share: float, effort: float, p: Params) -> float:
+    """IS-K moves attack effort abroad as counter-IS-K pressure at home rises."""
+    if not p.external_operations:
+        return 0.0
+    target = p.external_max * min(effort, 1.0)
+    return share + p.external_adjustment * (target - share)

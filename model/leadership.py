@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from model.parameters import Params
 from model.regime import target_resources
 
 SCORE_TIE = 1e-12  # scores closer than this are equal (rounding), ODD §7.11
 
 ADAPTIVE_LEVERS: tuple[str, ...] = (
-    "moderation",
+    "womens_rights",
+    "inclusion",
     "crackdown_ttp",
     "crackdown_uyghur",
     "crackdown_aq",
@@ -24,15 +26,15 @@ ADAPTIVE_LEVERS: tuple[str, ...] = (
 
 
 def choose_levers(
-    levers: dict[str, float], risk: Callable[[dict[str, float]], float], p: dict
+    levers: dict[str, float], risk: Callable[[dict[str, float]], float], p: Params
 ) -> dict[str, float]:
     """Levers after one week of coordinate-wise improvement (ties keep the current value)."""
     chosen = dict(levers)
-    step = p["adaptive_step"]
+    step = p.adaptive_step
     for name in ADAPTIVE_LEVERS:
         candidates = [chosen[name], max(chosen[name] - step, 0.0), min(chosen[name] + step, 1.0)]
         scores = [
-            target_resources(chosen | {name: v}, p) - p["risk_aversion"] * risk(chosen | {name: v})
+            target_resources(chosen | {name: v}, p) - p.risk_aversion * risk(chosen | {name: v})
             for v in candidates
         ]
         chosen[name] = candidates[first_best(scores)]

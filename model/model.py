@@ -2,9 +2,10 @@
 
 One step is one week. Per-agent state lives in NumPy arrays (``model.population``) and
 is updated vectorised; Mesa agents are views onto it, created when ``model.agents`` (or
-``agents_by_type``, ``agent_at``) is first used and then kept in step with events (a
-defection, a removal, an arrival). A run nobody inspects per agent (a sweep, a 1:1-scale
-run) never builds them. See docs/ODD.md for the full rules.
+``agents_by_type``, ``agent_at``) is first used. An agent keeps its ``unique_id`` for
+life: when its member defects, deserts or returns, the same agent changes allegiance. A
+run nobody inspects per agent (a sweep, a 1:1-scale run) never builds them. See
+docs/ODD.md for the full rules; :data:`SUBMODELS` is the ODD §7 table of contents.
 """
 
 from __future__ import annotations
@@ -15,19 +16,54 @@ from typing import Any
 import mesa
 import numpy as np
 
-from agents import KINDS, Fighter, ISKMember, ISKRecruiter
+from agents import KINDS, Fighter, ISKMember
 from model import defection, influence, isk, loyalty, network, regime
-from model.groups import GROUP_INDEX, GROUP_NAMES, GROUPS, ISK, TALIBAN_FACTIONS
+from model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
 from model.leadership import ADAPTIVE_LEVERS, choose_levers
-from model.parameters import resolve
+from model.parameters import Params, collects_agent_data, resolve
 from model.policy import LEVERS, Policy
-from model.population import IN_ISK, LOYAL, REMOVED, Population, agent_counts, draw_agents
+from model.population import (
+    DESERTED,
+    IN_ISK,
+    LOYAL,
+    REMOVED,
+    Population,
+    agent_counts,
+    draw_agents,
+)
 from model.presets import preset as preset_overrides
-from model.reporters import make_datacollector, statistics
+from model.reporters import LEDGER, make_datacollector, statistics
+
+SUBMODELS = (  # ODD §7: (section, what, where)
+    ("7.1", "policy: lever schedules, live moves, events", "model/policy.py"),
+    ("7.2", "resources", "regime.next_resources"),
+    ("7.3", "target loyalty (one term per mechanism)", "loyalty.TERMS"),
+    ("7.4", "loyalty drift", "DefectionModel._update_loyalty"),
+    ("7.5", "peer influence: relative agreement", "model/influence.py"),
+    ("7.6", "ways out: IS-K (reach, screened intake), desertion, return", "DefectionModel._decide"),
+    ("7.7", "counter-IS-K operations within the regime's capacity", "DefectionModel._counter_isk"),
+    ("7.8", "IS-K cells: coalescence and fragmentation", "isk.Cells"),
+    ("7.9", "IS-K leadership, operations abroad, attacks, legitimacy", "DefectionModel._attacks"),
+    ("7.10", "prisoner release", "DefectionModel._release"),
+    ("7.11", "adaptive leadership", "model/leadership.py"),
+    ("7.12", "observation", "model/reporters.py"),
+    ("7.13", "network", "model/network.py"),
+)
+
+
+def _seed(rng: Any) -> int | None:
+    """A non-negative integer seed from an int or a whole-number string (Solara's InputText)."""
+    if isinstance(rng, str) and rng.strip().isdigit():
+        rng = int(rng.strip())
+    if rng is not None and (
+        isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0
+    ):
+        raise ValueError(f"rng: must be a non-negative integer seed (got {rng!r})")
+    return None if rng is None else int(rng)
 
 
 class DefectionModel(mesa.Model):
-    """Members update loyalty weekly and defect to IS-K when pressure reaches their threshold."""
+    """Members update loyalty weekly; the disaffected join IS-K if it takes them, or desert."""
 
     taliban_factions = TALIBAN_FACTIONS
 
@@ -36,36 +72,45 @@ class DefectionModel(mesa.Model):
         preset: str = "baseline",
         population: int | None = None,
         rng: int | None = None,
+        scenario: mesa.experimental.scenarios.Scenario | None = None,
         **overrides: Any,
     ) -> None:
-        if rng is not None and (
-            isinstance(rng, bool) or not isinstance(rng, (int, np.integer)) or rng < 0
-        ):
-            raise ValueError(f"rng: must be a non-negative integer seed (got {rng!r})")
+        if scenario is not None:  # Mesa's SolaraViz passes one on Reset: its values are ours
+            values = {k: v for k, v in vars(scenario).items() if not k.startswith("_")}
+            rng = values.pop("rng", None) if rng is None else rng
+            overrides = values | overrides
+        seed = _seed(rng)
         if population is not None:
             overrides["population"] = population
-        self.p: dict[str, Any] = resolve(preset_overrides(preset) | overrides)
-        super().__init__(rng=None if rng is None else int(rng))
+        self.p: Params = resolve(preset_overrides(preset) | overrides)
+        super().__init__(rng=seed)
         self.preset = preset
-        self.seed = rng
-        self.policy = Policy({name: self.p[name] for name in LEVERS})
-        if self.p["release_week"] >= 0:
-            self.policy.event_weeks["prisoner_release"] = [self.p["release_week"]]
+        self.seed = seed
+        self.adaptive = self.p.adaptive_leadership
+        self.policy = Policy({name: getattr(self.p, name) for name in LEVERS})
+        if self.p.release_week >= 0:
+            self.policy.event_weeks["prisoner_release"] = [self.p.release_week]
+        if self.p.decapitation_week >= 0 and self.p.decapitation:
+            self.policy.event_weeks["decapitation"] = [self.p.decapitation_week]
         self.levers = self.policy.levers_at(0)
-        self.resources = self.p["resources_initial"]
-        self.legitimacy = self.p["legitimacy_initial"]
+        self.resources = self.p.resources_initial
+        self.legitimacy = self.p.legitimacy_initial
+        self.leadership, self.external_share, self.carried_capacity = 1.0, 0.0, 0.0
         self.attacks = self.attacks_on_taliban = self.severity = 0
-        self.effort = 0.0
+        self.effort = self.capacity = 0.0
         self._populate()
-        self.datacollector = make_datacollector(self.p["collect_agent_data"])
+        self.datacollector = make_datacollector(collects_agent_data(self.p))
         self.stats = statistics(self)
         self.datacollector.collect(self)
 
     # ---- set-up -------------------------------------------------------------------
     def _populate(self) -> None:
-        counts, self.scale = agent_counts(self.p)
+        counts, self.people_per_agent = agent_counts(self.p)
         self.population = Population()
-        draws = [draw_agents(code, int(k), self.p, self.rng) for code, k in enumerate(counts)]
+        draws = [
+            draw_agents(code, int(k), self.people_per_agent[code], self.p, self.rng)
+            for code, k in enumerate(counts)
+        ]
         self.population.append(
             {
                 f: np.concatenate([d.get(f, np.zeros(len(d["group"]))) for d in draws])
@@ -73,21 +118,24 @@ class DefectionModel(mesa.Model):
             }
         )
         isk_slots = np.flatnonzero(self.population.group == ISK)
-        share = self.p["recruiter_share"] if self.p["recruitment"] else 0.0
+        share = self.p.recruiter_share if self.p.recruitment else 0.0
         recruiters = isk_slots[self.rng.random(len(isk_slots)) < share]
         self.population.recruiter[recruiters] = True
-        if self.p["network"] == "complete":
+        self.former_isk = np.zeros(self.population.n, dtype=bool)  # left IS-K: out for good
+        if self.p.network == "complete":
             self.network = network.complete_network(self.population.n)
         else:
             self.network = network.clustered_network(self.population, recruiters, self.p, self.rng)
         self.edges = network.edge_list(self.network)
         self.cells = isk.Cells(len(isk_slots))
-        self.ledger = {
-            k: np.zeros(len(GROUPS) + 1, dtype=np.int64)
-            for k in ("start", "joined", "defected", "removed")
-        }
-        self.ledger["start"][:] = np.bincount(self.population.group, minlength=len(GROUPS) + 1)
-        self.defections_now = np.zeros(len(GROUPS) + 1, dtype=np.int64)
+        self.ledger = {k: np.zeros(len(GROUPS) + 1) for k in LEDGER}
+        self.ledger["start"][:] = self.population.people_in(LOYAL) + self.population.people_in(
+            IN_ISK
+        )
+        self.week_flows = {k: np.zeros(len(GROUPS) + 1) for k in LEDGER if k != "start"}
+        taliban = [GROUP_INDEX[f] for f in TALIBAN_FACTIONS]
+        self.taliban_codes = np.array(taliban)
+        self.taliban_start = float(self.ledger["start"][taliban].sum())
         self._views: list[Fighter | None] | None = None  # built on first use
 
     # ---- Mesa agents: views onto the arrays, built on first use -------------------
@@ -125,28 +173,28 @@ class DefectionModel(mesa.Model):
         if self._views is not None:
             self._views.extend(self._view(int(slot)) for slot in slots)
 
-    def _replace_views(self, slots: np.ndarray) -> None:
-        """Swap the views of ``slots`` for ones of their new kind (None once removed)."""
+    def _drop_views(self, slots: np.ndarray) -> None:
+        """Removed members leave Mesa's agent set (their agent objects keep their ids)."""
         if self._views is None:
             return
         for slot in slots:
             self._views[slot].remove()
-            self._views[slot] = self._view(int(slot))
+            self._views[slot] = None
 
     def _view(self, slot: int) -> Fighter | None:
-        """The Mesa agent that shows ``slot``: its kind follows its current allegiance."""
+        """The Mesa agent that shows ``slot``: its kind follows its origin group."""
         pop = self.population
         if pop.allegiance[slot] == REMOVED:
             return None
-        if pop.allegiance[slot] == IN_ISK:
-            return (ISKRecruiter if pop.recruiter[slot] else ISKMember)(self, slot)
+        if pop.group[slot] == ISK:
+            return ISKMember(self, slot)
         return KINDS[GROUPS[pop.group[slot]].kind](self, slot)
 
     # ---- public helpers -----------------------------------------------------------
     @staticmethod
     def group_name(code: int) -> str:
         """Name of group ``code`` ('isk' for original IS-K members)."""
-        return "isk" if code == ISK else GROUP_NAMES[code]
+        return "isk" if code == ISK else GROUPS[code].name
 
     @property
     def week(self) -> int:
@@ -156,7 +204,7 @@ class DefectionModel(mesa.Model):
     @property
     def date(self) -> dt.date:
         """Calendar date of the current week."""
-        return dt.date.fromisoformat(self.p["start_date"]) + dt.timedelta(weeks=self.steps)
+        return dt.date.fromisoformat(self.p.start_date) + dt.timedelta(weeks=self.steps)
 
     def move_lever(self, lever: str, value: float) -> None:
         """Set a lever from the next step on, without resetting the run (live control)."""
@@ -166,42 +214,60 @@ class DefectionModel(mesa.Model):
         """Schedule a prisoner release for the next step."""
         self.policy.trigger("prisoner_release", self.steps + 1)
 
+    def kill_isk_leader(self) -> None:
+        """Schedule an IS-K leadership loss for the next step."""
+        self.policy.trigger("decapitation", self.steps + 1)
+
     def set_adaptive(self, on: bool) -> None:
         """Switch the adaptive leadership rule on or off from the next step."""
-        self.p["adaptive_leadership"] = bool(on)
+        self.adaptive = bool(on)
 
     # ---- one week -----------------------------------------------------------------
     def step(self) -> None:
-        """One week: policy, regime, loyalty, defection, IS-K operations, data."""
+        """One week (ODD §3): policy, regime, loyalty, ways out, IS-K operations, data."""
         self.levers = self._levers_for(self.steps)
-        for _event in self.policy.events_at(self.steps):
+        events = self.policy.events_at(self.steps)
+        if "prisoner_release" in events:
             self._release()
         self.resources = regime.next_resources(self.resources, self.levers, self.p)
-        recruiter_contacts, isk_contacts, degree = self._contacts()
-        loyal = np.flatnonzero(self.population.allegiance == LOYAL)
-        self._update_loyalty(loyal, recruiter_contacts[loyal])
-        self._defect(loyal, recruiter_contacts[loyal], isk_contacts[loyal], degree[loyal])
+        self.week_flows = {k: np.zeros(len(GROUPS) + 1) for k in self.week_flows}
+        contacts = self._contacts()
+        deciding = np.flatnonzero(self._deciding())
+        self._update_loyalty(deciding, contacts[0][deciding])
+        self._decide(deciding, *(c[deciding] for c in contacts))
+        self._isk_desertion()
         self._counter_isk()
-        self._attacks()
+        self._attacks(events.count("decapitation"))
         self.stats = statistics(self)
         self.datacollector.collect(self)
 
     def _levers_for(self, week: int) -> dict[str, float]:
         levers = self.policy.levers_at(week)
-        if not self.p["adaptive_leadership"]:
+        if not self.adaptive:
             return levers
         current = {name: self.levers[name] for name in ADAPTIVE_LEVERS}
         current |= {m.lever: m.value for m in self.policy.moves if m.week == week}
         return choose_levers(levers | current, self._defection_risk, self.p)
 
-    def _contacts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per agent: recruiters among contacts, IS-K members among contacts, degree."""
+    def _deciding(self) -> np.ndarray:
+        """Members who weigh their allegiance this week: the loyal and the deserters
+        (except those who left IS-K: they are out of the fight for good).
+        """
+        pop = self.population
+        return (pop.allegiance == LOYAL) | ((pop.allegiance == DESERTED) & ~self.former_isk)
+
+    def _contacts(self) -> tuple[np.ndarray, ...]:
+        """Per agent: recruiters, IS-K members and leavers among contacts, and degree."""
         pop = self.population
         members = np.flatnonzero(pop.allegiance == IN_ISK)
-        recruiting = members[pop.recruiter[members]] if self.p["recruitment"] else members[:0]
-        isk_contacts = network.neighbour_counts(self.network, members)
-        recruiter_contacts = network.neighbour_counts(self.network, recruiting)
-        return recruiter_contacts, isk_contacts, np.diff(self.network.indptr)
+        recruiting = members[pop.recruiter[members]] if self.p.recruitment else members[:0]
+        leavers = np.flatnonzero((pop.allegiance == IN_ISK) | (pop.allegiance == DESERTED))
+        return (
+            network.neighbour_counts(self.network, recruiting),
+            network.neighbour_counts(self.network, members),
+            network.neighbour_counts(self.network, leavers),
+            np.diff(self.network.indptr),
+        )
 
     def _conditions(self, recruiter_contacts: np.ndarray, levers=None, resources=None):
         return loyalty.Conditions(
@@ -211,132 +277,194 @@ class DefectionModel(mesa.Model):
             recruiter_contacts=recruiter_contacts,
         )
 
-    def _update_loyalty(self, loyal: np.ndarray, recruiter_contacts: np.ndarray) -> None:
-        """Drift toward target loyalty, then relative-agreement encounters with peers."""
+    def _update_loyalty(self, deciding: np.ndarray, recruiter_contacts: np.ndarray) -> None:
+        """Drift toward target loyalty, then relative-agreement encounters among the loyal."""
         pop = self.population
-        target = loyalty.target_loyalty(pop, loyal, self._conditions(recruiter_contacts), self.p)
-        pop.loyalty[loyal] += self.p["loyalty_adjustment"] * (target - pop.loyalty[loyal])
-        if self.p["peer_influence"]:
-            encounters = int(round(self.p["peer_interactions"] * len(loyal) / 2))
+        target = loyalty.target_loyalty(pop, deciding, self._conditions(recruiter_contacts), self.p)
+        pop.loyalty[deciding] += self.p.loyalty_adjustment * (target - pop.loyalty[deciding])
+        if self.p.peer_influence:
+            loyal = pop.allegiance == LOYAL
             influence.influence_round(
                 pop.loyalty,
                 pop.uncertainty,
                 self.edges,
-                encounters,
-                pop.allegiance == LOYAL,
-                self.p["influence_rate"],
+                int(round(self.p.peer_interactions * np.count_nonzero(loyal) / 2)),
+                loyal,
+                self.p.influence_rate,
                 self.rng,
             )
 
-    def _isk_share(self, isk_contacts: np.ndarray, degree: np.ndarray) -> np.ndarray:
-        if not self.p["cascade"]:
-            return np.zeros(len(isk_contacts))
-        return np.divide(isk_contacts, degree, out=np.zeros(len(isk_contacts)), where=degree > 0)
+    def _left_share(self, leaver_contacts: np.ndarray, degree: np.ndarray) -> np.ndarray:
+        if not self.p.cascade:
+            return np.zeros(len(leaver_contacts))
+        return np.divide(
+            leaver_contacts, degree, out=np.zeros(len(leaver_contacts)), where=degree > 0
+        )
 
     def _defection_risk(self, levers: dict[str, float]) -> float:
-        """Share of loyal members whose settled pressure under ``levers`` reaches threshold."""
+        """Share of loyal people whose settled pressure under ``levers`` reaches threshold."""
         pop = self.population
         loyal = np.flatnonzero(pop.allegiance == LOYAL)
         if len(loyal) == 0:
             return 0.0
-        recruiter_contacts, isk_contacts, degree = (c[loyal] for c in self._contacts())
-        c = self._conditions(recruiter_contacts, levers, regime.target_resources(levers, self.p))
+        recruiters, _, leavers, degree = (c[loyal] for c in self._contacts())
+        c = self._conditions(recruiters, levers, regime.target_resources(levers, self.p))
         settled = loyalty.target_loyalty(pop, loyal, c, self.p)
         push = defection.pressure(
-            settled, self._isk_share(isk_contacts, degree), self.p["cascade_strength"]
+            settled, self._left_share(leavers, degree), self.p.contagion_weight
         )
-        return float(np.mean(defection.crosses_threshold(push, pop.threshold[loyal])))
+        crossing = defection.crosses_threshold(push, pop.threshold[loyal])
+        return float(pop.people[loyal][crossing].sum() / pop.people[loyal].sum())
 
-    def _defect(self, loyal, recruiter_contacts, isk_contacts, degree) -> None:
-        """Members whose pressure reaches their threshold and whom IS-K reaches defect."""
-        pop = self.population
+    def _decide(self, deciding, recruiter_contacts, isk_contacts, leaver_contacts, degree) -> None:
+        """The disaffected apply to IS-K if it reaches them and desert if it does not take
+        them; deserters no longer disaffected may return (ODD §7.6).
+        """
+        pop, p = self.population, self.p
         push = defection.pressure(
-            pop.loyalty[loyal], self._isk_share(isk_contacts, degree), self.p["cascade_strength"]
+            pop.loyalty[deciding], self._left_share(leaver_contacts, degree), p.contagion_weight
         )
-        ready = defection.crosses_threshold(push, pop.threshold[loyal])
-        if self.p["reach"]:
-            ready &= defection.reached(
-                recruiter_contacts, isk_contacts, self.p["walk_in"], self.rng
-            )
-        self.defect_to_isk(loyal[ready])
+        disaffected = defection.crosses_threshold(push, pop.threshold[deciding])
+        applying = disaffected.copy() if p.isk_destination else np.zeros_like(disaffected)
+        if p.reach:
+            chance = isk.reach_chance(self.isk_strength, p)
+            applying &= defection.reached(recruiter_contacts, isk_contacts, chance, self.rng)
+        applicants = deciding[applying]
+        taken = applicants
+        self.capacity = float("inf")
+        if p.absorption:
+            self.capacity = isk.absorptive_budget(self.isk_strength, self.carried_capacity, p)
+            taken = applicants[isk.screen(pop.people[applicants], self.capacity, self.rng)]
+            intake = float(pop.people[taken].sum())
+            self.carried_capacity = self.capacity - intake
+        was_deserted = pop.allegiance[deciding] == DESERTED
+        self.join_isk(taken)
+        if not p.desertion:
+            return
+        joined = np.isin(deciding, taken)
+        leaving = disaffected & ~joined & ~was_deserted
+        self.desert(deciding[leaving & (self.rng.random(len(deciding)) < p.desertion_rate)])
+        returning = ~disaffected & was_deserted
+        self.rejoin(deciding[returning & (self.rng.random(len(deciding)) < p.return_rate)])
 
-    def defect_to_isk(self, slots: np.ndarray) -> None:
-        """Move members to IS-K: new singleton cells; a share become recruiters."""
+    def _move(self, slots: np.ndarray, allegiance: int, flow: str) -> None:
+        """Change the allegiance of ``slots`` and log the flow per origin group, in people."""
         pop = self.population
-        self.defections_now = np.bincount(pop.group[slots], minlength=len(GROUPS) + 1)
+        people = np.bincount(pop.group[slots], weights=pop.people[slots], minlength=len(GROUPS) + 1)
+        self.week_flows[flow] += people
+        self.ledger[flow] += people
+        pop.allegiance[slots] = allegiance
+
+    def join_isk(self, slots: np.ndarray) -> None:
+        """Members join IS-K: new singleton cells; a share become recruiters."""
         if len(slots) == 0:
             return
-        self.ledger["defected"] += self.defections_now
-        self.ledger["joined"][ISK] += len(slots)
-        pop.allegiance[slots] = IN_ISK
+        pop = self.population
+        self._move(slots, IN_ISK, "defected")
         pop.loyalty[slots] = 0.0
-        share = self.p["recruiter_share"] if self.p["recruitment"] else 0.0
+        share = self.p.recruiter_share if self.p.recruitment else 0.0
         pop.recruiter[slots] = self.rng.random(len(slots)) < share
         self.cells.add(len(slots))
-        self._replace_views(slots)
+
+    def desert(self, slots: np.ndarray) -> None:
+        """Members leave the fight: home, abroad or to the armed opposition."""
+        self._move(slots, DESERTED, "deserted")
+
+    def rejoin(self, slots: np.ndarray) -> None:
+        """Deserters come back to the Taliban-led camp."""
+        self._move(slots, LOYAL, "returned")
+
+    def _isk_desertion(self) -> None:
+        """IS-K members desert or surrender; they are out of the fight for good."""
+        if not self.p.desertion or self.p.isk_desertion <= 0:
+            return
+        pop = self.population
+        members = np.flatnonzero(pop.allegiance == IN_ISK)
+        leaving = members[self.rng.random(len(members)) < self.p.isk_desertion]
+        if len(leaving):
+            self._move(leaving, DESERTED, "left_isk")
+            pop.recruiter[leaving] = False
+            self.former_isk[leaving] = True
+            self.cells.remove(len(leaving), self.rng)
+
+    @property
+    def regime_strength_share(self) -> float:
+        """The Taliban factions' loyal people as a share of their August 2021 strength."""
+        loyal = self.population.people_in(LOYAL)[self.taliban_codes].sum()
+        return float(loyal / self.taliban_start) if self.taliban_start > 0 else 1.0
 
     def _counter_isk(self) -> None:
-        """Counter-IS-K operations kill or capture members; cells coalesce and fragment."""
-        pop = self.population
-        effort = isk.counter_isk_effort(self.levers["counter_isk"], self.resources, self.p)
-        self.effort = effort
+        """Counter-IS-K operations, within the regime's capacity, kill or capture members;
+        cells coalesce and fragment.
+        """
+        pop, p = self.population, self.p
+        self.effort = regime.counter_isk_effort(
+            self.levers, self.resources, self.regime_strength_share, p
+        )
         members = np.flatnonzero(pop.allegiance == IN_ISK)
-        if self.p["attrition"] and len(members):
-            risk = (
-                self.p["attrition_rate"]
-                * effort
-                * np.where(pop.recruiter[members], self.p["recruiter_attrition"], 1.0)
-            )
-            caught = members[self.rng.random(len(members)) < np.minimum(risk, 1.0)]
-            self._remove(caught)
-        if self.p["cells"]:
-            events = int(round(self.p["cell_events"] * self.cells.fighters))
-            nu = min(self.p["fragmentation"] + self.p["fragmentation_ops"] * effort, 1.0)
+        if p.attrition and len(members):
+            risk = isk.attrition_risk(self.effort, pop.recruiter[members], p)
+            caught = members[self.rng.random(len(members)) < risk]
+            if len(caught):
+                self._move(caught, REMOVED, "removed")
+                pop.recruiter[caught] = False
+                self.cells.remove(len(caught), self.rng)
+                self._drop_views(caught)
+        if p.cells:
+            events = int(round(p.cell_events * self.cells.fighters))
+            nu = min(p.fragmentation + p.fragmentation_ops * self.effort, 1.0)
             self.cells.evolve(events, nu, self.rng)
 
-    def _remove(self, slots: np.ndarray) -> None:
-        pop = self.population
-        pop.allegiance[slots] = REMOVED
-        pop.recruiter[slots] = False
-        self.ledger["removed"] += np.bincount(pop.group[slots], minlength=len(GROUPS) + 1)
-        self.cells.remove(len(slots), self.rng)
-        self._replace_views(slots)
-
-    def _attacks(self) -> None:
-        """IS-K attacks at a rate growing with its strength; attacks erode legitimacy."""
+    def _attacks(self, dated_losses: int) -> None:
+        """Leadership losses and the shift abroad, then IS-K's attacks at home; attacks erode
+        legitimacy, which recovers toward a reference that inclusion raises.
+        """
+        p = self.p
+        losses = 0
+        if p.decapitation:
+            hazard = min(p.decapitation_hazard * self.effort, 1.0)
+            losses = dated_losses + int(self.rng.random() < hazard)
+        self.leadership = isk.next_leadership(self.leadership, losses, p)
+        self.external_share = isk.next_external_share(self.external_share, self.effort, p)
         strength = self.isk_strength
         rate = isk.attack_rate(
-            strength, self.effort, self.p["attack_rate"], self.p["attack_suppression"]
+            strength,
+            self.effort,
+            self.leadership,
+            self.external_share,
+            isk.courting(self.levers),
+            p,
         )
         self.attacks = int(self.rng.poisson(rate)) if strength > 0 else 0
-        self.attacks_on_taliban = int(
-            self.rng.binomial(self.attacks, self.p["taliban_target_share"])
-        )
-        if self.p["cells"]:
+        self.attacks_on_taliban = int(self.rng.binomial(self.attacks, p.taliban_target_share))
+        if p.cells:
             severities = self.cells.attack_severities(self.attacks, self.rng)
             typical = self.cells.mean_size
         else:
             severities, typical = np.ones(self.attacks), 1.0
         self.severity = int(severities.sum())
-        self.legitimacy = regime.next_legitimacy(self.legitimacy, severities, typical, self.p)
+        reference = regime.reference_legitimacy(self.levers, p)
+        self.legitimacy = regime.next_legitimacy(self.legitimacy, reference, severities, typical, p)
 
     def _release(self) -> None:
         """A prisoner release: IS-K fighters and TTP prisoners walk free this week."""
-        arrivals = {ISK: self.p["release_isk"], GROUP_INDEX["ttp"]: self.p["release_ttp"]}
+        arrivals = {ISK: self.p.release_isk, GROUP_INDEX["ttp"]: self.p.release_ttp}
         pop = self.population
         for code, people in arrivals.items():
-            k = int(round(people / self.scale))
+            scale = self.people_per_agent[code]
+            k = int(round(people / scale)) if scale > 0 else 0
             if k == 0:
                 continue
             members = np.flatnonzero(pop.group == code)
-            slots = pop.append(draw_agents(code, k, self.p, self.rng))
+            slots = pop.append(draw_agents(code, k, scale, self.p, self.rng))
+            self.former_isk = np.concatenate([self.former_isk, np.zeros(k, dtype=bool)])
             edges = [
                 network.ties_within(
-                    slots, np.concatenate([members, slots]), self.p["ties_within"], self.rng
+                    slots, np.concatenate([members, slots]), self.p.ties_within, self.rng
                 )
             ]
             self.network = network.grow(self.network, pop.n, edges)
-            self.ledger["joined"][code] += k
+            self.ledger["joined"][code] += k * scale
             if code == ISK:
                 self.cells.add(k)
             self._add_views(slots)
@@ -350,5 +478,5 @@ class DefectionModel(mesa.Model):
 
     @property
     def isk_strength(self) -> float:
-        """IS-K members in people (agents times people per agent)."""
-        return self.isk_members * self.scale
+        """IS-K members in people."""
+        return float(self.population.people_in(IN_ISK).sum())

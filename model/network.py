@@ -11,13 +11,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from model.groups import GROUP_INDEX, ISK
+from model.groups import AFFINITY_TO, GROUP_INDEX, ISK
 
-# Whom a group's members prefer when they tie to other groups (default: anyone alike).
+# Whom a group's members prefer when they tie to other groups (default: anyone alike):
+# the TTP the pro-TTP lobby, Al-Qaeda the Haqqanis, the Uyghurs the few tied to them [Ali].
 CROSS_TIE_PREFERENCE: dict[int, str] = {
-    GROUP_INDEX["ttp"]: "ttp_affinity",  # TTP tied to Haqqani and pro-TTP members [Ali]
-    GROUP_INDEX["aq_imu"]: "hardline",  # the 'jihadist fraternity' [Ali]
-    GROUP_INDEX["uyghur"]: "hardline",
+    GROUP_INDEX[group]: affinity for group, affinity in AFFINITY_TO.items()
 }
 
 
@@ -61,7 +60,7 @@ def to_adjacency(edges: list[np.ndarray], n: int) -> sp.csr_matrix:
 
 
 def clustered_network(
-    pop: Any, recruiters: np.ndarray, params: dict[str, Any], rng: np.random.Generator
+    pop: Any, recruiters: np.ndarray, params: Any, rng: np.random.Generator
 ) -> sp.csr_matrix:
     """Ties within each group, a few across groups, and recruiters' ties into other groups.
 
@@ -71,16 +70,16 @@ def clustered_network(
     edges = []
     for code in np.unique(pop.group[: pop.n]):
         members = slots[pop.group[: pop.n] == code]
-        edges.append(ties_within(members, members, params["ties_within"], rng))
+        edges.append(ties_within(members, members, params.ties_within, rng))
         if code == ISK:
             continue
         others = slots[(pop.group[: pop.n] != code) & (pop.group[: pop.n] != ISK)]
         preference = CROSS_TIE_PREFERENCE.get(int(code))
         weights = getattr(pop, preference)[others] if preference else None
-        draws = max(int(round(params["ties_between"] / 2)), 0)
+        draws = max(int(round(params.ties_between / 2)), 0)
         edges.append(ties_across(members, others, weights, draws, rng))
     loyal = slots[pop.allegiance[: pop.n] == 0]
-    edges.append(ties_across(recruiters, loyal, None, params["recruiter_ties"], rng))
+    edges.append(ties_across(recruiters, loyal, None, params.recruiter_ties, rng))
     return to_adjacency(edges, pop.n)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from typing import Any
 
 import numpy as np
@@ -119,58 +119,73 @@ def _p(name, default, low=None, high=None, unit="", meaning="", source="assumpti
     return Parameter(name, default, low, high, unit, meaning, source, **kw)
 
 
+AGENT_DATA_LIMIT = 10_000  # agents: agent reporters on by default up to this size
+
 # fmt: off
 _GLOBAL = [
     _p("population", 2_000, 10, 5_000_000, "agents",
-       "agents at the start (all groups); real sizes are scaled to it", "—"),
+       "agents at the start (all groups); each group's people are shared among its agents", "—"),
     _p("start_date", "2021-08-15", unit="date", meaning="calendar date of week 0",
        source="Taliban take Kabul, 15 August 2021 [Ali, Introduction]"),
     _p("min_group_agents", 10, 0, 1_000, "agents",
-       "smallest number of agents for a group with non-zero size (keeps small groups visible)"),
+       "smallest number of agents for a group with non-zero size (keeps small groups visible; "
+       "their agents then stand for fewer people, so totals in people are not inflated)"),
     _p("network", "clustered", unit="", meaning="social network: factions as clusters, "
        "or complete (everyone tied to everyone; for isolated tests)",
        choices=("clustered", "complete")),
     # network structure
     _p("ties_within", 8, 0, 100, "ties", "mean ties to members of one's own group",
        "assumption (factions are clusters [Pereira: 'patchwork of several factions'])"),
-    _p("ties_between", 2, 0, 100, "ties", "mean ties to other groups (TTP to Haqqani and "
-       "pro-TTP members, weighted by TTP affinity)", "assumption; TTP ties [Ali]"),
+    _p("ties_between", 2, 0, 100, "ties", "mean ties to other groups (TTP, Al-Qaeda and Uyghur "
+       "militants tie to members in proportion to their affinity to them)",
+       "assumption; TTP and Al-Qaeda ties [Ali]"),
     _p("recruiter_ties", 15, 0, 1_000, "ties", "ties each IS-K recruiter has into other groups",
        "[Ali] Khadim's cell drew fighters from Baghram, Nawzad, Musa; size assumption"),
     # individual heterogeneity
     _p("trait_spread", 0.1, 0.0, 0.5, "sd", "within-group s.d. of hardline-ness, loyalty, "
-       "TTP affinity and materialism", "assumption (heterogeneous tolerance, mechanism 2)"),
+       "affinities and materialism", "assumption (heterogeneous tolerance, mechanism 2)"),
     _p("threshold_spread", 0.12, 0.0, 0.5, "sd", "within-group s.d. of defection thresholds",
        "assumption; Granovetter (1978) normal thresholds"),
     # loyalty dynamics
     _p("loyalty_adjustment", 0.10, 0.0, 1.0, "1/week",
        "share of the gap to target loyalty closed each week"),
     _p("outbidding_strength", 1.0, 0.0, 5.0, "loyalty/lever",
-       "loyalty lost per unit of moderation beyond one's tolerance (1 - hardline)",
-       "[Ali, Moderation Dilemma] concession on doctrinal purity -> hardliners defect"),
+       "loyalty lost per unit of women's rights beyond one's tolerance (1 - hardline)",
+       "[Ali, Moderation Dilemma] doctrinal concession -> hardliners defect; size assumption "
+       "(prior 0.25-2)"),
     _p("fraternity_strength", 0.25, 0.0, 5.0, "loyalty/lever",
-       "loyalty lost per unit crackdown on an allied group, times affinity to it",
-       "[Ali, Counter-Terrorism Dilemma] pro-TTP lobby, 'jihadist fraternity'"),
+       "loyalty lost per unit crackdown on an allied group, times one's affinity to that group",
+       "[Ali, Counter-Terrorism Dilemma] pro-TTP lobby, 'jihadist fraternity'; size assumption "
+       "(prior 0.05-1)"),
     _p("repression_strength", 0.3, 0.0, 5.0, "loyalty/lever",
        "loyalty lost by the members of a group the regime acts against",
-       "[Ali] crackdown pushes TTP/Uyghurs to IS-K; [Pereira] witch-hunt"),
+       "[Ali] crackdown pushes TTP/Uyghurs to IS-K; [Pereira] witch-hunt; size assumption "
+       "(prior 0.1-1)"),
     _p("propaganda_strength", 0.4, 0.0, 5.0, "loyalty/lever",
        "loyalty lost per unit foreign CT cooperation, times hardline-ness",
-       "[Ali] IS-K propaganda of 'collaborating with foreign infidels'"),
+       "[Ali] IS-K propaganda of 'collaborating with foreign infidels'; size assumption "
+       "(prior 0.1-1)"),
     _p("pashtunwali_strength", 0.5, 0.0, 5.0, "multiplier",
        "extra offence among Pashtuns when the regime acts against guests",
-       "[Ali, Counter-Terrorism Dilemma] Pashtunwali code"),
+       "[Ali, Counter-Terrorism Dilemma] Pashtunwali code; size assumption (prior 0-1)"),
     _p("material_strength", 0.5, 0.0, 5.0, "loyalty/resource",
        "loyalty gained per unit of resources above the reference, times materialism",
-       "[Ali, Conclusion] aid and economy sustain the regime"),
+       "[Ali, Conclusion] aid and economy sustain the regime; size assumption (prior 0.1-1)"),
     _p("legitimacy_strength", 0.3, 0.0, 5.0, "loyalty",
-       "loyalty lost per unit grievance = hardship x (legitimacy fall since week 0)",
-       "Epstein (2002); [Pereira] attacks 'bringing down the credibility'"),
-    _p("recruitment_strength", 0.079, 0.0, 5.0, "loyalty",
+       "loyalty lost per unit grievance = hardship x (legitimacy below its reference)",
+       "Epstein (2002); [Pereira] attacks 'bringing down the credibility'; size assumption "
+       "(prior 0.1-1)"),
+    _p("inclusion_strength", 0.3, 0.0, 5.0, "loyalty/lever",
+       "loyalty gained (or lost) per unit inclusion, times one's group's inclusion stake",
+       "[Ali, Conclusion] inclusive government; brief 'Model v2' (wins Tajik and Uzbek members, "
+       "costs the Kandahar core its monopoly); size assumption (prior 0-1)"),
+    _p("recruitment_strength", 0.08, 0.0, 5.0, "loyalty",
        "loyalty lost at full exposure to IS-K recruiters", "[Ali] IS-K encourages cadres to "
-       "switch loyalties; value calibrated (C10)"),
-    _p("cascade_strength", 0.5, 0.0, 5.0, "pressure/share",
-       "defection pressure per share of one's contacts already in IS-K", "Granovetter (1978)"),
+       "switch loyalties; size assumption (prior 0-0.3)"),
+    _p("contagion_weight", 0.25, 0.0, 5.0, "pressure/share",
+       "defection pressure per share of one's contacts who have already left (to IS-K or "
+       "deserted)", "assumption (prior 0-1): Granovetter (1978) thresholds act on the share "
+       "who have acted; this weight on it is the model's own"),
     # relative agreement (peer influence)
     _p("peer_interactions", 1.0, 0.0, 20.0, "1/week",
        "relative-agreement encounters per agent per week", "Deffuant et al. (2002)"),
@@ -182,20 +197,40 @@ _GLOBAL = [
        "uncertainty of hardliners (confident extremists)", "Deffuant et al. (2002) u_e = 0.1"),
     _p("extremist_hardline", 0.8, 0.0, 1.0, "[0,1]",
        "hardline-ness from which a member is a confident extremist"),
-    # reach and defection
-    _p("walk_in", 0.13, 0.0, 1.0, "1/week", "chance a member finds IS-K without a contact "
-       "in it (sleeper cells in >= 13 provinces)", "[Ali] strongholds in at least 13 provinces; "
-       "value calibrated (C10)"),
-    _p("recruiter_share", 0.098, 0.0, 1.0, "share",
-       "share of IS-K members (and of new defectors) who act as recruiters",
-       "calibrated (C10)"),
+    # ways out: IS-K's reach and intake, desertion, return
+    _p("isk_reach", 0.03, 0.0, 10.0, "1/week per 1,000 IS-K",
+       "presence: a member without IS-K contacts meets IS-K with chance "
+       "1 - exp(-isk_reach x IS-K people / 1,000) a week",
+       "[Ali] sleeper cells in at least 13 provinces (a stock: reach grows with IS-K's size); "
+       "size assumption (prior 0.005-0.1)"),
+    _p("recruiter_share", 0.1, 0.0, 1.0, "share",
+       "share of IS-K members (and of new recruits) who act as recruiters",
+       "assumption (prior 0.05-0.2)"),
+    _p("absorptive_capacity", 0.012, 0.0, 1.0, "people/person/week",
+       "recruits IS-K can vet and absorb per week, per IS-K member (it screens recruits)",
+       "brief 'Model v2' (a bounded, clandestine organisation); UN figures 4,000 -> 6,000 in "
+       "two years imply an intake of a few thousand; size assumption (prior 0.003-0.03)"),
+    _p("desertion_rate", 0.1, 0.0, 1.0, "1/week",
+       "chance a disaffected member whom IS-K does not take deserts (goes home, abroad or to "
+       "the armed opposition)",
+       "brief 'Model v2' (part-time and seasonal fighters; NRF [Ali, Introduction]); Seymour "
+       "(2014); size assumption (prior 0.02-0.3)"),
+    _p("return_rate", 0.05, 0.0, 1.0, "1/week",
+       "chance a deserter whose pressure is back below his threshold returns",
+       "Christia (2012) factions realign by relative power; size assumption (prior 0-0.2)"),
+    _p("isk_desertion", 0.002, 0.0, 1.0, "1/week",
+       "chance an IS-K member deserts or surrenders each week",
+       "brief 'Model v2'; size assumption (prior 0-0.01)"),
     # regime state
     _p("resources_initial", 0.3, 0.0, 1.0, "[0,1]", "regime resources at week 0 (aid, revenue)",
        "[Ali] 18.4 M people in need of aid (2021)"),
     _p("resources_base", 0.2, 0.0, 1.0, "[0,1]", "resources without aid-winning policies",
        "[Ali] aid need 18.4 -> 24.4 -> 28.3 M"),
-    _p("aid_moderation", 0.5, 0.0, 1.0, "[0,1]/lever", "resources won per unit moderation",
-       "[Ali, Conclusion] moderation brings aid"),
+    _p("aid_womens_rights", 0.3, 0.0, 1.0, "[0,1]/lever",
+       "resources won per unit women's rights", "[Ali, Conclusion]; donors' conditions"),
+    _p("aid_inclusion", 0.2, 0.0, 1.0, "[0,1]/lever",
+       "resources won per unit inclusion (recognition)", "[Ali, Conclusion] engage the "
+       "international community"),
     _p("aid_crackdown", 0.2, 0.0, 1.0, "[0,1]/lever",
        "resources won per unit mean crackdown on allies", "[Ali] neighbours and donors"),
     _p("aid_cooperation", 0.1, 0.0, 1.0, "[0,1]/lever",
@@ -203,10 +238,14 @@ _GLOBAL = [
     _p("resource_adjustment", 0.05, 0.0, 1.0, "1/week",
        "share of the gap to target resources closed each week"),
     _p("legitimacy_initial", 0.5, 0.0, 1.0, "[0,1]", "regime legitimacy at week 0"),
+    _p("legitimacy_inclusion", 0.2, 0.0, 0.5, "[0,1]/lever",
+       "rise of the legitimacy the regime recovers toward, per unit inclusion",
+       "[Ali, Conclusion] inclusion gives 'more space to attain political legitimacy'; "
+       "size assumption (prior 0-0.3)"),
     _p("legitimacy_hit", 0.002, 0.0, 0.1, "per attack",
        "legitimacy lost per IS-K attack of mean severity", "[Pereira] attacks erode credibility"),
     _p("legitimacy_recovery", 0.05, 0.0, 1.0, "1/week",
-       "share of the legitimacy deficit recovered each week"),
+       "share of the gap to the reference legitimacy closed each week"),
     # IS-K
     _p("isk_size", 2_200, 0, 1_000_000, "people", "IS-K members at week 0",
        "UN Secretary-General report, early 2022: about 2,200 before the releases"),
@@ -216,21 +255,51 @@ _GLOBAL = [
        "UN SG report: about 2,200 -> approaching 4,000"),
     _p("release_ttp", 2_300, 0, 1_000_000, "people", "TTP prisoners freed by a release",
        "[Ali] more than 2,300 TTP prisoners released"),
-    _p("attrition_rate", 0.0073, 0.0, 1.0, "1/week",
+    _p("attrition_rate", 0.004, 0.0, 1.0, "1/week",
        "chance an IS-K member is killed or captured per week at full counter-IS-K effort",
-       "[Ali] operations killed hundreds of IS-K militants; value calibrated (C10)"),
+       "[Ali] operations killed 'hundreds' of IS-K militants by end 2022; size assumption "
+       "(prior 0.001-0.02)"),
     _p("recruiter_attrition", 1.5, 0.0, 10.0, "multiplier",
        "how much more exposed recruiters are to counter-IS-K operations"),
     _p("aid_dependence", 0.5, 0.0, 1.0, "share",
        "share of counter-IS-K capacity funded by resources (aid)", "[Ali, Conclusion]"),
+    _p("capacity_inclusion", 0.5, 0.0, 2.0, "capacity/lever",
+       "extra counter-IS-K capacity per unit inclusion (local intelligence, cooperation)",
+       "[Ali, Conclusion] inclusion would 'enable the Taliban to tackle the IS-K'; size "
+       "assumption (prior 0-1)"),
     _p("attack_rate", 82.0, 0.0, 100.0, "attacks/week/1000",
-       "IS-K attacks per week per 1,000 members without counter-IS-K pressure",
-       "calibrated (C10) to 136 attacks in the first four months and 141-181 in 2022 [Ali]"),
+       "IS-K attacks per week per 1,000 members at full leadership, all effort at home, no "
+       "counter-IS-K pressure", "calibrated to 136 attacks in the first four months and 141-181 "
+       "in 2022 [Ali]"),
     _p("attack_suppression", 7.1, 0.0, 20.0, "1/lever",
        "exponential fall of the attack rate with effective counter-IS-K effort",
-       "calibrated (C10); the 2023 fall of 75-86% (Meir Amit, BBC Monitoring) is not met"),
+       "calibrated with attack_rate"),
+    _p("provocation_strength", 0.5, 0.0, 5.0, "1/lever",
+       "relative rise of IS-K's attacks per unit of the Taliban courting the West (mean of "
+       "women's rights and foreign cooperation)",
+       "[Pereira] courting the West 'will only further infuriate Daesh and lead to the group "
+       "staging more attacks'; size assumption (prior 0-1)"),
     _p("taliban_target_share", 0.72, 0.0, 1.0, "share", "share of IS-K attacks aimed at the "
        "Taliban", "[Ali] >72% of 170 attacks in 2022; 96 of 136"),
+    _p("decapitation_week", 78, -1, 10_000, "week",
+       "week IS-K loses a leader to a dated event (-1: none)",
+       "[Ali] Qari Fateh, intelligence and operations chief, killed February 2023 (week 78)"),
+    _p("decapitation_hazard", 0.005, 0.0, 1.0, "1/week/lever",
+       "further chance per week, per unit effective counter-IS-K effort, of a leadership loss",
+       "Jordan (2009) decapitation; size assumption (prior 0-0.02)"),
+    _p("decapitation_loss", 0.5, 0.0, 1.0, "share",
+       "share of attack capacity a leadership loss removes",
+       "Jordan (2009): effects depend on age, size and type; size assumption (prior 0.1-0.8)"),
+    _p("leadership_recovery", 0.02, 0.0, 1.0, "1/week",
+       "share of lost attack capacity IS-K rebuilds each week", "assumption (prior 0.005-0.1)"),
+    _p("external_max", 0.6, 0.0, 1.0, "share",
+       "largest share of IS-K's attack effort spent abroad (Iran, Russia, Central Asia, "
+       "Pakistan), reached at full counter-IS-K effort",
+       "[Ali] strikes in Uzbekistan, Tajikistan, Iran (2022), Bajaur (2023), Moscow (2024); "
+       "size assumption (prior 0-0.8)"),
+    _p("external_adjustment", 0.03, 0.0, 1.0, "1/week",
+       "share of the gap to its target external share IS-K closes each week",
+       "assumption (prior 0.01-0.1)"),
     _p("cell_events", 0.2, 0.0, 10.0, "1/member/week",
        "coalescence-fragmentation events per IS-K member per week", "Bohorquez et al. (2009)"),
     _p("fragmentation", 0.01, 0.0, 1.0, "probability",
@@ -239,30 +308,41 @@ _GLOBAL = [
        "extra shattering chance per unit effective counter-IS-K effort"),
     # adaptive leadership
     _p("adaptive_leadership", False, unit="switch",
-       meaning="the leadership sets moderation, crackdowns and cooperation each week"),
+       meaning="the leadership sets women's rights, inclusion, crackdowns and cooperation "
+       "each week"),
     _p("adaptive_step", 0.05, 0.0, 1.0, "lever/week", "largest weekly lever change it makes"),
     _p("risk_aversion", 5.0, 0.0, 100.0, "aid/defection",
        "weight of defection risk against resources in the leadership's choice"),
     # data
-    _p("collect_agent_data", True, unit="switch",
-       meaning="record agent reporters (loyalty, group, faction, allegiance) each step"),
+    _p("collect_agent_data", "auto", unit="switch",
+       meaning="record agent reporters (loyalty, group, faction, allegiance, people) each week; "
+       f"auto: on up to {AGENT_DATA_LIMIT:,} agents at the start (about 0.5 µs and 60 bytes "
+       "per agent per week)", choices=("auto", "on", "off")),
 ]
 # fmt: on
 
 MECHANISMS: dict[str, str] = {
-    "outbidding": "moderation beyond tolerance and foreign cooperation offend hardliners (1)",
+    "outbidding": "women's rights beyond tolerance and foreign cooperation offend hardliners (1)",
     "heterogeneity": "members differ in traits within their group (2)",
     "recruitment": "IS-K recruiters expose and reach their contacts; recruits recruit (3)",
     "peer_influence": "relative-agreement influence on loyalty over the network (4)",
-    "cascade": "contacts already in IS-K add defection pressure (Granovetter) (4)",
+    "cascade": "contacts who have left add defection pressure (Granovetter) (4)",
     "material": "resources above the reference raise loyalty (5)",
     "legitimacy": "IS-K attacks erode legitimacy; grievance lowers loyalty (6)",
     "pashtunwali": "acting against guests costs more among Pashtuns (7)",
-    "attrition": "counter-IS-K operations remove IS-K members and recruiters (8)",
-    "fraternity": "crackdowns on allies offend members tied to them",
-    "repression": "crackdowns and the witch-hunt push their targets toward IS-K",
-    "reach": "a member can only defect when IS-K reaches him",
+    "attrition": "counter-IS-K operations remove IS-K members, within the regime's capacity (8)",
+    "fraternity": "crackdowns offend the members tied to the targeted group",
+    "repression": "crackdowns and the witch-hunt push their targets away",
+    "reach": "a member can only join IS-K when IS-K reaches him (contacts or presence)",
     "cells": "IS-K cells coalesce and fragment; attack severity = cell size",
+    "inclusion_benefits": "inclusion raises legitimacy, recognition and counter-IS-K capacity, "
+    "and the standing of the groups it includes",
+    "desertion": "disaffected members whom IS-K does not take desert; deserters may return",
+    "absorption": "IS-K's intake is limited by its absorptive capacity",
+    "isk_destination": "IS-K takes defectors (off: discontent can only lead to desertion)",
+    "provocation": "IS-K attacks more when the Taliban court the West [Pereira]",
+    "decapitation": "leadership losses cut IS-K's attack capacity for a time",
+    "external_operations": "IS-K shifts attack effort abroad under counter-IS-K pressure",
 }
 
 _SWITCHES = [
@@ -270,8 +350,11 @@ _SWITCHES = [
     for name, text in MECHANISMS.items()
 ]
 
-_LEVER_MEANING = {
-    "moderation": "women's rights, girls' education, inclusive government [Ali]",
+LEVER_MEANING = {
+    "womens_rights": "women's rights and girls' education (a doctrinal concession) "
+    "[Ali, Moderation Dilemma]",
+    "inclusion": "power sharing with non-Pashtun groups and the political opposition "
+    "[Ali, Conclusion]",
     "crackdown_ttp": "action against the TTP [Ali, Counter-Terrorism Dilemma]",
     "crackdown_uyghur": "control/relocation of Uyghur militants [Ali]",
     "crackdown_aq": "action against Al-Qaeda / IMU [Ali]",
@@ -286,18 +369,23 @@ _LEVERS = [
         0.0,
         1.0,
         "[0,1]",
-        f"{_LEVER_MEANING[name]}; presets set timelines (ODD, Input data)",
+        f"{LEVER_MEANING[name]}; observable acts per level in ODD §7.1; presets set timelines",
         "policy lever",
     )
     for name in LEVERS
 ]
 
-CALIBRATED_TRAITS = {"ttp_threshold"}  # fitted by experiment C10 (docs/ODD.md §9.1)
+CALIBRATED_TRAITS = {"ttp_threshold"}  # fitted to the TTP staying loyal (docs/ODD.md §9.1)
 
 
 def _trait_source(group: Group, trait: str) -> str:
     if f"{group.name}_{trait}" in CALIBRATED_TRAITS:
         return "calibrated (C10): the TTP largely loyal while sheltered (UN 1988 Monitoring Team)"
+    if trait in ("ttp_affinity", "aq_affinity", "uyghur_affinity"):
+        return "[Ali, Counter-Terrorism Dilemma] (pro-TTP lobby crosses cleavages; Al-Qaeda via "
+        "the Haqqanis); level assumption"
+    if trait == "inclusion_stake":
+        return "brief 'Model v2' [Ali, Conclusion] (sign); level assumption"
     return group.source if trait == "size" else "assumption"
 
 
@@ -319,15 +407,76 @@ PARAMETERS: dict[str, Parameter] = {
     p.name: p for p in [*_GLOBAL, *_SWITCHES, *_LEVERS, *_TRAIT_PARAMS]
 }
 
+# Names of earlier versions: each maps to the parameters it now sets (docs/ODD.md §8).
+ALIASES: dict[str, tuple[str, ...]] = {"moderation": ("womens_rights", "inclusion")}
+RENAMED: dict[str, str] = {"cascade_strength": "contagion_weight", "walk_in": "isk_reach"}
 
-def resolve(overrides: dict[str, Any]) -> dict[str, Any]:
+
+class _ParamsBase:
+    """Methods of the frozen parameter object (fields are generated from the registry)."""
+
+    __slots__ = ()
+
+    def trait(self, group: str, trait: str) -> Any:
+        """A group's trait mean, e.g. ``p.trait('kabul', 'hardline')``."""
+        return getattr(self, f"{group}_{trait}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every parameter by name (for records and provenance)."""
+        return {name: getattr(self, name) for name in PARAMETERS}
+
+    def replace(self, **changes: Any) -> Params:
+        """A copy with ``changes`` validated and applied."""
+        return resolve(self.as_dict() | changes)
+
+
+Params = make_dataclass(
+    "Params",
+    list(PARAMETERS),
+    bases=(_ParamsBase,),
+    frozen=True,
+    slots=True,
+)
+Params.__doc__ = (
+    "Every model parameter as a typed, frozen attribute (a typo is an AttributeError); "
+    "generated from the registry, built by :func:`resolve`."
+)
+
+
+def expand_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Map names of earlier versions to the parameters they now set (one-line errors)."""
+    expanded = dict(overrides)
+    for old, new in RENAMED.items():
+        if old in expanded:
+            raise ValueError(f"{old}: renamed to {new} in model v2 (see docs/ODD.md §8)")
+    for alias, targets in ALIASES.items():
+        if alias not in expanded:
+            continue
+        clash = [t for t in targets if t in overrides]
+        if clash:
+            raise ValueError(f"{alias}: sets {' and '.join(targets)}; give either it or them")
+        value = expanded.pop(alias)
+        expanded |= dict.fromkeys(targets, value)
+    if isinstance(expanded.get("collect_agent_data"), (bool, np.bool_)):
+        expanded["collect_agent_data"] = "on" if expanded["collect_agent_data"] else "off"
+    return expanded
+
+
+def resolve(overrides: dict[str, Any]) -> Params:
     """Defaults updated with validated ``overrides``; unknown names are refused."""
     values = {name: p.default for name, p in PARAMETERS.items()}
-    for name, value in overrides.items():
+    for name, value in expand_aliases(overrides).items():
         if name not in PARAMETERS:
             raise ValueError(f"unknown parameter {name!r} (see docs/ODD.md, Parameters)")
         values[name] = PARAMETERS[name].validate(value)
-    return values
+    return Params(**values)
+
+
+def collects_agent_data(p: Params) -> bool:
+    """Whether agent reporters are recorded: 'auto' means up to AGENT_DATA_LIMIT agents."""
+    if p.collect_agent_data == "auto":
+        return p.population <= AGENT_DATA_LIMIT
+    return p.collect_agent_data == "on"
 
 
 def markdown_table() -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 LEVERS: tuple[str, ...] = (
-    "moderation",
+    "womens_rights",
+    "inclusion",
     "crackdown_ttp",
     "crackdown_uyghur",
     "crackdown_aq",
@@ -23,7 +24,7 @@ LEVERS: tuple[str, ...] = (
     "counter_isk",
     "witch_hunt",
 )
-EVENTS: tuple[str, ...] = ("prisoner_release",)
+EVENTS: tuple[str, ...] = ("prisoner_release", "decapitation")
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,20 @@
-"""Per-agent state held in NumPy arrays, one slot per person, and its initialisation.
+"""Per-agent state held in NumPy arrays, one slot per agent, and its initialisation.
 
 The arrays are the model's truth; Mesa agents (``agents/``) are views onto one slot.
-Slots are never reused: a removed agent keeps its slot with allegiance ``REMOVED``.
+Slots are never reused: a removed agent keeps its slot with allegiance ``REMOVED``. An
+agent stands for ``people`` persons: its group's real size shared among its agents, so a
+small group kept visible by ``min_group_agents`` is not inflated in any total.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 from model.groups import GROUPS, ISK
 
-LOYAL, IN_ISK, REMOVED = 0, 1, 2
-ALLEGIANCE_NAMES = ("loyal", "isk", "removed")
+LOYAL, IN_ISK, REMOVED, DESERTED = 0, 1, 2, 3
+ALLEGIANCE_NAMES = ("loyal", "isk", "removed", "deserted")
+AFFINITIES = ("ttp_affinity", "aq_affinity", "uyghur_affinity")
 
 
 class Population:
@@ -21,7 +22,8 @@ class Population:
 
     FIELDS: dict[str, type] = {
         "group": np.int8,  # origin group code (ISK for original IS-K members)
-        "allegiance": np.int8,  # LOYAL, IN_ISK or REMOVED
+        "allegiance": np.int8,  # LOYAL, IN_ISK, REMOVED or DESERTED
+        "people": np.float64,  # persons this agent stands for
         "recruiter": np.bool_,  # acts as an IS-K recruiter
         "loyalty": np.float64,  # loyalty to the Taliban-led camp, [0, 1]
         "baseline_loyalty": np.float64,  # loyalty under neutral conditions, [0, 1]
@@ -32,6 +34,9 @@ class Population:
         "materialism": np.float64,  # weight of pay and resources, [0, 1]
         "pashtun": np.bool_,  # bound by Pashtunwali to protect guests
         "ttp_affinity": np.float64,  # tie to the TTP, [0, 1]
+        "aq_affinity": np.float64,  # tie to Al-Qaeda / IMU, [0, 1]
+        "uyghur_affinity": np.float64,  # tie to the Uyghur militants, [0, 1]
+        "inclusion_stake": np.float64,  # standing power sharing gives (+) or takes (-)
     }
 
     def __init__(self) -> None:
@@ -49,35 +54,43 @@ class Population:
         self.n += k
         return slots
 
-    def active_in(self, allegiance: int) -> np.ndarray:
-        """Boolean mask of agents with ``allegiance``."""
-        return self.allegiance == allegiance
+    def people_in(self, allegiance: int) -> np.ndarray:
+        """People by origin group (last entry IS-K) whose allegiance is ``allegiance``."""
+        mask = self.allegiance == allegiance
+        return np.bincount(self.group[mask], weights=self.people[mask], minlength=len(GROUPS) + 1)
 
 
-def agent_counts(params: dict[str, Any]) -> tuple[np.ndarray, float]:
+def group_sizes(p) -> np.ndarray:
+    """Real sizes in people by group code (last entry IS-K)."""
+    return np.array([p.trait(g.name, "size") for g in GROUPS] + [p.isk_size], float)
+
+
+def agent_counts(p) -> tuple[np.ndarray, np.ndarray]:
     """Agents per group (last entry IS-K) summing to ``population``, and people per agent.
 
     Real sizes are scaled by largest remainders; a non-empty group gets at least
-    ``min_group_agents`` (taken from the largest groups) so that it stays observable.
+    ``min_group_agents`` (taken from the largest groups) so that it stays observable; each
+    group's agents then share its real size, so every total in people is right.
     """
-    sizes = np.array([params[f"{g.name}_size"] for g in GROUPS] + [params["isk_size"]], float)
-    population = params["population"]
+    sizes = group_sizes(p)
+    population = p.population
     if sizes.sum() <= 0:
         raise ValueError("group sizes: at least one *_size or isk_size must be positive")
     ideal = sizes / sizes.sum() * population
     counts = np.floor(ideal).astype(int)
     order = np.argsort(-(ideal - counts), kind="stable")
     counts[order[: population - counts.sum()]] += 1
-    floor = np.where(sizes > 0, min(params["min_group_agents"], population // len(sizes)), 0)
+    floor = np.where(sizes > 0, min(p.min_group_agents, population // len(sizes)), 0)
     while np.any(counts < floor):
         short = int(np.argmax(floor - counts))
         counts[short] += 1
         counts[int(np.argmax(counts - floor))] -= 1
-    return counts, float(sizes.sum() / population)
+    scale = np.divide(sizes, counts, out=np.zeros(len(sizes)), where=counts > 0)
+    return counts, scale
 
 
 def draw_agents(
-    group: int, k: int, params: dict[str, Any], rng: np.random.Generator
+    group: int, k: int, people: float, p, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """Field values for ``k`` new members of ``group`` drawn around the group's means."""
     codes = np.full(k, group, dtype=np.int8)
@@ -85,30 +98,35 @@ def draw_agents(
         return {
             "group": codes,
             "allegiance": np.full(k, IN_ISK),
+            "people": np.full(k, people),
             "hardline": np.ones(k),
-            "uncertainty": np.full(k, params["extremist_uncertainty"]),
+            "uncertainty": np.full(k, p.extremist_uncertainty),
             "threshold": np.ones(k),
             "hardship": np.full(k, 0.5),
         }
     name = GROUPS[group].name
-    spread = params["trait_spread"] if params["heterogeneity"] else 0.0
+    spread = p.trait_spread if p.heterogeneity else 0.0
 
     def trait(mean: float, sd: float) -> np.ndarray:
         return np.clip(rng.normal(mean, sd, k), 0.0, 1.0) if sd > 0 else np.full(k, mean)
 
-    hardline = trait(params[f"{name}_hardline"], spread)
-    loyalty = trait(params[f"{name}_loyalty"], spread)
-    confident = hardline >= params["extremist_hardline"]
-    return {
+    hardline = trait(p.trait(name, "hardline"), spread)
+    loyalty = trait(p.trait(name, "loyalty"), spread)
+    confident = hardline >= p.extremist_hardline
+    values = {
         "group": codes,
         "allegiance": np.full(k, LOYAL),
+        "people": np.full(k, people),
         "loyalty": loyalty,
         "baseline_loyalty": loyalty.copy(),
         "hardline": hardline,
-        "uncertainty": np.where(confident, params["extremist_uncertainty"], params["uncertainty"]),
-        "threshold": trait(params[f"{name}_threshold"], params["threshold_spread"]),
-        "hardship": rng.uniform(0.0, 1.0, k) if params["heterogeneity"] else np.full(k, 0.5),
-        "materialism": trait(params[f"{name}_materialism"], spread),
-        "pashtun": rng.random(k) < params[f"{name}_pashtun"],
-        "ttp_affinity": trait(params[f"{name}_ttp_affinity"], spread),
+        "uncertainty": np.where(confident, p.extremist_uncertainty, p.uncertainty),
+        "threshold": trait(p.trait(name, "threshold"), p.threshold_spread),
+        "hardship": rng.uniform(0.0, 1.0, k) if p.heterogeneity else np.full(k, 0.5),
+        "materialism": trait(p.trait(name, "materialism"), spread),
+        "pashtun": rng.random(k) < p.trait(name, "pashtun"),
     }
+    for affinity in AFFINITIES:
+        values[affinity] = trait(p.trait(name, affinity), spread)
+    values["inclusion_stake"] = np.full(k, p.trait(name, "inclusion_stake"))
+    return values

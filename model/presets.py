@@ -13,12 +13,17 @@ from model.parameters import PARAMETERS
 from model.policy import Schedule
 
 _BASELINE_LEVERS: dict[str, Schedule] = {
-    # Promises of women's rights and an inclusive government (Aug-Sep 2021), then the
-    # secondary-school ban (23 Mar 2022, week 31) and the university ban (Dec 2022, week 71).
-    "moderation": Schedule.piecewise([(0, 0.3), (31, 0.15), (71, 0.05)]),
-    # Thousands deployed against IS-K from autumn 2021; Qari Fateh killed Feb 2023 (week 80).
+    # Promises of women's rights (Aug 2021); the secondary-school ban (23 Mar 2022, week 31);
+    # the university and NGO-work bans (Dec 2022, week 71); the law on the propagation of
+    # virtue and prevention of vice (21 Aug 2024, week 157).
+    "womens_rights": Schedule.piecewise([(0, 0.3), (31, 0.15), (71, 0.05), (157, 0.0)]),
+    # Promises of an inclusive government, then the all-Taliban interim cabinet (7 Sep 2021,
+    # week 3) with a few Tajik and Uzbek members (Qari Fasihuddin, Abdul Salam Hanafi).
+    "inclusion": Schedule.piecewise([(0, 0.3), (3, 0.1)]),
+    # Thousands deployed against IS-K from autumn 2021; kept up through 2025 [Ali].
     "counter_isk": Schedule.piecewise([(0, 0.3), (10, 0.6), (80, 0.8)]),
-    # No action against the TTP or Al-Qaeda [Ali]; some control of Uyghur militants [Ali].
+    # No action against the TTP or Al-Qaeda, through 2025 (UN 1988 Monitoring Team);
+    # Uyghur militants relocated away from the Chinese border (late 2021) [Ali].
     "crackdown_ttp": Schedule.constant(0.0),
     "crackdown_aq": Schedule.constant(0.0),
     "crackdown_uyghur": Schedule.constant(0.15),
@@ -35,7 +40,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "inclusive": _BASELINE_LEVERS
     | {
         # [Ali, Conclusion]: an inclusive government with aid-funded counter-IS-K capacity.
-        "moderation": Schedule.constant(0.7),
+        "womens_rights": Schedule.constant(0.5),
+        "inclusion": Schedule.constant(0.8),
         "counter_isk": Schedule.constant(0.8),
         "foreign_cooperation": Schedule.constant(0.3),
         "witch_hunt": Schedule.constant(0.0),
@@ -54,13 +60,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     | {
         # 1:1 scale: one agent per fighter, official, or IS-K member (default sizes).
         "population": sum(PARAMETERS[f"{name}_size"].default for name in _SIZED),
-        "collect_agent_data": False,
     },
 }
 
 PRESET_DESCRIPTIONS: dict[str, str] = {
     "baseline": "the Taliban's actual stance and policy timeline from August 2021",
-    "inclusive": "moderation, aid-funded counter-IS-K effort, no witch-hunt (Ali's advice)",
+    "inclusive": "an inclusive government, some women's rights, aid-funded counter-IS-K effort, "
+    "no witch-hunt (Ali's advice)",
     "crackdown": "crackdowns on TTP, Uyghur and Al-Qaeda/IMU with foreign cooperation",
     "no_release": "baseline without the August 2021 prisoner release",
     "adaptive": "baseline levers chosen each week by the adaptive leadership rule",

@@ -1,36 +1,62 @@
-"""The regime's resources (aid, revenue) and legitimacy, both in [0, 1]."""
+"""The regime: resources (aid, revenue), legitimacy and its capacity against IS-K, in [0, 1]."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from model.parameters import Params
 
-def target_resources(levers: dict[str, float], p: dict[str, Any]) -> float:
-    """Resources the current policy would bring: aid rewards moderation and crackdowns."""
+
+def target_resources(levers: dict[str, float], p: Params) -> float:
+    """Resources the current policy would bring: aid rewards concessions and crackdowns."""
     crackdown = np.mean(
         [levers["crackdown_ttp"], levers["crackdown_uyghur"], levers["crackdown_aq"]]
     )
     aid = (
-        p["aid_moderation"] * levers["moderation"]
-        + p["aid_crackdown"] * crackdown
-        + p["aid_cooperation"] * levers["foreign_cooperation"]
+        p.aid_womens_rights * levers["womens_rights"]
+        + p.aid_inclusion * levers["inclusion"]
+        + p.aid_crackdown * crackdown
+        + p.aid_cooperation * levers["foreign_cooperation"]
     )
-    return float(np.clip(p["resources_base"] + aid, 0.0, 1.0))
+    return float(np.clip(p.resources_base + aid, 0.0, 1.0))
 
 
-def next_resources(resources: float, levers: dict[str, float], p: dict[str, Any]) -> float:
+def next_resources(resources: float, levers: dict[str, float], p: Params) -> float:
     """Resources move part of the way toward what the policy brings (aid arrives slowly)."""
-    return resources + p["resource_adjustment"] * (target_resources(levers, p) - resources)
+    return resources + p.resource_adjustment * (target_resources(levers, p) - resources)
+
+
+def reference_legitimacy(levers: dict[str, float], p: Params) -> float:
+    """The legitimacy the regime recovers toward: higher with an inclusive government."""
+    gain = p.legitimacy_inclusion * levers["inclusion"] if p.inclusion_benefits else 0.0
+    return float(min(p.legitimacy_initial + gain, 1.0))
 
 
 def next_legitimacy(
-    legitimacy: float, severities: np.ndarray, typical_severity: float, p: dict[str, Any]
+    legitimacy: float,
+    reference: float,
+    severities: np.ndarray,
+    typical_severity: float,
+    p: Params,
 ) -> float:
     """Attacks erode legitimacy by severity relative to a typical cell; it recovers slowly."""
-    recovered = legitimacy + p["legitimacy_recovery"] * (p["legitimacy_initial"] - legitimacy)
-    if not p["legitimacy"] or len(severities) == 0:
+    recovered = legitimacy + p.legitimacy_recovery * (reference - legitimacy)
+    if not p.legitimacy or len(severities) == 0:
         return float(np.clip(recovered, 0.0, 1.0))
-    hit = p["legitimacy_hit"] * severities.sum() / typical_severity
+    hit = p.legitimacy_hit * severities.sum() / typical_severity
     return float(np.clip(recovered - hit, 0.0, 1.0))
+
+
+def counter_isk_effort(
+    levers: dict[str, float], resources: float, strength_share: float, p: Params
+) -> float:
+    """Effective counter-IS-K effort: the lever times the regime's capacity (ODD §7.7).
+
+    Capacity is partly funded by aid, scales with the regime's loyal fighting strength
+    (``strength_share`` of its August 2021 level, at most 1), and grows with inclusion.
+    """
+    funded = resources / p.resources_initial if p.resources_initial > 0 else 1.0
+    capacity = ((1.0 - p.aid_dependence) + p.aid_dependence * funded) * min(strength_share, 1.0)
+    if p.inclusion_benefits:
+        capacity *= 1.0 + p.capacity_inclusion * levers["inclusion"]
+    return levers["counter_isk"] * capacity
