@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     sweep = spec(args.runs, args.population, args.steps)
-    direct_runs = sweep.runs()[: max(args.runs // 4, 2)]
+    direct_runs = list(sweep.runs())[: max(args.runs // 4, 2)]
     direct = min(
         _seconds(lambda: [simulate_run(sweep, run) for run in direct_runs])
         for _ in range(args.repeat)

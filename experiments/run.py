@@ -1,13 +1,21 @@
-"""One simulation from start to files: time series (CSV, Parquet), figure, summary table."""
+"""One simulation from start to files: time series (CSV, Parquet), figure, summary table.
+
+The files are made for analysis without cleaning: dates are dates (ISO text in CSV,
+``date32`` in Parquet), every time-series row carries the run's seed and preset, columns
+in agents and in people are named as such and the people-per-agent scale is in the file,
+and ``run.json`` records the parameters and the provenance (package version, commit of
+this project, Python, platform, command line).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from importlib.metadata import version
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +26,141 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from experiments.provenance import provenance  # noqa: E402
 from model import DefectionModel  # noqa: E402
+from model import parameters as registry  # noqa: E402
 from model.groups import GROUP_LABELS, GROUP_NAMES  # noqa: E402
 from model.policy import Schedule  # noqa: E402
+
+MAX_STEPS = getattr(registry, "MAX_STEPS", 100_000)
+# Mesa keeps one record per agent per week; measured at about 60 bytes each (tuples of
+# shared strings and a float), plus the DataFrame built from them when written.
+AGENT_RECORD_BYTES = 120
+IDENTITY = ("seed", "preset")  # columns put in front of every time-series row
+
+
+def check_steps(steps: Any, option: str = "--steps") -> int:
+    """Weeks to simulate: a whole number from 0 to MAX_STEPS (so dates stay in the calendar)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_STEPS:
+        raise ValueError(f"{option}: must be an integer in [0, {MAX_STEPS:,}] (got {steps!r})")
+    return steps
+
+
+def check_seed(seed: Any, option: str = "--seed") -> int | None:
+    """A seed: a non-negative whole number (or None for a fresh random run)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"{option}: must be an integer in [0, 2**63) (got {seed!r})")
+    return seed
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation now (Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def records_agents(values: Mapping[str, Any]) -> bool:
+    """Whether a run with these resolved parameters records agent reporters.
+
+    The registry's ``collect_agent_data`` is a switch (True/False) or, in model v2,
+    ``auto``/``on``/``off`` where ``auto`` records up to ``AGENT_DATA_LIMIT`` agents.
+    """
+    setting = values.get("collect_agent_data", False)
+    if setting == "auto":
+        limit = getattr(registry, "AGENT_DATA_LIMIT", 10_000)
+        return int(values.get("population", 0)) <= limit
+    return setting in (True, "on")
+
+
+def check_memory(values: Mapping[str, Any], steps: int, option: str = "--set") -> None:
+    """Refuse, before it starts, a run whose agent records cannot fit in memory."""
+    if not records_agents(values):
+        return
+    agents = int(values.get("population", 0))
+    need = agents * (steps + 1) * AGENT_RECORD_BYTES
+    have = available_memory()
+    if have is not None and need > 0.8 * have:
+        raise ValueError(
+            f"{option} collect_agent_data: recording {agents:,} agents for {steps + 1:,} weeks "
+            f"needs about {need / 1e9:,.1f} GB, {have / 1e9:,.1f} GB available; use "
+            "--set collect_agent_data=off (or fewer agents or weeks)"
+        )
 
 
 def simulate(
     steps: int,
     preset: str = "baseline",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = True,
     **overrides: Any,
 ) -> DefectionModel:
-    """Build the model (validating every input first) and run it for ``steps`` weeks."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps: must be a non-negative integer (got {steps!r})")
-    model = DefectionModel(preset=preset, rng=seed, **overrides)
-    for _ in tqdm(range(steps), desc="weeks", unit="wk", disable=not progress, leave=False):
+    """Build the model (validating every input first) and run it for ``steps`` weeks.
+
+    ``progress=None`` shows the bar only on a terminal (and never with TQDM_DISABLE).
+    """
+    check_steps(steps, "steps")
+    model = DefectionModel(preset=preset, rng=check_seed(seed, "seed"), **overrides)
+    disable = None if progress is None else not progress
+    for _ in tqdm(range(steps), desc="weeks", unit="wk", disable=disable, leave=False):
         model.step()
     return model
 
 
+def parameter_values(model: DefectionModel) -> dict[str, Any]:
+    """The model's resolved parameters as a plain dict (a mapping or a dataclass)."""
+    p = model.p
+    if isinstance(p, Mapping):
+        return dict(p.items())
+    if dataclasses.is_dataclass(p):
+        return {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
+    return dict(vars(p))
+
+
+def _scale(model: DefectionModel, group: str) -> float:
+    """People per agent in ``group`` (one scale for all groups before model v2)."""
+    return float(model.stats.get(f"{group}_people_per_agent", model.scale))
+
+
 def summary(model: DefectionModel) -> pd.DataFrame:
-    """Per group: members at the start (incl. freed prisoners), at the end, defected, rate."""
+    """Per group, in agents and in people: at the start (incl. arrivals), at the end, defected."""
     ledger = model.ledger
     rows = []
     for code, name in enumerate(GROUP_NAMES):
         start = int(ledger["start"][code] + ledger["joined"][code])
+        defected = int(ledger["defected"][code])
+        scale = _scale(model, name)
         rows.append(
             {
                 "group": GROUP_LABELS[name],
-                "start": start,
-                "end": model.stats[f"{name}_members"],
-                "defected": int(ledger["defected"][code]),
-                "rate": ledger["defected"][code] / start if start else float("nan"),
+                "people_per_agent": scale,
+                "start_agents": start,
+                "end_agents": int(model.stats[f"{name}_members"]),
+                "defected_agents": defected,
+                "start_people": start * scale,
+                "defected_people": defected * scale,
+                "defection_rate": defected / start if start else float("nan"),
             }
         )
     return pd.DataFrame(rows)
 
 
 def format_summary(table: pd.DataFrame, model: DefectionModel) -> str:
-    """A readable text table, then IS-K's balance and the scale."""
+    """A readable text table (agents), then IS-K's balance and the scale."""
     lines = [f"{'group':<36}{'start':>8}{'end':>8}{'defected':>10}{'rate':>8}"]
     for row in table.itertuples():
-        rate = "" if pd.isna(row.rate) else f"{row.rate:.1%}"
-        lines.append(f"{row.group:<36}{row.start:>8}{row.end:>8}{row.defected:>10}{rate:>8}")
+        rate = "" if pd.isna(row.defection_rate) else f"{row.defection_rate:.1%}"
+        lines.append(
+            f"{row.group:<36}{row.start_agents:>8}{row.end_agents:>8}"
+            f"{row.defected_agents:>10}{rate:>8}"
+        )
     ledger = model.ledger
     freed = int(ledger["joined"][-1] - ledger["defected"].sum())
     lines.append(
@@ -75,6 +173,20 @@ def format_summary(table: pd.DataFrame, model: DefectionModel) -> str:
         f"legitimacy {model.legitimacy:.2f}; resources {model.resources:.2f}"
     )
     return "\n".join(lines)
+
+
+def timeseries(model: DefectionModel) -> pd.DataFrame:
+    """One row per week: seed and preset, then every model column; dates as dates."""
+    frame = model.datacollector.get_model_vars_dataframe().copy()
+    if "date" in frame:
+        frame["date"] = [
+            d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in frame["date"]
+        ]
+    if "people_per_agent" not in frame and not any(c.endswith("_people_per_agent") for c in frame):
+        frame["people_per_agent"] = float(model.scale)
+    frame.insert(0, "preset", model.preset)
+    frame.insert(0, "seed", pd.array([model.seed] * len(frame), dtype="Int64"))
+    return frame
 
 
 def plot_defection(frame: pd.DataFrame, path: Path, title: str) -> None:
@@ -97,32 +209,55 @@ def plot_defection(frame: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def run_record(model: DefectionModel, steps: int) -> dict[str, Any]:
-    """What is needed to reproduce the run: preset, seed, steps, parameters, versions."""
-    params = {k: v.describe() if isinstance(v, Schedule) else v for k, v in model.p.items()}
+def _plain(value: Any) -> Any:
+    """A parameter value as JSON: schedules as their text, NumPy scalars as numbers."""
+    if isinstance(value, Schedule):
+        return value.describe()
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def run_record(model: DefectionModel, steps: int, argv: list[str] | None = None) -> dict[str, Any]:
+    """What is needed to reproduce the run: preset, seed, steps, parameters, provenance."""
+    params = {k: _plain(v) for k, v in parameter_values(model).items()}
     return {
         "preset": model.preset,
         "seed": model.seed,
         "steps": steps,
         "parameters": params,
-        "moves": [vars(m) for m in model.policy.moves],
-        "versions": {pkg: version(pkg) for pkg in ("mesa", "numpy", "pandas", "isk-defection")},
+        "moves": [{k: _plain(v) for k, v in vars(m).items()} for m in model.policy.moves],
+        "provenance": provenance(argv),
     }
 
 
-def write_outputs(model: DefectionModel, steps: int, out: Path) -> list[Path]:
+def agent_frame(model: DefectionModel) -> pd.DataFrame | None:
+    """Mesa's agent records (one row per agent per week), or None when not recorded."""
+    if not getattr(model.datacollector, "agent_reporters", None):
+        return None
+    frame = model.datacollector.get_agent_vars_dataframe().reset_index()
+    frame.insert(0, "seed", pd.array([model.seed] * len(frame), dtype="Int64"))
+    return frame
+
+
+def write_outputs(
+    model: DefectionModel, steps: int, out: Path, argv: list[str] | None = None
+) -> list[Path]:
     """Write the run's files into ``out`` atomically: all of them appear, or none."""
-    frame = model.datacollector.get_model_vars_dataframe()
+    frame = timeseries(model)
     out.mkdir(parents=True, exist_ok=True)
     writers: dict[str, Callable[[Path], None]] = {
         "timeseries.csv": lambda p: frame.to_csv(p, index=False),
         "timeseries.parquet": lambda p: frame.to_parquet(p, index=False),
         "summary.csv": lambda p: summary(model).to_csv(p, index=False),
-        "run.json": lambda p: p.write_text(json.dumps(run_record(model, steps), indent=2)),
+        "run.json": lambda p: p.write_text(json.dumps(run_record(model, steps, argv), indent=2)),
         "defection.png": lambda p: plot_defection(
             frame, p, f"Defection to IS-K — preset {model.preset}, seed {model.seed}"
         ),
     }
+    agents = agent_frame(model)
+    if agents is not None:
+        writers["agents.parquet"] = lambda p: agents.to_parquet(p, index=False)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         for name, write in writers.items():

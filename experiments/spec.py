@@ -12,7 +12,9 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,11 @@ SECTIONS: dict[str, set[str]] = {
     "sample": {"method", "n", "ranges"},
 }
 SAMPLERS = ("lhs", "sobol")
+# Sizes beyond these are refused up front: planning alone would take minutes and the
+# manifest (one record per run) hundreds of megabytes, long before any run finished.
+MAX_POINTS = 100_000
+MAX_RUNS = 1_000_000
+MAX_STEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,15 @@ class SweepSpec:
         text = json.dumps([self.source, _plain(self.points)], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def runs(self) -> list[Run]:
-        """Every run, point-major; run i's seed is the i-th child of the master seed."""
-        children = np.random.SeedSequence(self.seed).spawn(len(self.points) * self.replicates)
+    def runs(self) -> Iterator[Run]:
+        """Every run, point-major; run i's seed is the i-th child of the master seed.
+
+        A generator: the i-th child of ``SeedSequence(seed).spawn(n)`` is
+        ``SeedSequence(seed, spawn_key=(i,))``, so no run list is ever held in memory.
+        """
         plan = itertools.product(enumerate(self.points), range(self.replicates))
-        return [
-            Run(i, point, replicate, int(children[i].generate_state(1, np.uint32)[0]), values)
-            for i, ((point, values), replicate) in enumerate(plan)
-        ]
+        for i, ((point, values), replicate) in enumerate(plan):
+            yield Run(i, point, replicate, run_seed(self.seed, i), values)
 
     def cell(self, name: str, value: Any) -> Any:
         """A varied value as a table cell: levers as numbers unless some point schedules them."""
@@ -101,6 +109,12 @@ class SweepSpec:
         return dataclasses.replace(
             self, points=validated, source=self.source | {"design": "explicit"}
         )
+
+
+def run_seed(master: int, i: int) -> int:
+    """Run ``i``'s seed: the i-th child of the master seed, as a 32-bit integer."""
+    child = np.random.SeedSequence(master, spawn_key=(i,))
+    return int(child.generate_state(1, np.uint32)[0])
 
 
 def _plain(points: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
@@ -125,17 +139,21 @@ def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
             )
     sweep, sample = raw.get("sweep", {}), raw.get("sample", {})
     spec = SweepSpec(
-        name=str(sweep.get("name", "sweep")),
+        name=_name(sweep.get("name", "sweep")),
         preset=_preset(sweep.get("preset", "baseline")),
-        steps=_count("sweep.steps", sweep.get("steps", 100), minimum=0),
-        replicates=_count("sweep.replicates", sweep.get("replicates", 1), minimum=1),
-        seed=_count("sweep.seed", sweep.get("seed", 0), minimum=0),
-        record_every=_count("sweep.record_every", sweep.get("record_every", 1), minimum=1),
+        steps=_count("sweep.steps", sweep.get("steps", 100), minimum=0, maximum=MAX_STEPS),
+        replicates=_count(
+            "sweep.replicates", sweep.get("replicates", 1), minimum=1, maximum=MAX_RUNS
+        ),
+        seed=_count("sweep.seed", sweep.get("seed", 0), minimum=0, maximum=2**63 - 1),
+        record_every=_count(
+            "sweep.record_every", sweep.get("record_every", 1), minimum=1, maximum=MAX_STEPS
+        ),
         outputs=_outputs(sweep.get("outputs")),
         fixed=_parameters("fixed", raw.get("fixed", {})),
         grid=_grid(raw.get("grid", {})),
         method=_method(sample),
-        n=_count("sample.n", sample.get("n", 0), minimum=0),
+        n=_count("sample.n", sample.get("n", 0), minimum=0, maximum=MAX_POINTS),
         ranges=_ranges(sample.get("ranges", {})),
         source=raw,
     )
@@ -144,6 +162,7 @@ def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
         raise ValueError(f"spec: parameter {sorted(overlap)[0]} is both fixed and varied")
     if spec.ranges and (spec.method is None or spec.n < 1):
         raise ValueError("sample: ranges need method = 'lhs' or 'sobol' and n >= 1")
+    _check_size(spec)
     design = [g | s for g in _grid_points(spec.grid) for s in _sample_points(spec)]
     points = tuple(_validate_point(spec, p) for p in design)
     return dataclasses.replace(spec, points=points, scheduled=_scheduled(points))
@@ -170,15 +189,50 @@ def _read(source: str | Path | dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"spec: {path} is not valid TOML ({error})") from None
 
 
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum} (got {value!r})")
+def _count(name: str, value: Any, minimum: int, maximum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ValueError(
+            f"{name}: must be an integer in [{minimum:,}, {maximum:,}] (got {_shown(value)})"
+        )
     return value
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _name(value: Any) -> str:
+    """A sweep's name: text that can label a progress bar and a folder listing."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ValueError(f"sweep.name: must be non-empty text (got {_shown(value)})")
+    return value
+
+
+def _check_size(spec: SweepSpec) -> None:
+    """Refuse designs too large to plan, before any point is generated."""
+    points = math.prod(len(levels) for levels in spec.grid.values()) * max(
+        spec.n if spec.ranges else 1, 1
+    )
+    if points > MAX_POINTS:
+        raise ValueError(
+            f"grid/sample: {points:,} design points; at most {MAX_POINTS:,} (split the sweep)"
+        )
+    if points * spec.replicates > MAX_RUNS:
+        raise ValueError(
+            f"sweep.replicates: {points:,} points x {spec.replicates:,} replicates = "
+            f"{points * spec.replicates:,} runs; at most {MAX_RUNS:,} (split the sweep)"
+        )
+
+
 def _preset(name: Any) -> str:
-    preset_overrides(str(name))  # raises on an unknown preset
-    return str(name)
+    if not isinstance(name, str):
+        raise ValueError(f"sweep.preset: must be a preset name (got {_shown(name)})")
+    try:
+        preset_overrides(name)
+    except ValueError as error:
+        raise ValueError(f"sweep.{error}") from None
+    return name
 
 
 def _outputs(names: Any) -> tuple[str, ...]:
@@ -188,7 +242,7 @@ def _outputs(names: Any) -> tuple[str, ...]:
     if not isinstance(names, list) or not names:
         raise ValueError("sweep.outputs: must be a non-empty list of model columns")
     for name in names:
-        if name not in allowed:
+        if not isinstance(name, str) or name not in allowed:
             raise ValueError(f"sweep.outputs: unknown column {name!r} (see defection params)")
     return tuple(names)
 
@@ -198,7 +252,10 @@ def _parameters(section: str, values: dict[str, Any]) -> dict[str, Any]:
     for name, value in values.items():
         if name not in PARAMETERS:
             raise ValueError(f"{section}.{name}: unknown parameter (see defection params)")
-        checked[name] = PARAMETERS[name].validate(value)
+        try:
+            checked[name] = PARAMETERS[name].validate(value)
+        except ValueError as error:
+            raise ValueError(f"{section}.{error}") from None
     return checked
 
 
@@ -207,13 +264,15 @@ def _grid(values: dict[str, Any]) -> dict[str, list[Any]]:
     for name, levels in values.items():
         if not isinstance(levels, list) or not levels:
             raise ValueError(f"grid.{name}: must be a non-empty list of values")
+        if len(levels) > MAX_POINTS:
+            raise ValueError(f"grid.{name}: at most {MAX_POINTS:,} values")
         grid[name] = [_parameters("grid", {name: v})[name] for v in levels]
     return grid
 
 
 def _method(sample: dict[str, Any]) -> str | None:
     method = sample.get("method")
-    if method is not None and method not in SAMPLERS:
+    if method is not None and (not isinstance(method, str) or method not in SAMPLERS):
         raise ValueError(f"sample.method: must be one of {', '.join(SAMPLERS)} (got {method!r})")
     return method
 
@@ -226,11 +285,22 @@ def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
         parameter = PARAMETERS[name]
         if parameter.kind in (bool, str):
             raise ValueError(f"sample.ranges.{name}: only numeric parameters can be sampled")
-        ok = isinstance(bounds, list) and len(bounds) == 2 and bounds[0] < bounds[1]
-        if not ok:
-            raise ValueError(f"sample.ranges.{name}: must be [low, high] with low < high")
+        numbers = isinstance(bounds, list) and len(bounds) == 2
+        numbers = numbers and all(
+            isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b)
+            for b in bounds
+        )
+        if not numbers or not bounds[0] < bounds[1]:
+            raise ValueError(
+                f"sample.ranges.{name}: must be [low, high], two numbers with low < high "
+                f"(got {_shown(bounds)})"
+            )
         for bound in bounds:
-            parameter.validate(type(parameter.default)(bound) if parameter.kind is int else bound)
+            if not parameter.low <= bound <= parameter.high:
+                raise ValueError(
+                    f"sample.ranges.{name}: bounds must be within {parameter.allowed()} "
+                    f"(got {_shown(bounds)})"
+                )
         ranges[name] = (float(bounds[0]), float(bounds[1]))
     return ranges
 

@@ -9,23 +9,30 @@ Layout of an output folder:
 Each file is written to a temporary name and renamed into place. A chunk counts once
 its status file exists (it is written after its data), so a sweep killed at any moment
 resumes with exactly the runs that are missing.
+
+Runs are submitted in bounded batches (a few per worker), so a sweep of a million runs
+holds a few dozen in memory at a time. A local worker that dies (the OOM killer, a
+segfault) breaks the process pool: the pool is rebuilt and the lost runs are run again;
+a run that keeps killing its worker is run alone and then recorded as failed. A run that
+raises is recorded as failed with its error; ``--retry-failed`` runs failed runs again.
 """
 
 from __future__ import annotations
 
-import fcntl
+import datetime as dt
 import json
 import multiprocessing
 import multiprocessing.connection
 import os
-import subprocess
+import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +41,23 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
+from experiments import folders
+from experiments.provenance import provenance
 from experiments.spec import Run, SweepSpec, load_spec
 from model import DefectionModel
 from model.groups import GROUP_NAMES
 
 __all__ = ["load_spec", "read_results", "run_sweep", "simulate_run"]
-KEY_OUTCOMES = ("isk_strength", *(f"{g}_defection_rate" for g in GROUP_NAMES))
+KEY_OUTCOMES = (
+    "isk_strength",
+    "defection_rate",
+    *(f"{g}_defection_rate" for g in GROUP_NAMES),
+)
 CHUNK_RUNS = 20  # runs per chunk file
 CHUNK_SECONDS = 30.0  # or this long since the last chunk
+IN_FLIGHT_PER_WORKER = 4  # runs submitted ahead per worker (bounds memory, keeps them busy)
+WORKER_DEATHS = 3  # a run whose worker dies this often (run alone at the end) has failed
+CONNECT_SECONDS = 10  # time to reach a Dask scheduler before giving up
 
 
 def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
@@ -49,10 +65,10 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
     model = DefectionModel(
         preset=spec.preset,
         rng=run.seed,
-        **(spec.fixed | run.values | {"collect_agent_data": False}),
+        **(spec.fixed | run.values | {"collect_agent_data": _OFF}),
     )
     meta = {"run": run.run, "point": run.point, "replicate": run.replicate, "seed": run.seed}
-    meta |= {k: spec.cell(k, v) for k, v in run.values.items()}
+    meta |= {"preset": spec.preset} | {k: spec.cell(k, v) for k, v in run.values.items()}
     rows = []
     for step in range(spec.steps + 1):
         if step:
@@ -60,9 +76,27 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
         if step % spec.record_every == 0 or step == spec.steps:
             stats = model.stats
             rows.append(
-                meta | {"step": step, "date": stats["date"]} | {k: stats[k] for k in spec.outputs}
+                meta
+                | {"step": step, "date": _date(stats["date"])}
+                | {k: stats[k] for k in spec.outputs}
             )
     return rows
+
+
+def _agent_data_off() -> Any:
+    """The registry's 'off' value for ``collect_agent_data`` (False, or 'off' in model v2)."""
+    from model.parameters import PARAMETERS
+
+    choices = getattr(PARAMETERS["collect_agent_data"], "choices", ())
+    return "off" if "off" in choices else False
+
+
+_OFF = _agent_data_off()
+
+
+def _date(value: Any) -> dt.date:
+    """A date as a date (Parquet date32), whether the model gives text or a date."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 def attempt(spec: SweepSpec, run: Run) -> tuple[int, list[dict[str, Any]], str | None, float]:
@@ -83,12 +117,16 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
-def _exit_with_parent() -> None:
-    """Worker initializer: end the worker when the sweep's process dies, even by SIGKILL.
+def _worker_setup() -> None:
+    """Worker initializer: leave Ctrl-C to the sweep, and end with the sweep's process.
 
-    Otherwise an idle worker waits forever for work that will not come (the pool's queues
-    keep their own pipes open), holding its memory until someone kills it by hand.
+    SIGINT reaches the whole process group; if workers took it too, each would die with a
+    traceback mid-run and the pool could hang while the sweep shuts it down. The sweep
+    handles Ctrl-C itself (it stops the workers). A watcher thread ends the worker when
+    the sweep's process dies, even by SIGKILL: otherwise an idle worker waits forever for
+    work that will not come, holding its memory until someone kills it by hand.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
     if parent is not None:
         watch = threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True)
@@ -100,9 +138,48 @@ def _exit_when_ready(sentinel: int) -> None:
     os._exit(1)
 
 
+class LocalPool:
+    """A forkserver process pool that can be rebuilt when a worker dies.
+
+    Workers start from a clean server that has already imported the model, so a run costs
+    no import time and no state leaks between sweeps.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["model", "experiments.sweep"])
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_worker_setup
+        )
+
+    def submit(self, *args: Any) -> Future:
+        """Submit to the current pool."""
+        return self.pool.submit(*args)
+
+    def rebuild(self) -> None:
+        """Replace a broken pool (a worker died) by a fresh one."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._start()
+
+    def stop(self, now: bool = False) -> None:
+        """Shut down; ``now`` (Ctrl-C) drops queued runs and stops busy workers at once."""
+        if now:
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=not now, cancel_futures=True)
+
+
 @contextmanager
-def executor(workers: int | None, scheduler: str | None, local_cluster: bool) -> Iterator[Executor]:
-    """Local processes, an existing Dask scheduler, or a throw-away Dask LocalCluster."""
+def executor(workers: int | None, scheduler: str | None, local_cluster: bool) -> Iterator[Any]:
+    """Local processes, an existing Dask scheduler, or a throw-away Dask LocalCluster.
+
+    A scheduler that cannot be reached within ``CONNECT_SECONDS`` is refused with one line
+    before the output folder is touched.
+    """
     if scheduler or local_cluster:
         from dask.distributed import Client, LocalCluster
 
@@ -111,7 +188,13 @@ def executor(workers: int | None, scheduler: str | None, local_cluster: bool) ->
             cluster = LocalCluster(
                 n_workers=workers or cores(), threads_per_worker=1, dashboard_address=None
             )
-        client = Client(scheduler or cluster)
+        try:
+            client = Client(scheduler or cluster, timeout=f"{CONNECT_SECONDS}s")
+        except (OSError, ValueError, TypeError) as error:
+            if cluster is not None:
+                cluster.close()
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(f"--scheduler: cannot use {scheduler!r} ({reason})") from None
         try:
             yield client.get_executor()
         finally:
@@ -119,16 +202,15 @@ def executor(workers: int | None, scheduler: str | None, local_cluster: bool) ->
             if cluster is not None:
                 cluster.close()
     else:
-        # forkserver: workers start from a clean server that has already imported the model
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["model", "experiments.sweep"])
-        pool = ProcessPoolExecutor(
-            max_workers=workers or cores(), mp_context=context, initializer=_exit_with_parent
-        )
+        pool = LocalPool(workers or cores())
+        interrupted = False
         try:
             yield pool
-        finally:  # after Ctrl-C, drop the queued runs instead of finishing them first
-            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:  # after Ctrl-C, drop the queued runs and stop the busy ones
+            pool.stop(now=interrupted)
 
 
 class ChunkWriter:
@@ -209,60 +291,72 @@ def run_sweep(
     scheduler: str | None = None,
     local_cluster: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    retry_failed: bool = False,
+    progress: bool | None = True,
+    argv: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Run every planned run not yet recorded in ``out``; return the tidy results."""
+    """Run every planned run not yet recorded in ``out``; return the tidy results.
+
+    The returned frame's ``attrs`` hold ``runs`` (planned), ``ok`` and ``failed`` (the
+    manifest has each failed run's error). ``retry_failed`` (with ``resume``) runs the
+    failed runs of an earlier attempt again. The engine is reached before the folder is
+    touched, so an unreachable scheduler leaves nothing behind.
+    """
     out = Path(out)
-    if workers is not None and workers < 1:
-        raise ValueError(f"--workers: must be a positive integer (got {workers})")
+    if workers is not None and (isinstance(workers, bool) or not 1 <= workers <= 1024):
+        raise ValueError(f"--workers: must be an integer in [1, 1024] (got {workers})")
+    if retry_failed and not resume:
+        raise ValueError("--retry-failed: only with --resume (it re-runs a sweep's failed runs)")
+    folders.check(out, "sweep")
     _check_folder(out, spec, resume)
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
-        return _run_pending(spec, out, workers, scheduler, local_cluster, resume, progress)
+    with executor(workers, scheduler, local_cluster) as pool, folders.claim(out, "sweep"):
+        _check_folder(out, spec, resume)  # again, now that the folder is ours
+        engine = _engine_name(workers, scheduler, local_cluster)
+        return _run_pending(spec, out, pool, engine, resume, retry_failed, progress, argv)
 
 
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold ``out/.lock`` so that two sweeps never write one folder (the OS frees it on a kill)."""
-    with open(out / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ValueError(f"--out: {out} is in use by another running sweep") from None
-        yield
+def _engine_name(workers: int | None, scheduler: str | None, local_cluster: bool) -> str:
+    processes = f"{workers or cores()} processes"
+    return scheduler or (f"Dask LocalCluster, {processes}" if local_cluster else processes)
 
 
 def _run_pending(
     spec: SweepSpec,
     out: Path,
-    workers: int | None,
-    scheduler: str | None,
-    local_cluster: bool,
+    pool: Any,
+    engine: str,
     resume: bool,
-    progress: bool,
+    retry_failed: bool,
+    progress: bool | None,
+    argv: list[str] | None,
 ) -> pd.DataFrame:
-    runs = spec.runs()
     done = finished(out) if resume else {}
-    pending = [r for r in runs if r.run not in done]
-    processes = f"{workers or cores()} processes"
-    engine = scheduler or (f"Dask LocalCluster, {processes}" if local_cluster else processes)
-    manifest = _manifest(spec, runs, done, out) | {"engine": engine}
+    if retry_failed:
+        done = {k: v for k, v in done.items() if v["status"] == "ok"}
+    planned = len(spec.points) * spec.replicates
+    manifest = _manifest(spec, done, out, argv) | {"engine": engine}
     atomic_write(out / "manifest.json", _text(json.dumps(manifest, indent=2)))
     writer = ChunkWriter(out)
     failures = sum(r["status"] == "failed" for r in done.values())
-    bar = tqdm(total=len(runs), initial=len(done), disable=not progress, unit="run", desc=spec.name)
+    bar = tqdm(
+        total=planned,
+        initial=len(done),
+        disable=None if progress is None else not progress,
+        unit="run",
+        desc=spec.name,
+    )
     bar.set_postfix(failed=failures)
+
+    def record(run: int, rows: list, error: str | None, seconds: float) -> None:
+        nonlocal failures
+        writer.add(run, rows, error, seconds)
+        failures += error is not None
+        bar.update()
+        bar.set_postfix(failed=failures)
+
     try:
-        if pending:
-            with executor(workers, scheduler, local_cluster) as pool:
-                slim = spec.for_workers()
-                # no list of the futures is kept: a written run's rows are freed at once
-                for future in as_completed([pool.submit(attempt, slim, r) for r in pending]):
-                    run, rows, error, seconds = future.result()
-                    writer.add(run, rows, error, seconds)
-                    failures += error is not None
-                    bar.update()
-                    bar.set_postfix(failed=failures)
+        pending = (r for r in spec.runs() if r.run not in done)
+        _dispatch(pool, spec.for_workers(), pending, record)
     finally:
         writer.flush()
         bar.close()
@@ -270,12 +364,87 @@ def _run_pending(
     records = finished(out)
     manifest |= {
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "runs": [_run_record(r, records.get(r.run)) for r in runs],
+        "runs": [_run_record(r, records.get(r.run)) for r in spec.runs()],
     }
     atomic_write(out / "manifest.json", _text(json.dumps(manifest, indent=2)))
-    summary = summarise(results, spec)
+    summary = summarise(results, spec, records)
     atomic_write(out / "summary.csv", lambda p: summary.to_csv(p, index=False))
+    statuses = [r["status"] for r in records.values()]
+    results.attrs.update(
+        runs=planned, ok=statuses.count("ok"), failed=statuses.count("failed"), folder=str(out)
+    )
     return results
+
+
+def _dispatch(pool: Any, slim: SweepSpec, pending: Iterator[Run], record) -> None:
+    """Run ``pending`` with a bounded number in flight; survive dying local workers.
+
+    When a local worker dies, every run in flight on the pool is lost (BrokenProcessPool):
+    the pool is rebuilt and those runs go back in the queue. A run lost twice is kept
+    aside and finally run alone, so that a run that kills its worker every time is
+    recorded as failed without charging the runs that happened to share the pool.
+    """
+    workers = getattr(pool, "workers", None)
+    limit = IN_FLIGHT_PER_WORKER * workers if workers else _dask_slots(pool)
+    retry: deque[Run] = deque()
+    suspects: list[Run] = []
+    deaths: dict[int, int] = {}
+    flying: dict[Future, Run] = {}
+
+    def top_up() -> None:
+        while len(flying) < limit:
+            run = retry.popleft() if retry else next(pending, None)
+            if run is None:
+                return
+            flying[pool.submit(attempt, slim, run)] = run
+
+    top_up()
+    while flying:
+        finished_now, _ = wait(flying, return_when=FIRST_COMPLETED)
+        broken = False
+        for future in finished_now:
+            run = flying.pop(future)
+            try:
+                record(*future.result())
+            except BrokenProcessPool:
+                broken = True
+                deaths[run.run] = deaths.get(run.run, 0) + 1
+                (suspects if deaths[run.run] >= 2 else retry).append(run)
+            except Exception as failure:  # noqa: BLE001 — e.g. Dask's KilledWorker: data
+                error = "".join(traceback.format_exception_only(failure)).strip()
+                record(run.run, [], f"the engine lost this run: {error}", 0.0)
+        if broken:
+            for run in list(flying.values()):  # lost with the pool as well
+                deaths[run.run] = deaths.get(run.run, 0) + 1
+                (suspects if deaths[run.run] >= 2 else retry).append(run)
+            flying.clear()
+            pool.rebuild()
+        top_up()
+    for run in suspects:  # alone now: a death can only be this run's doing
+        while True:
+            try:
+                record(*pool.submit(attempt, slim, run).result())
+                break
+            except BrokenProcessPool:
+                pool.rebuild()
+                deaths[run.run] += 1
+                if deaths[run.run] >= WORKER_DEATHS:
+                    error = (
+                        f"the worker process died {deaths[run.run]} times running this run "
+                        "(killed, out of memory, or crashed)"
+                    )
+                    record(run.run, [], error, 0.0)
+                    break
+
+
+def _dask_slots(pool: Any) -> int:
+    """Runs to keep in flight on a Dask cluster: a few per worker thread."""
+    client = getattr(pool, "_client", None)
+    try:
+        threads = sum(client.nthreads().values()) if client is not None else 0
+    except Exception:  # noqa: BLE001 — only a sizing hint
+        threads = 0
+    return IN_FLIGHT_PER_WORKER * max(threads, cores())
 
 
 def _check_folder(out: Path, spec: SweepSpec, resume: bool) -> None:
@@ -291,36 +460,29 @@ def _check_folder(out: Path, spec: SweepSpec, resume: bool) -> None:
         raise ValueError(f"--out: {out} already holds this sweep; add --resume to continue it")
 
 
-def _manifest(spec: SweepSpec, runs: list[Run], done: dict, out: Path) -> dict[str, Any]:
+def _manifest(spec: SweepSpec, done: dict, out: Path, argv: list[str] | None) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%S")
     previous = out / "manifest.json"  # only ever this sweep's: see _check_folder
     earlier = json.loads(previous.read_text()) if previous.exists() else {}
     resumed = earlier.get("resumed", []) + ([{"at": now, "runs_done": len(done)}] if done else [])
+    origin = provenance(argv)
     return {
         "name": spec.name,
         "hash": spec.digest,
         "spec": spec.source,
+        "preset": spec.preset,
         "varied": spec.varied,
         "points": len(spec.points),
         "replicates": spec.replicates,
-        "seeds": [r.seed for r in runs],
-        "versions": _versions(),
-        **_git_state(),
+        "seeds": [r.seed for r in spec.runs()],
+        "provenance": origin,
+        "versions": origin["versions"],
+        "commit": origin["commit"],
+        "uncommitted_changes": origin["uncommitted_changes"],
         "started": earlier.get("started", now),
         "resumed": resumed,
         "folder": str(out),
     }
-
-
-def _versions() -> dict[str, str]:
-    packages = ("isk-defection", "mesa", "numpy", "scipy", "pandas", "pyarrow", "distributed")
-    found = {}
-    for package in packages:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:  # Dask is optional on a workstation
-            continue
-    return found
 
 
 def _run_record(run: Run, record: dict[str, Any] | None) -> dict[str, Any]:
@@ -330,41 +492,53 @@ def _run_record(run: Run, record: dict[str, Any] | None) -> dict[str, Any]:
     return base | {k: record[k] for k in ("status", "error", "seconds")}
 
 
-def _git_state() -> dict[str, Any]:
-    """The commit of the code, and whether tracked files differ from it (then it is not enough)."""
-    try:
-        commit = _git("rev-parse", "HEAD")
-        changes = _git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None}
-    return {"commit": commit, "uncommitted_changes": bool(changes)}
+def summarise(
+    results: pd.DataFrame, spec: SweepSpec, records: dict[int, dict[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Per point, at the last step: runs that succeeded and failed, mean and 95% interval.
 
-
-def _git(*args: str) -> str:
-    folder = Path(__file__).resolve().parent
-    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=folder)
-    return done.stdout.strip()
-
-
-def summarise(results: pd.DataFrame, spec: SweepSpec) -> pd.DataFrame:
-    """Per point, at the last step: mean and 95% t-interval of the key outcomes."""
+    Every point of the design has a row, so a point whose runs all failed shows as
+    ``runs_ok = 0`` with empty outcomes instead of vanishing. Intervals are percentile
+    bootstrap intervals of the mean (``scipy.stats.bootstrap``), so they stay within the
+    observed values: a rate's interval stays within [0, 1].
+    """
     outcomes = [c for c in KEY_OUTCOMES if c in spec.outputs]
-    if results.empty or not outcomes:
-        return pd.DataFrame()
-    final = results[results["step"] == spec.steps]
+    failed = dict.fromkeys(range(len(spec.points)), 0)
+    if records:
+        point_of = {r.run: r.point for r in spec.runs()}
+        for run, record in records.items():
+            if record["status"] == "failed" and run in point_of:
+                failed[point_of[run]] += 1
+    final = results[results["step"] == spec.steps] if not results.empty else results
+    groups = dict(iter(final.groupby("point"))) if not final.empty else {}
     rows = []
-    for point, group in final.groupby("point"):
-        row = {"point": point, "runs": len(group)} | {k: group[k].iloc[0] for k in spec.varied}
+    for point, values in enumerate(spec.points):
+        group = groups.get(point)
+        row = {"point": point} | {k: spec.cell(k, v) for k, v in values.items()}
+        row |= {"runs_ok": 0 if group is None else len(group), "runs_failed": failed[point]}
         for outcome in outcomes:
-            values = group[outcome].dropna().to_numpy(float)
-            row |= mean_interval(outcome, values)
+            data = np.array([]) if group is None else group[outcome].to_numpy(float)
+            row |= mean_interval(outcome, data, seed=spec.seed + point)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def mean_interval(name: str, values: np.ndarray) -> dict[str, float]:
-    mean = float(values.mean()) if len(values) else float("nan")
-    if len(values) < 2:
+def mean_interval(name: str, values: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """Mean and 95% percentile-bootstrap interval of the mean (NaN values left out)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        nan = float("nan")
+        return {f"{name}_mean": nan, f"{name}_low": nan, f"{name}_high": nan}
+    mean = float(values.mean())
+    if len(values) < 2 or np.ptp(values) == 0:
         return {f"{name}_mean": mean, f"{name}_low": mean, f"{name}_high": mean}
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return {f"{name}_mean": mean, f"{name}_low": mean - half, f"{name}_high": mean + half}
+    interval = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=1999,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+    low, high = float(interval.low), float(interval.high)
+    return {f"{name}_mean": mean, f"{name}_low": min(low, mean), f"{name}_high": max(high, mean)}

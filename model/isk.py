@@ -1,5 +1,8 @@
-"""IS-K as a bounded, clandestine organisation: reach, screened intake, cells, attacks,
-leadership, operations abroad, and its losses to counter-IS-K operations.
+"""IS-K as a bounded, clandestine organisation: reach, intake, cells, attacks, losses.
+
+Its reach grows with its presence, its intake is screened and bounded, its leadership
+and its operations abroad set its attacks at home, and counter-IS-K operations remove
+its members (ODD §7.6-7.9).
 
 Cells follow Bohorquez, Gourley, Dixon, Spagat & Johnson (2009): at each event a
 fighter is picked at random; with probability nu his cell shatters into singletons,
@@ -138,8 +141,10 @@ def reach_chance(strength: float, p: Params) -> float:
 
 
 def absorptive_budget(strength: float, carried: float, p: Params) -> float:
-    """People IS-K can vet and absorb this week: a weekly intake per member plus what it
-    left unused in the last weeks (a vetting pipeline of ``ABSORPTION_WEEKS`` weeks).
+    """People IS-K can vet and absorb this week.
+
+    A weekly intake per member plus what it left unused in the last weeks (a vetting
+    pipeline of ``ABSORPTION_WEEKS`` weeks), so agents standing for many people can enter.
     """
     weekly = p.absorptive_capacity * strength
     return weekly + min(carried, (ABSORPTION_WEEKS - 1) * weekly)

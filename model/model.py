@@ -250,8 +250,9 @@ class DefectionModel(mesa.Model):
         return choose_levers(levers | current, self._defection_risk, self.p)
 
     def _deciding(self) -> np.ndarray:
-        """Members who weigh their allegiance this week: the loyal and the deserters
-        (except those who left IS-K: they are out of the fight for good).
+        """Members who weigh their allegiance this week: the loyal and the deserters.
+
+        Those who left IS-K are out of the fight for good and decide nothing.
         """
         pop = self.population
         return (pop.allegiance == LOYAL) | ((pop.allegiance == DESERTED) & ~self.former_isk)
@@ -317,8 +318,9 @@ class DefectionModel(mesa.Model):
         return float(pop.people[loyal][crossing].sum() / pop.people[loyal].sum())
 
     def _decide(self, deciding, recruiter_contacts, isk_contacts, leaver_contacts, degree) -> None:
-        """The disaffected apply to IS-K if it reaches them and desert if it does not take
-        them; deserters no longer disaffected may return (ODD §7.6).
+        """Ways out (ODD §7.6): IS-K, if it reaches and takes them, else desertion.
+
+        Deserters no longer disaffected may return.
         """
         pop, p = self.population, self.p
         push = defection.pressure(
@@ -394,9 +396,7 @@ class DefectionModel(mesa.Model):
         return float(loyal / self.taliban_start) if self.taliban_start > 0 else 1.0
 
     def _counter_isk(self) -> None:
-        """Counter-IS-K operations, within the regime's capacity, kill or capture members;
-        cells coalesce and fragment.
-        """
+        """Counter-IS-K operations within the regime's capacity; cells evolve (§7.7-7.8)."""
         pop, p = self.population, self.p
         self.effort = regime.counter_isk_effort(
             self.levers, self.resources, self.regime_strength_share, p
@@ -416,8 +416,9 @@ class DefectionModel(mesa.Model):
             self.cells.evolve(events, nu, self.rng)
 
     def _attacks(self, dated_losses: int) -> None:
-        """Leadership losses and the shift abroad, then IS-K's attacks at home; attacks erode
-        legitimacy, which recovers toward a reference that inclusion raises.
+        """IS-K's leadership, its shift abroad and its attacks at home (ODD §7.9).
+
+        Attacks erode legitimacy, which recovers toward a reference that inclusion raises.
         """
         p = self.p
         losses = 0

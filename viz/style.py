@@ -1,24 +1,56 @@
-"""Colours and short labels shared by the agents view and the charts.
+"""Colours, labels and lever explanations shared by every part of the page.
 
-One colour per origin group, in both views, so a reader matches a cluster to its line.
-Red and black are kept for IS-K.
+Groups and levers are told apart by *different encodings*, never by the same colours:
+each origin group has a colour of the Okabe–Ito palette (safe for the common colour-vision
+deficiencies; grey and Paul Tol's wine fill the two places it lacks), while levers are
+drawn in one neutral ink, each on its own labelled strip. Black is kept for IS-K.
+
+Everything here is keyed by name with a fallback, so a group, lever or allegiance the
+model adds later still gets a readable label and a colour (see :func:`group_color`).
 """
 
 from __future__ import annotations
 
-GROUP_COLORS: dict[str, str] = {
-    "kandahar": "#1f77b4",
-    "kabul": "#17becf",
-    "haqqani": "#2ca02c",
-    "tajik": "#bcbd22",
-    "uzbek": "#9467bd",
-    "ttp": "#ff7f0e",
-    "uyghur": "#e377c2",
-    "aq_imu": "#8c564b",
-    "former": "#7f7f7f",
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
 }
-ISK_COLOR = "#222222"
-RECRUITER_COLOR = "#d62728"
+
+GROUP_COLORS: dict[str, str] = {
+    "kandahar": OKABE_ITO["blue"],
+    "kabul": OKABE_ITO["sky_blue"],
+    "haqqani": OKABE_ITO["bluish_green"],
+    "tajik": OKABE_ITO["yellow"],
+    "uzbek": OKABE_ITO["reddish_purple"],
+    "ttp": OKABE_ITO["orange"],
+    "uyghur": "#999999",  # grey (the palette has eight colours; black is IS-K's)
+    "aq_imu": "#882255",  # wine, from Paul Tol's colour-blind-safe "muted" scheme
+    "former": OKABE_ITO["vermillion"],
+}
+# Line dash per group: a second, colour-free cue in the line charts.
+GROUP_DASHES: dict[str, str] = {
+    "kandahar": "solid",
+    "kabul": "dashed",
+    "haqqani": "solid",
+    "tajik": "solid",
+    "uzbek": "dashed",
+    "ttp": "solid",
+    "uyghur": "dotted",
+    "aq_imu": "dashed",
+    "former": "dotted",
+}
+FALLBACK_COLORS = ("#44AA99", "#117733", "#332288", "#DDCC77", "#AA4499")
+ISK_COLOR = OKABE_ITO["black"]
+RECRUITER_COLOR = OKABE_ITO["vermillion"]  # IS-K recruiters: vermillion diamonds
+LEVER_INK = "#3b4b5c"  # every lever strip: one neutral ink (levers are told apart by row)
+MARK_INK = "#6b6b6b"  # vertical marks for moves, releases, the adaptive switch, a fork
+COMPARE_NOTE = "dashed, paler: the comparison run"
 
 SHORT_LABELS: dict[str, str] = {
     "kandahar": "Kandahar core",
@@ -30,21 +62,20 @@ SHORT_LABELS: dict[str, str] = {
     "uyghur": "Uyghur (ETIM/TIP)",
     "aq_imu": "Al-Qaeda / IMU",
     "former": "Former officials",
+    "isk": "IS-K",
 }
 
-LEVER_COLORS: dict[str, str] = {
-    "moderation": "#1f77b4",
-    "crackdown_ttp": "#ff7f0e",
-    "crackdown_uyghur": "#e377c2",
-    "crackdown_aq": "#8c564b",
-    "foreign_cooperation": "#2ca02c",
-    "counter_isk": "#222222",
-    "witch_hunt": "#7f7f7f",
+ALLEGIANCE_LABELS: dict[str, str] = {
+    "loyal": "loyal to the Taliban-led camp",
+    "isk": "in IS-K",
+    "removed": "killed or captured",
+    "deserted": "deserted (gone home, abroad or to the armed opposition)",
 }
-RELEASE_COLOR = "#d62728"
 
 LEVER_LABELS: dict[str, str] = {
     "moderation": "Moderation (girls' schools, inclusion)",
+    "womens_rights": "Women's rights and girls' education",
+    "inclusion": "Inclusive government (power sharing)",
     "crackdown_ttp": "Crackdown on the TTP",
     "crackdown_uyghur": "Crackdown on Uyghur militants",
     "crackdown_aq": "Crackdown on Al-Qaeda / IMU",
@@ -52,3 +83,86 @@ LEVER_LABELS: dict[str, str] = {
     "counter_isk": "Counter-IS-K operations",
     "witch_hunt": "Witch-hunt of former officials",
 }
+
+# What a lever's levels mean as acts one could observe (drafted from the model brief,
+# "Levers as observable acts"; docs/ODD.md is the reference once it carries them).
+LEVER_HELP: dict[str, dict[float, str]] = {
+    "moderation": {
+        0.25: "promises only; girls' secondary schools stay closed",
+        0.5: "schools reopen in some provinces; a few non-Taliban figures in posts",
+        1.0: "girls' education nationwide and an inclusive cabinet",
+    },
+    "womens_rights": {
+        0.25: "primary schooling for girls; women barred from most work",
+        0.5: "secondary schools reopen in some provinces; some women back in health and aid work",
+        1.0: "girls' secondary and university education nationwide; women in public life",
+    },
+    "inclusion": {
+        0.25: "a few Tajik and Uzbek Taliban in junior posts",
+        0.5: "non-Pashtun commanders and some former officials in ministries and governorships",
+        1.0: "a power-sharing government with the political opposition",
+    },
+    "crackdown_ttp": {
+        0.25: "pressing the TTP to stop attacks in Pakistan",
+        0.5: "moving TTP fighters and families away from the border; arresting commanders",
+        1.0: "expelling the TTP or handing its commanders to Pakistan",
+    },
+    "crackdown_uyghur": {
+        0.25: "restraining Uyghur militants' movements and propaganda",
+        0.5: "relocating them away from the Chinese border (reported in late 2021)",
+        1.0: "disarming them and handing them over to China",
+    },
+    "crackdown_aq": {
+        0.25: "asking Al-Qaeda and IMU figures to keep a low profile",
+        0.5: "restricting their movement, closing guesthouses and camps",
+        1.0: "arresting or expelling them, sharing intelligence on them",
+    },
+    "foreign_cooperation": {
+        0.25: "talks with neighbours (China, Russia, Pakistan) on security",
+        0.5: "regular intelligence exchange with neighbours",
+        1.0: "open counter-terrorism cooperation with Western governments",
+    },
+    "counter_isk": {
+        0.25: "raids on known IS-K hideouts after attacks",
+        0.5: "thousands deployed against IS-K; regular raids in the east",
+        1.0: "a sustained nationwide campaign against IS-K cells and leaders",
+    },
+    "witch_hunt": {
+        0.25: "sporadic reprisals against former officials despite the amnesty",
+        0.5: "house searches, detentions and some killings of former security staff",
+        1.0: "systematic hunting down of former officials and their families",
+    },
+}
+
+
+def group_color(name: str, index: int = 0) -> str:
+    """A group's colour; a group the model adds later gets one from a colour-blind-safe spare."""
+    return GROUP_COLORS.get(name, FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
+
+
+def group_label(name: str) -> str:
+    """A group's short label, or its name made readable."""
+    return SHORT_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def lever_label(name: str) -> str:
+    """A lever's label, or its name made readable."""
+    return LEVER_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+def allegiance_label(name: str) -> str:
+    """An allegiance in words, or its name."""
+    return ALLEGIANCE_LABELS.get(name, name.replace("_", " "))
+
+
+def lever_help(name: str) -> list[tuple[float, str]]:
+    """``(level, observable act)`` pairs for a lever; a generic scale if none is written."""
+    levels = LEVER_HELP.get(name)
+    if not levels:
+        return [(0.0, "not used"), (0.5, "applied in part"), (1.0, "applied in full")]
+    return [(0.0, "not used at all"), *sorted(levels.items())]
+
+
+def plural(n: float, noun: str) -> str:
+    """``1 week`` / ``2 weeks`` (no "1 weeks/s")."""
+    return f"{n:,.0f} {noun}" if n == 1 else f"{n:,.0f} {noun}s"
