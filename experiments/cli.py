@@ -1,21 +1,92 @@
 """The ``defection`` command line: run, params, app, sweep, sensitivity, plot, reproduce.
 
-Bad input ends with one line naming the field and what is allowed, exit status 2,
-and no output written.
+Conventions, the same for every command, because the tool is meant to be scripted:
+
+- Bad input ends with one line on stderr that names the option or field as the user
+  typed it (``--seed``, ``--set population``, ``grid.moderation``) and what is allowed,
+  exit status 2, and nothing written. ``--debug`` adds the traceback.
+- Everything is checked before any computing starts, including the output folder
+  (a file, unwritable, another command's output or in use: refused).
+- Exit status 1 when a sweep finished but some runs failed (it says how many), 130 on
+  Ctrl-C, 0 otherwise.
+- Progress bars only on a terminal; ``-q`` or ``TQDM_DISABLE=1`` turn them off, and no
+  carriage-return progress lines reach a log file. Output piped into ``head`` ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import io
+import json
+import os
+import socket
 import sys
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from model.parameters import PARAMETERS
-from model.policy import parse_schedule
-from model.presets import PRESET_DESCRIPTIONS
+from model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
+from model.presets import PRESET_DESCRIPTIONS, PRESETS
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+EXIT_BAD_INPUT, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 2, 1, 130
+LEVER_ALIASES = ("moderation",)  # inputs the model takes that set other parameters
+
+
+class InputError(ValueError):
+    """Bad input found by the command line itself (an option's value)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line naming the option (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``defection: error: --option: message`` and exit with status 2."""
+        if message.startswith("argument "):
+            option, _, rest = message[len("argument ") :].partition(": ")
+            message = f"{option.split('/')[-1]}: {rest}"
+        hint = f" (see {self.prog} --help)"
+        print(f"defection: error: {message}{hint}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high], said in words when it is not."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in [{low:,}, {high:,}] (got {text!r})"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer in [{low:,}, {high:,}] (got {text!r})"
+            )
+        return value
+
+    return convert
+
+
+def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(
+                f"must be one of {', '.join(choices)} (got {text!r}){_suggest(text, choices)}"
+            )
+        return text
+
+    convert.__name__ = name
+    return convert
+
+
+def _suggest(text: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(text, list(names), n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -23,65 +94,159 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     name, sep, raw = text.partition("=")
     name, raw = name.strip(), raw.strip()
     if not sep or not name or not raw:
-        raise ValueError(f"--set: expected NAME=VALUE (got {text!r})")
+        raise InputError(f"--set: expected NAME=VALUE (got {text!r})")
+    if name in LEVER_ALIASES and name not in PARAMETERS:
+        return name, parse_schedule(name, raw)
     if name not in PARAMETERS:
-        raise ValueError(f"unknown parameter {name!r} (see docs/ODD.md, Parameters)")
+        raise InputError(
+            f"--set: unknown parameter {name!r} (defection params lists them)"
+            f"{_suggest(name, list(PARAMETERS))}"
+        )
     parameter = PARAMETERS[name]
     kind = parameter.kind
     if kind is bool:
         if raw.lower() not in _TRUE + _FALSE:
-            raise ValueError(f"{name}: must be {parameter.allowed()} (got {raw!r})")
+            raise InputError(f"{name}: must be {parameter.allowed()} (got {raw!r})")
         return name, raw.lower() in _TRUE
     if kind is str:
         return name, raw
-    if kind.__name__ == "Schedule":
+    if kind is Schedule:
         return name, parse_schedule(name, raw)
     try:
         number = float(raw)
     except ValueError:
-        raise ValueError(f"{name}: must be {parameter.allowed()} (got {raw!r})") from None
-    return name, int(number) if kind is int and number.is_integer() else number
+        raise InputError(f"{name}: must be {parameter.allowed()} (got {raw!r})") from None
+    if kind is int and number == number and abs(number) != float("inf"):
+        return name, int(number) if number.is_integer() else number
+    return name, number
 
 
-def _run(args: argparse.Namespace) -> None:
-    from experiments.run import format_summary, simulate, summary, write_outputs
+def _progress(args: argparse.Namespace) -> bool | None:
+    """False with -q or TQDM_DISABLE; otherwise None: a bar only when stderr is a terminal."""
+    if getattr(args, "quiet", False):
+        return False
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
+        return False
+    return None
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, flush=True)
+
+
+# ---- run ------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    from experiments import folders
+    from experiments.run import check_memory, format_summary, simulate, summary, write_outputs
+    from model.parameters import resolve
+    from model.presets import preset
 
     overrides = dict(parse_assignment(text) for text in args.set)
-    model = simulate(args.steps, preset=args.preset, seed=args.seed, **overrides)
-    print(format_summary(summary(model), model))
-    for path in write_outputs(model, args.steps, Path(args.out)):
-        print(f"wrote {path}")
+    values = resolve(preset(args.preset) | _registered(overrides))
+    check_memory(values, args.steps)
+    out = Path(args.out)
+    with folders.claim(out, "run"):
+        model = simulate(
+            args.steps, preset=args.preset, seed=args.seed, progress=_progress(args), **overrides
+        )
+        paths = write_outputs(model, args.steps, out, argv=args.argv)
+    _say(args, format_summary(summary(model), model))
+    for path in paths:
+        _say(args, f"wrote {path}")
+    return 0
 
 
-def _params(args: argparse.Namespace) -> None:
-    from model.parameters import markdown_table
+def _registered(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides the registry knows (aliases such as moderation are the model's)."""
+    return {k: v for k, v in overrides.items() if k in PARAMETERS}
 
-    print(markdown_table())
+
+# ---- params ---------------------------------------------------------------------------
+PARAM_FIELDS = ("name", "default", "allowed", "unit", "meaning", "source")
 
 
-def _reproduce(args: argparse.Namespace) -> None:
+def parameter_rows() -> list[dict[str, Any]]:
+    """Every parameter as a row: name, default (schedules as text), allowed values, ..."""
+    rows = []
+    for p in PARAMETERS.values():
+        default = p.default.describe() if isinstance(p.default, Schedule) else p.default
+        rows.append(dict(zip(PARAM_FIELDS, (p.name, default, p.allowed(), p.unit, p.meaning,
+                                            p.source), strict=True)))  # fmt: skip
+    return rows
+
+
+def _params(args: argparse.Namespace) -> int:
+    import csv
+
+    rows = parameter_rows()
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False)
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=PARAM_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue().rstrip("\n")
+    elif args.format == "markdown":
+        from model.parameters import markdown_table
+
+        text = markdown_table()
+    else:
+        text = _text_table(rows)
+    print(text)
+    return 0
+
+
+def _text_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned columns for a terminal: name, default, allowed, unit, meaning."""
+    shown = ("name", "default", "allowed", "unit", "meaning")
+    cells = [[str(row[k]) for k in shown] for row in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(shown[:-1])]
+    lines = []
+    for line in [list(shown), *cells]:
+        lines.append(
+            "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)) + "  " + line[-1]
+        )
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# ---- reproduce ------------------------------------------------------------------------
+def _reproduce(args: argparse.Namespace) -> int:
     from experiments.claims import EXPERIMENTS
     from experiments.claims.runner import reproduce
 
     if not args.names and not args.all:
-        raise ValueError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
+        raise InputError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
+    for name in args.names:
+        if name not in EXPERIMENTS:
+            raise InputError(
+                f"NAME: must be one of {', '.join(EXPERIMENTS)} (got {name!r})"
+                f"{_suggest(name, list(EXPERIMENTS))}"
+            )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is a file, not a folder")
     root = Path(__file__).resolve().parents[1] / "REPORT.md"
     reproduce(
         list(EXPERIMENTS) if args.all else args.names,
-        Path(args.out),
+        out,
         quick=args.quick,
         workers=args.workers,
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
         resume=args.resume,
+        progress=_progress(args) is not False,
         root_report=root if args.all and not args.quick else None,
     )
+    return 0
 
 
-def _add_reproduce(commands: Any) -> None:
+def _add_reproduce(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection reproduce``: the published claims and classic experiments, with verdicts."""
     reproduce = commands.add_parser(
         "reproduce",
+        parents=[common],
         help="reproduce the published claims C1-C11 and classics G1-G3 with verdicts",
         description="Runs named experiments through the sweep engine and writes OUT/NAME/ "
         "(tidy data, figure, report.md) and OUT/REPORT.md; a full --all run also copies "
@@ -95,18 +260,17 @@ def _add_reproduce(commands: Any) -> None:
     reproduce.add_argument(
         "--out", default="results/reproduce", help="output folder (default results/reproduce)"
     )
-    _add_engine_options(reproduce)
+    _add_engine_options(reproduce, retry=False)
     reproduce.set_defaults(handler=_reproduce)
 
 
-def _app(args: argparse.Namespace) -> None:
+# ---- app ------------------------------------------------------------------------------
+def _app(args: argparse.Namespace) -> int:
     import importlib.util
-    import os
 
     from viz.assets import cache_dir, missing
 
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port: must be in 1-65535 (got {args.port})")
+    _check_port(args.host, args.port)
     if missing(cache_dir()):
         print(
             "defection: the page's browser files are missing: run python -m viz.assets",
@@ -118,22 +282,47 @@ def _app(args: argparse.Namespace) -> None:
     print(f"open http://{args.host}:{args.port} in a browser", flush=True)
     # The server replaces this process, so Ctrl-C and a stop signal reach it directly.
     os.execve(sys.executable, command, os.environ | {"SOLARA_TELEMETRY_MIXPANEL_ENABLE": "false"})
+    return 0  # not reached
 
 
-def _add_app(commands: Any) -> None:
+def _check_port(host: str, port: int) -> None:
+    """Refuse a host that does not resolve or a port another program holds, before starting."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as error:
+        raise InputError(f"--host: cannot listen on {host!r} ({error})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as error:
+            what = "is in use" if error.errno == 98 else f"cannot be used ({error.strerror})"
+            raise InputError(
+                f"--port: {port} on {host} {what}; choose another with --port"
+            ) from None
+
+
+def _add_app(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection app``: the browser front end (viz/app.py) on a local Solara server."""
-    app = commands.add_parser("app", help="watch a run in the browser and move the levers live")
+    app = commands.add_parser(
+        "app", parents=[common], help="watch a run in the browser and move the levers live"
+    )
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    app.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    app.add_argument(
+        "--port", type=_integer(1, 65535), default=8765, help="port, 1-65535 (default 8765)"
+    )
     app.set_defaults(handler=_app)
 
 
+# ---- sweep, sensitivity, plot ---------------------------------------------------------
 def _engine(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "workers": args.workers,
         "scheduler": args.scheduler,
         "local_cluster": args.local_cluster,
         "resume": args.resume,
+        "retry_failed": getattr(args, "retry_failed", False),
+        "progress": _progress(args),
     }
 
 
@@ -153,41 +342,60 @@ spec keys (TOML; experiments/specs/example.toml is a commented example):
                    n             sampled points (sensitivity: Saltelli's base sample size)
   [sample.ranges]  NAME = [low, high]    continuous range; integer parameters are rounded
 Grid and sample points are crossed. `defection params` lists parameters and their ranges;
-the whole spec is checked before any run starts."""
+the whole spec is checked before any run starts. At most 100,000 points and 1,000,000 runs.
+Exit status: 0 all runs succeeded, 1 some failed (see manifest.json), 2 bad input."""
 
 
-def _sweep(args: argparse.Namespace) -> None:
+def _report_failures(results: Any, out: str) -> int:
+    failed, planned = results.attrs.get("failed", 0), results.attrs.get("runs", 0)
+    if not failed:
+        return 0
+    print(
+        f"defection: {failed} of {planned} runs failed (errors in {out}/manifest.json); "
+        "run them again with --resume --retry-failed",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED_RUNS
+
+
+def _sweep(args: argparse.Namespace) -> int:
     from experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec)
-    results = run_sweep(spec, Path(args.out), **_engine(args))
-    print(
-        f"{spec.name}: {results['run'].nunique() if len(results) else 0} runs with data, "
-        f"{len(results)} rows in {args.out}/data; summary in {args.out}/summary.csv"
+    results = run_sweep(spec, Path(args.out), argv=args.argv, **_engine(args))
+    ok = results.attrs.get("ok", 0)
+    _say(
+        args,
+        f"{spec.name}: {ok} of {results.attrs.get('runs', 0)} runs succeeded, "
+        f"{len(results)} rows in {args.out}/data; summary in {args.out}/summary.csv",
     )
+    return _report_failures(results, args.out)
 
 
-def _sensitivity(args: argparse.Namespace) -> None:
+def _sensitivity(args: argparse.Namespace) -> int:
     from experiments.sensitivity import sensitivity
     from experiments.sweep import load_spec
 
     spec = load_spec(args.spec)
     out = Path(args.out or Path("results/sensitivity") / spec.name)
-    table = sensitivity(spec, out, args.outcome, **_engine(args))
+    table = sensitivity(spec, out, args.outcome, argv=args.argv, **_engine(args))
     print(table.to_string(index=False, float_format="%.3f"))
-    print(f"wrote {out / 'sobol.csv'} and {out / 'sobol.png'}")
+    _say(args, f"wrote {out / 'sobol.csv'} and {out / 'sobol.png'}")
+    return 0
 
 
-def _plot(args: argparse.Namespace) -> None:
+def _plot(args: argparse.Namespace) -> int:
     from experiments.plots import plot_sweep
 
-    print(f"wrote {plot_sweep(Path(args.folder), args.x, args.y, args.outcome)}")
+    path = plot_sweep(Path(args.folder), args.x, args.y, args.outcome)
+    _say(args, f"wrote {path}")
+    return 0
 
 
-def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+def _add_engine_options(parser: argparse.ArgumentParser, retry: bool = True) -> None:
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_integer(1, 1024),
         help="worker processes, local or --local-cluster (default: all cores)",
     )
     parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
@@ -195,17 +403,24 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted sweep in the same --out"
     )
+    if retry:
+        parser.add_argument(
+            "--retry-failed",
+            action="store_true",
+            help="with --resume: run the runs that failed before again",
+        )
 
 
-def _add_sweep(commands: Any) -> None:
+def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection sweep``: many seeded runs from a TOML spec, resumable, on any engine."""
     sweep = commands.add_parser(
         "sweep",
+        parents=[common],
         help="run a parameter sweep from a TOML spec (see experiments/specs/example.toml)",
         description="Runs every point of the spec x replicates and writes\n"
         "  OUT/data/*.parquet  one row per run per recorded week (read_results reads it)\n"
-        "  OUT/manifest.json   spec, hash, versions, seeds, status and error of every run\n"
-        "  OUT/summary.csv     per point: mean and 95% interval of the key outcomes",
+        "  OUT/manifest.json   spec, hash, provenance, seeds, status and error of every run\n"
+        "  OUT/summary.csv     per point: runs ok/failed, mean and 95% interval of outcomes",
         epilog=SPEC_KEYS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -215,10 +430,11 @@ def _add_sweep(commands: Any) -> None:
     sweep.set_defaults(handler=_sweep)
 
 
-def _add_sensitivity(commands: Any) -> None:
+def _add_sensitivity(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection sensitivity``: Sobol' indices over the spec's ranges, via the sweep engine."""
     sens = commands.add_parser(
         "sensitivity",
+        parents=[common],
         help="Sobol' indices (SALib) of outcomes over the spec's [sample.ranges]",
         description="Runs Saltelli's design (n x (2d + 2) points, n = sample.n) over\n"
         "[sample.ranges] through the sweep engine and writes Sobol' first-order and total\n"
@@ -237,10 +453,11 @@ def _add_sensitivity(commands: Any) -> None:
     sens.set_defaults(handler=_sensitivity)
 
 
-def _add_plot(commands: Any) -> None:
+def _add_plot(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection plot``: a sweep's outcome against one or two swept parameters."""
     plot = commands.add_parser(
         "plot",
+        parents=[common],
         help="draw a sweep's outcome against swept parameters",
         description="One parameter: mean at the last week with its 95% interval; two: a "
         "heatmap of the mean. Writes a PNG into the sweep's folder.",
@@ -254,56 +471,140 @@ def _add_plot(commands: Any) -> None:
     plot.set_defaults(handler=_plot)
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand takes (also accepted after the subcommand's name)."""
+    common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or informational lines"
+    )
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    from experiments.provenance import version_line
+
+    common = _common()
+    parser = Parser(
         prog="defection",
         description="Agent-based model of factional defection from the Taliban to IS-K.",
+        epilog="Exit status: 0 done, 1 some sweep runs failed or an internal error, "
+        "2 bad input (nothing written), 130 interrupted.",
+        parents=[common],
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.set_defaults(quiet=False, debug=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
+        parents=[common],
         help="run one simulation and write its time series, summary and figure",
         epilog="presets: " + "; ".join(f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items()),
     )
-    run.add_argument("--steps", type=int, default=100, help="weeks to simulate (default 100)")
-    run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    run.add_argument("--preset", default="baseline", help="parameter preset (default baseline)")
+    from experiments.run import MAX_STEPS
+
+    run.add_argument(
+        "--steps",
+        type=_integer(0, MAX_STEPS),
+        default=100,
+        help="weeks to simulate (default 100)",
+    )
+    run.add_argument(
+        "--seed", type=_integer(0, 2**63 - 1), default=42, help="random seed (default 42)"
+    )
+    run.add_argument(
+        "--preset",
+        type=_choice("preset", list(PRESETS)),
+        default="baseline",
+        help=f"parameter preset: {', '.join(PRESETS)} (default baseline)",
+    )
     run.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a parameter, repeatable; levers take 0.4, step(0.1,0.6,20), "
-        "ramp(0.1,0.6,10,30), [v0,v1,...] or piecewise(w:v,...)",
+        help=f"override a parameter, repeatable; levers take {SCHEDULE_FORMS}",
     )
     run.add_argument("--out", default="results/run", help="output folder (default results/run)")
     run.set_defaults(handler=_run)
     params = commands.add_parser(
-        "params", help="print every parameter (default, range, unit, meaning, source)"
+        "params",
+        parents=[common],
+        help="print every parameter (default, range, unit, meaning, source)",
+    )
+    params.add_argument(
+        "--format",
+        type=_choice("format", ["table", "csv", "json", "markdown"]),
+        default="table",
+        help="table (default), csv, json or markdown",
     )
     params.set_defaults(handler=_params)
-    _add_reproduce(commands)
-    _add_app(commands)
-    _add_sweep(commands)
-    _add_sensitivity(commands)
-    _add_plot(commands)
+    _add_reproduce(commands, common)
+    _add_app(commands, common)
+    _add_sweep(commands, common)
+    _add_sensitivity(commands, common)
+    _add_plot(commands, common)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``defection`` command."""
-    args = build_parser().parse_args(argv)
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``defection`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args.handler(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a bad option (already printed)
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_BAD_INPUT
+    args.argv = argv
+    try:
+        return args.handler(args)
     except ValueError as error:
-        print(f"defection: error: {error}", file=sys.stderr)
-        return 2
+        _print_error(args, error, "")
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("defection: interrupted (a sweep keeps its finished runs: --resume)", file=sys.stderr)
-        return 130
-    return 0
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `defection params | head`: the reader left, nothing wrong
+        _silence_stdout()
+        return 0
+    except OSError as error:
+        _print_error(args, error, "")
+        return EXIT_FAILED_RUNS
+    except Exception as error:  # noqa: BLE001 — one line, the traceback on request
+        _print_error(args, error, f"internal error ({type(error).__name__}): ")
+        return EXIT_FAILED_RUNS
+
+
+def _print_error(args: argparse.Namespace, error: BaseException, prefix: str) -> None:
+    if getattr(args, "debug", False):
+        traceback.print_exception(error, file=sys.stderr)
+    hint = "" if getattr(args, "debug", False) or not prefix else " (--debug shows where)"
+    print(f"defection: error: {prefix}{_one_line(error)}{hint}", file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's exit flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def entry() -> None:
+    """Console-script entry point: exit with main's status, even when stdout has gone."""
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

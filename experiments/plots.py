@@ -15,13 +15,30 @@ from experiments.sweep import atomic_write, mean_interval, read_results  # noqa:
 
 
 def final_outcomes(out: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Each run's last recorded row, and the names of the swept parameters."""
-    manifest = json.loads((out / "manifest.json").read_text())
+    """Each run's last recorded row, and the names of the swept parameters.
+
+    A folder that is missing, is not a sweep's, or has no finished run is refused with
+    one line naming FOLDER, before anything is drawn.
+    """
+    if not out.exists():
+        raise ValueError(f"FOLDER: {out} does not exist (give a sweep's --out folder)")
+    if not out.is_dir():
+        raise ValueError(f"FOLDER: {out} is a file, not a sweep's folder")
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        varied = list(manifest["varied"])
+    except FileNotFoundError:
+        raise ValueError(
+            f"FOLDER: {out} is not a sweep's folder (no manifest.json; "
+            "`defection sweep SPEC --out FOLDER` makes one)"
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"FOLDER: {out}/manifest.json is damaged (not a sweep manifest)") from None
     results = read_results(out)
     if results.empty:
-        raise ValueError(f"plot: {out} has no finished runs")
+        raise ValueError(f"FOLDER: {out} has no finished runs yet")
     last = results.loc[results.groupby("run")["step"].idxmax()]
-    return last, manifest["varied"]
+    return last, varied
 
 
 def plot_sweep(
@@ -42,12 +59,17 @@ def plot_sweep(
             )
     if x is None:
         raise ValueError("--x: the sweep varies no parameter")
-    if outcome not in last.columns:
-        raise ValueError(f"--outcome: {outcome!r} was not recorded")
+    recorded = [c for c in last.columns if c not in ("run", "point", "replicate", "seed", "step")]
+    if outcome not in recorded:
+        raise ValueError(
+            f"--outcome: {outcome!r} was not recorded (recorded: {', '.join(recorded[:12])}"
+            f"{', ...' if len(recorded) > 12 else ''})"
+        )
     fig, ax = plt.subplots(figsize=(7, 5))
     if y is None:
         rows = [
-            mean_interval(outcome, g[outcome].to_numpy(float)) | {x: v} for v, g in last.groupby(x)
+            mean_interval(outcome, g[outcome].to_numpy(float), seed=i) | {x: v}
+            for i, (v, g) in enumerate(last.groupby(x))
         ]
         line = pd.DataFrame(rows).sort_values(x)
         ax.plot(line[x], line[f"{outcome}_mean"], marker="o")

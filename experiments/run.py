@@ -80,8 +80,9 @@ def records_agents(values: Mapping[str, Any]) -> bool:
     return setting in (True, "on")
 
 
-def check_memory(values: Mapping[str, Any], steps: int, option: str = "--set") -> None:
+def check_memory(values: Any, steps: int, option: str = "--set") -> None:
     """Refuse, before it starts, a run whose agent records cannot fit in memory."""
+    values = _as_dict(values)
     if not records_agents(values):
         return
     agents = int(values.get("population", 0))
@@ -116,7 +117,11 @@ def simulate(
 
 def parameter_values(model: DefectionModel) -> dict[str, Any]:
     """The model's resolved parameters as a plain dict (a mapping or a dataclass)."""
-    p = model.p
+    return _as_dict(model.p)
+
+
+def _as_dict(p: Any) -> dict[str, Any]:
+    """Resolved parameters as a dict, whether the registry gives a mapping or a dataclass."""
     if isinstance(p, Mapping):
         return dict(p.items())
     if dataclasses.is_dataclass(p):
