@@ -33,7 +33,6 @@ from model.presets import PRESET_DESCRIPTIONS, PRESETS
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 EXIT_BAD_INPUT, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 2, 1, 130
-LEVER_ALIASES = ("moderation",)  # inputs the model takes that set other parameters
 
 
 class InputError(ValueError):
@@ -95,14 +94,16 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     name, raw = name.strip(), raw.strip()
     if not sep or not name or not raw:
         raise InputError(f"--set: expected NAME=VALUE (got {text!r})")
-    if name in LEVER_ALIASES and name not in PARAMETERS:
-        return name, parse_schedule(name, raw)
-    if name not in PARAMETERS:
+    from experiments.spec import aliases, renamed
+
+    if name in renamed():
+        raise InputError(f"--set {name}: renamed to {renamed()[name]} (see defection params)")
+    if name not in PARAMETERS and name not in aliases():
         raise InputError(
             f"--set: unknown parameter {name!r} (defection params lists them)"
-            f"{_suggest(name, list(PARAMETERS))}"
+            f"{_suggest(name, [*PARAMETERS, *aliases()])}"
         )
-    parameter = PARAMETERS[name]
+    parameter = PARAMETERS[aliases().get(name, (name,))[0]]
     kind = parameter.kind
     if kind is bool:
         if raw.lower() not in _TRUE + _FALSE:
@@ -139,11 +140,12 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from experiments import folders
     from experiments.run import check_memory, format_summary, simulate, summary, write_outputs
+    from experiments.spec import expand
     from model.parameters import resolve
     from model.presets import preset
 
-    overrides = dict(parse_assignment(text) for text in args.set)
-    values = resolve(preset(args.preset) | _registered(overrides))
+    overrides = expand(dict(parse_assignment(text) for text in args.set))
+    values = resolve(preset(args.preset) | overrides)
     check_memory(values, args.steps)
     out = Path(args.out)
     with folders.claim(out, "run"):
@@ -155,11 +157,6 @@ def _run(args: argparse.Namespace) -> int:
     for path in paths:
         _say(args, f"wrote {path}")
     return 0
-
-
-def _registered(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides the registry knows (aliases such as moderation are the model's)."""
-    return {k: v for k, v in overrides.items() if k in PARAMETERS}
 
 
 # ---- params ---------------------------------------------------------------------------

@@ -129,53 +129,71 @@ def _as_dict(p: Any) -> dict[str, Any]:
     return dict(vars(p))
 
 
-def _scale(model: DefectionModel, group: str) -> float:
-    """People per agent in ``group`` (one scale for all groups before model v2)."""
-    return float(model.stats.get(f"{group}_people_per_agent", model.scale))
+def _people_per_agent(model: DefectionModel, code: int, name: str) -> float:
+    """People per agent in a group: per group in model v2, one scale for all before."""
+    if f"{name}_people_per_agent" in model.stats:
+        return float(model.stats[f"{name}_people_per_agent"])
+    scale = getattr(model, "people_per_agent", getattr(model, "scale", 1.0))
+    return float(scale[code]) if hasattr(scale, "__len__") else float(scale)
+
+
+def _agents_by_group(model: DefectionModel) -> list[int]:
+    """Agents per origin group at the end (any allegiance), IS-K last."""
+    import numpy as np
+
+    return np.bincount(model.population.group, minlength=len(GROUP_NAMES) + 1).tolist()
 
 
 def summary(model: DefectionModel) -> pd.DataFrame:
-    """Per group, in agents and in people: at the start (incl. arrivals), at the end, defected."""
+    """Per group, in people (and the agents that stand for them): at the start and since.
+
+    The ledger counts people (each agent stands for its group's ``people_per_agent``);
+    ``start_people`` includes arrivals such as freed prisoners.
+    """
     ledger = model.ledger
+    agents = _agents_by_group(model)
     rows = []
     for code, name in enumerate(GROUP_NAMES):
-        start = int(ledger["start"][code] + ledger["joined"][code])
-        defected = int(ledger["defected"][code])
-        scale = _scale(model, name)
+        start = float(ledger["start"][code] + ledger["joined"][code])
+        defected = float(ledger["defected"][code])
+        deserted = float(ledger["deserted"][code]) if "deserted" in ledger else 0.0
         rows.append(
             {
                 "group": GROUP_LABELS[name],
-                "people_per_agent": scale,
-                "start_agents": start,
-                "end_agents": int(model.stats[f"{name}_members"]),
-                "defected_agents": defected,
-                "start_people": start * scale,
-                "defected_people": defected * scale,
+                "agents": int(agents[code]),
+                "people_per_agent": _people_per_agent(model, code, name),
+                "start_people": start,
+                "loyal_people": float(model.stats[f"{name}_members"]),
+                "defected_people": defected,
+                "deserted_people": deserted,
                 "defection_rate": defected / start if start else float("nan"),
+                "desertion_rate": deserted / start if start else float("nan"),
             }
         )
     return pd.DataFrame(rows)
 
 
 def format_summary(table: pd.DataFrame, model: DefectionModel) -> str:
-    """A readable text table (agents), then IS-K's balance and the scale."""
-    lines = [f"{'group':<36}{'start':>8}{'end':>8}{'defected':>10}{'rate':>8}"]
+    """A readable text table in people, then IS-K's balance and the date."""
+    head = f"{'group (people)':<36}{'start':>9}{'loyal':>9}{'to IS-K':>9}{'deserted':>9}{'rate':>7}"
+    lines = [head]
     for row in table.itertuples():
         rate = "" if pd.isna(row.defection_rate) else f"{row.defection_rate:.1%}"
         lines.append(
-            f"{row.group:<36}{row.start_agents:>8}{row.end_agents:>8}"
-            f"{row.defected_agents:>10}{rate:>8}"
+            f"{row.group:<36}{row.start_people:>9,.0f}{row.loyal_people:>9,.0f}"
+            f"{row.defected_people:>9,.0f}{row.deserted_people:>9,.0f}{rate:>7}"
         )
-    ledger = model.ledger
-    freed = int(ledger["joined"][-1] - ledger["defected"].sum())
+    stats = model.stats
+    removed = stats.get("cumulative_isk_removed", float(model.ledger["removed"].sum()))
     lines.append(
-        f"IS-K: {ledger['start'][-1]} at start + {freed} freed + {ledger['defected'].sum()} "
-        f"defectors - {ledger['removed'].sum()} killed or captured = {model.isk_members} "
-        f"agents ({model.isk_strength:,.0f} people)"
+        f"IS-K: {stats['isk_strength']:,.0f} people in {model.isk_members:,} agents; "
+        f"{stats['cumulative_defections']:,.0f} defectors joined, {removed:,.0f} killed or "
+        "captured so far"
     )
     lines.append(
-        f"week {model.steps} ({model.date}); 1 agent = {model.scale:.1f} people; "
-        f"legitimacy {model.legitimacy:.2f}; resources {model.resources:.2f}"
+        f"week {model.steps} ({model.date}); overall defection rate "
+        f"{stats.get('defection_rate', float('nan')):.1%}; legitimacy {model.legitimacy:.2f}; "
+        f"resources {model.resources:.2f}"
     )
     return "\n".join(lines)
 
@@ -187,8 +205,6 @@ def timeseries(model: DefectionModel) -> pd.DataFrame:
         frame["date"] = [
             d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in frame["date"]
         ]
-    if "people_per_agent" not in frame and not any(c.endswith("_people_per_agent") for c in frame):
-        frame["people_per_agent"] = float(model.scale)
     frame.insert(0, "preset", model.preset)
     frame.insert(0, "seed", pd.array([model.seed] * len(frame), dtype="Int64"))
     return frame
@@ -241,6 +257,8 @@ def agent_frame(model: DefectionModel) -> pd.DataFrame | None:
     if not getattr(model.datacollector, "agent_reporters", None):
         return None
     frame = model.datacollector.get_agent_vars_dataframe().reset_index()
+    frame = frame.rename(columns={"Step": "step", "AgentID": "agent_id"})
+    frame["step"] = frame["step"].astype("int64")
     frame.insert(0, "seed", pd.array([model.seed] * len(frame), dtype="Int64"))
     return frame
 

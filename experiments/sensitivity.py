@@ -13,9 +13,8 @@ import pandas as pd  # noqa: E402
 from SALib.analyze import sobol as sobol_analyze  # noqa: E402
 from SALib.sample import sobol as sobol_sample  # noqa: E402
 
-from experiments.spec import SweepSpec  # noqa: E402
+from experiments.spec import SweepSpec, parameter  # noqa: E402
 from experiments.sweep import atomic_write, run_sweep  # noqa: E402
-from model.parameters import PARAMETERS  # noqa: E402
 
 DEFAULT_OUTCOMES = ("isk_strength", "cumulative_defections")
 
@@ -39,7 +38,7 @@ def design(spec: SweepSpec) -> list[dict]:
     matrix = sobol_sample.sample(definition, max(spec.n, 2), seed=spec.seed)
     return [
         {
-            name: int(round(x)) if PARAMETERS[name].kind is int else float(x)
+            name: int(round(x)) if parameter(name, name).kind is int else float(x)
             for name, x in zip(definition["names"], row, strict=True)
         }
         for row in matrix

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from model.parameters import PARAMETERS, resolve
+from model import parameters as registry
+from model.parameters import PARAMETERS, Parameter, resolve
 from model.policy import Schedule
 from model.presets import preset as preset_overrides
 from model.reporters import columns
@@ -111,6 +112,42 @@ class SweepSpec:
         )
 
 
+def aliases() -> dict[str, tuple[str, ...]]:
+    """Input names that set other parameters (model v2: moderation sets two levers)."""
+    return dict(getattr(registry, "ALIASES", {}))
+
+
+def renamed() -> dict[str, str]:
+    """Parameter names of earlier model versions and their new names."""
+    return dict(getattr(registry, "RENAMED", {}))
+
+
+def parameter(name: str, field_name: str) -> Parameter:
+    """The registry entry for ``name`` (an alias takes its first target's rules)."""
+    if name in PARAMETERS:
+        return PARAMETERS[name]
+    if name in aliases():
+        return PARAMETERS[aliases()[name][0]]
+    if name in renamed():
+        raise ValueError(f"{field_name}: renamed to {renamed()[name]} (see defection params)")
+    raise ValueError(f"{field_name}: unknown parameter (see defection params)")
+
+
+def expand(values: dict[str, Any]) -> dict[str, Any]:
+    """Aliases replaced by the parameters they set, so that they override a preset's values.
+
+    The model resolves ``preset | overrides`` and refuses an alias given together with one
+    of its targets; a preset sets the targets (the levers), so a user's alias is expanded
+    here, after the preset, where it simply wins.
+    """
+    table = aliases()
+    expanded: dict[str, Any] = {}
+    for name, value in values.items():
+        for target in table.get(name, (name,)):
+            expanded[target] = value
+    return expanded
+
+
 def run_seed(master: int, i: int) -> int:
     """Run ``i``'s seed: the i-th child of the master seed, as a 32-bit integer."""
     child = np.random.SeedSequence(master, spawn_key=(i,))
@@ -157,7 +194,9 @@ def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
         ranges=_ranges(sample.get("ranges", {})),
         source=raw,
     )
-    overlap = set(spec.fixed) & set(spec.varied) or set(spec.grid) & set(spec.ranges)
+    fixed, grid = set(expand(spec.fixed)), set(expand(dict.fromkeys(spec.grid)))
+    ranges = set(expand(dict.fromkeys(spec.ranges)))
+    overlap = fixed & (grid | ranges) or grid & ranges
     if overlap:
         raise ValueError(f"spec: parameter {sorted(overlap)[0]} is both fixed and varied")
     if spec.ranges and (spec.method is None or spec.n < 1):
@@ -250,12 +289,11 @@ def _outputs(names: Any) -> tuple[str, ...]:
 def _parameters(section: str, values: dict[str, Any]) -> dict[str, Any]:
     checked = {}
     for name, value in values.items():
-        if name not in PARAMETERS:
-            raise ValueError(f"{section}.{name}: unknown parameter (see defection params)")
+        rules = parameter(name, f"{section}.{name}")
         try:
-            checked[name] = PARAMETERS[name].validate(value)
+            checked[name] = rules.validate(value)
         except ValueError as error:
-            raise ValueError(f"{section}.{error}") from None
+            raise ValueError(f"{section}.{name}: {str(error).partition(': ')[2]}") from None
     return checked
 
 
@@ -280,10 +318,8 @@ def _method(sample: dict[str, Any]) -> str | None:
 def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
     ranges = {}
     for name, bounds in values.items():
-        if name not in PARAMETERS:
-            raise ValueError(f"sample.ranges.{name}: unknown parameter (see defection params)")
-        parameter = PARAMETERS[name]
-        if parameter.kind in (bool, str):
+        rules = parameter(name, f"sample.ranges.{name}")
+        if rules.kind in (bool, str):
             raise ValueError(f"sample.ranges.{name}: only numeric parameters can be sampled")
         numbers = isinstance(bounds, list) and len(bounds) == 2
         numbers = numbers and all(
@@ -296,9 +332,9 @@ def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
                 f"(got {_shown(bounds)})"
             )
         for bound in bounds:
-            if not parameter.low <= bound <= parameter.high:
+            if not rules.low <= bound <= rules.high:
                 raise ValueError(
-                    f"sample.ranges.{name}: bounds must be within {parameter.allowed()} "
+                    f"sample.ranges.{name}: bounds must be within {rules.allowed()} "
                     f"(got {_shown(bounds)})"
                 )
         ranges[name] = (float(bounds[0]), float(bounds[1]))
@@ -323,10 +359,10 @@ def _sample_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 def _typed(name: str, value: float) -> Any:
-    return int(round(value)) if PARAMETERS[name].kind is int else float(value)
+    return int(round(value)) if parameter(name, name).kind is int else float(value)
 
 
 def _validate_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
     """Resolve the point's full parameter set now, so that no run fails on a bad value."""
-    resolve(preset_overrides(spec.preset) | spec.fixed | point)
+    resolve(preset_overrides(spec.preset) | expand(spec.fixed | point))
     return point

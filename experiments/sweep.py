@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from experiments import folders
 from experiments.provenance import provenance
-from experiments.spec import Run, SweepSpec, load_spec
+from experiments.spec import Run, SweepSpec, expand, load_spec
 from model import DefectionModel
 from model.groups import GROUP_NAMES
 
@@ -65,7 +65,7 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
     model = DefectionModel(
         preset=spec.preset,
         rng=run.seed,
-        **(spec.fixed | run.values | {"collect_agent_data": _OFF}),
+        **(expand(spec.fixed | run.values) | {"collect_agent_data": _OFF}),
     )
     meta = {"run": run.run, "point": run.point, "replicate": run.replicate, "seed": run.seed}
     meta |= {"preset": spec.preset} | {k: spec.cell(k, v) for k, v in run.values.items()}
