@@ -1,0 +1,441 @@
+"""``defection optimize``: many-objective robust search over lever paths (issue 11).
+
+Which lever paths keep the regime together, contain IS-K and win standing — judged across
+what we do not know (posterior draws x seeds), not at one parameter point? The search
+(NSGA-II/III from pymoo) proposes lever paths, piecewise-constant over periods from
+August 2021; every path is run in the same scenarios through the sweep engine's
+executors (local processes, ``--scheduler``, ``--local-cluster``); each objective is a
+robustness statistic over the scenarios. After the search: the Pareto set over every
+path evaluated, the actual policy and Ali's inclusive government placed against it, a
+stress test on fresh draws and seeds, and scenario discovery of when moderation pays.
+
+Output folder::
+
+    pareto.parquet     one row per Pareto path: levers by period, robust objectives,
+                       per-measure statistics in sample and out of sample (``_out``)
+    archive.parquet    every distinct path evaluated, with its generation and objectives
+    references.csv     the reference policies' objectives and placement
+    stress.csv         how each objective moved out of sample
+    convergence.csv    hypervolume and feasible share per generation
+    scenarios.csv      the in-sample and stress scenarios (draw, seed, parameters)
+    *.png, report.md   figures and the report
+    manifest.json      spec, hash, seeds, ensemble, versions, engine, timings
+    checkpoint.pkl     the search state after the last finished generation (--resume)
+
+Bad input (spec, posterior, options) stops with one line naming the field, exit status
+2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from experiments.ensemble import Ensemble, defaults_ensemble, load_ensemble
+from experiments.policy_search.spec import OptimizeSpec, load_optimize_spec
+
+MANIFEST = "manifest.json"
+STRESS = "stress.npz"
+
+
+@dataclass(frozen=True)
+class OptimizeOutcome:
+    """What a finished optimisation produced (the files are in ``folder``)."""
+
+    folder: Path
+    pareto: pd.DataFrame
+    references: pd.DataFrame
+    hypervolume: list[float]
+    runs: int
+    seconds: float
+    label: str
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Register ``defection optimize`` on the CLI's subcommand parsers.
+
+    ``common`` is the CLI's parent parser of options every command takes (-q, --debug).
+    """
+    parser = commands.add_parser(
+        "optimize",
+        parents=[common] if common is not None else [],
+        help="robust many-objective search over lever paths (NSGA-II/III, pymoo)",
+        description=(__doc__ or "").split("Output folder::")[0].strip(),
+        epilog="spec keys: see experiments/specs/optimize_example.toml (every key explained)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("spec", help="the optimisation spec (TOML)")
+    parser.add_argument("--out", help="output folder (default results/optimize/NAME[-quick])")
+    parser.add_argument(
+        "--quick", action="store_true", help="apply the spec's [quick] tables (a smoke run, CI)"
+    )
+    parser.add_argument(
+        "--posterior",
+        help="posterior ensemble (Parquet + JSON sidecar, see experiments/ensemble.py); "
+        "without it: the defaults only, NOT robust across the posterior",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes, local or --local-cluster (default: all)",
+    )
+    parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
+    parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from the last checkpoint in --out"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a positive whole number."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
+    return value
+
+
+def handle(args: argparse.Namespace) -> int:
+    """The subcommand: validate everything, run, print where the results are; exit status."""
+    spec = load_optimize_spec(args.spec, quick=args.quick)
+    ensemble = load_ensemble(args.posterior) if args.posterior else defaults_ensemble()
+    suffix = "-quick" if args.quick else ""
+    out = Path(args.out or Path("results/optimize") / f"{spec.name}{suffix}")
+    outcome = optimize(
+        spec,
+        out,
+        ensemble=ensemble,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        local_cluster=args.local_cluster,
+        resume=args.resume,
+        progress=_progress(args),
+        argv=getattr(args, "argv", None),
+    )
+    if getattr(args, "quiet", False):
+        return 0
+    print(
+        f"{spec.name}: {len(outcome.pareto)} Pareto paths from {outcome.runs:,} model runs in "
+        f"{outcome.seconds / 60:.1f} min; hypervolume {outcome.hypervolume[-1]:.3f}"
+    )
+    if ensemble.is_defaults:
+        print(f"NOTE: {ensemble.label}")
+    print(f"wrote {out / 'report.md'}, {out / 'pareto.parquet'} and figures in {out}")
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """False with -q or TQDM_DISABLE; otherwise None: a bar only when stderr is a terminal."""
+    if getattr(args, "quiet", False):
+        return False
+    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
+        return False
+    return None
+
+
+def check(spec: OptimizeSpec, ensemble: Ensemble, out: Path, workers: int | None, resume: bool):
+    """Refuse bad combinations before anything is written; return the run's hash."""
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"--workers: must be a positive integer (got {workers})")
+    clash = sorted(set(spec.fixed) & set(ensemble.parameters))
+    if clash:
+        raise ValueError(f"fixed.{clash[0]}: also set by the posterior's draws; drop one")
+    digest = f"{spec.digest}-{ensemble.digest}"
+    manifest = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file")
+    if manifest.exists():
+        earlier = json.loads(manifest.read_text()).get("hash")
+        if earlier != digest:
+            raise ValueError(
+                f"--out: {out} holds another optimisation (hash {earlier}); use another folder"
+            )
+        if not resume:
+            raise ValueError(f"--out: {out} already holds this optimisation; add --resume")
+    return digest
+
+
+def optimize(
+    spec: OptimizeSpec,
+    out: Path | str,
+    *,
+    ensemble: Ensemble | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    local_cluster: bool = False,
+    resume: bool = False,
+    progress: bool | None = True,
+    argv: list[str] | None = None,
+) -> OptimizeOutcome:
+    """Search, analyse and report; the same spec, ensemble and seed give the same files."""
+    from experiments.folders import claim
+    from experiments.sweep import atomic_write, cores, executor
+
+    out = Path(out)
+    ensemble = ensemble or defaults_ensemble()
+    digest = check(spec, ensemble, out, workers, resume)
+    processes = f"{workers or cores()} processes"
+    engine = scheduler or (f"Dask LocalCluster, {processes}" if local_cluster else processes)
+    with claim(out, "optimize"):
+        manifest = _manifest(spec, ensemble, digest, out, engine, argv)
+        atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
+        started = time.perf_counter()
+        total = spec.scenarios * (len(spec.references) + spec.population * spec.generations)
+        disable = None if progress is None else not progress  # None: only on a terminal
+        bar = tqdm(total=total, disable=disable, unit="run", desc=f"{spec.name} search")
+        try:
+            with executor(workers, scheduler, local_cluster) as pool:
+                found = _search_and_stress(spec, ensemble, out, pool, digest, resume, bar)
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - started
+        outcome = _write_outputs(spec, ensemble, out, found, manifest, engine, seconds)
+    return outcome
+
+
+def _text(content: str):
+    return lambda path: Path(path).write_text(content)
+
+
+def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[str, Any]:
+    from experiments.policy_search.analysis import pareto_set
+    from experiments.policy_search.search import (
+        Evaluations,
+        Policy,
+        candidate,
+        run_search,
+        scenarios,
+        seed_streams,
+    )
+
+    def generation(state) -> None:
+        bar.set_postfix(
+            gen=f"{state.generation}/{spec.generations}", hv=f"{state.hypervolume[-1]:.3f}"
+        )
+
+    result = run_search(
+        spec, ensemble, out, pool, digest=digest, resume=resume, on_generation=generation,
+        progress=bar.update,
+    )  # fmt: skip
+    front = pareto_set(spec, result)
+    fresh = scenarios(
+        ensemble, spec.stress_draws, spec.stress_seeds, seed_streams(spec.seed)["stress"]
+    )
+    policies = [candidate(spec, x, f"path {i}") for i, x in enumerate(front.x)]
+    policies += [Policy(name, name, {}) for name in spec.references]
+    stored = _load_stress(out, digest, front.x) if resume else None
+    if stored is None:
+        bar.set_description(f"{spec.name} stress test")
+        bar.total = bar.n + len(policies) * len(fresh)
+        bar.refresh()
+        values = Evaluations(spec, pool, bar.update).values(policies, fresh)
+        _save_stress(out, digest, front.x, values)
+    else:
+        values = stored
+    return {"result": result, "front": front, "fresh": fresh, "stress_values": values}
+
+
+def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray) -> None:
+    from experiments.sweep import atomic_write
+
+    def write(path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.savez(handle, digest=np.array(digest), x=x, values=values)
+
+    atomic_write(out / STRESS, write)
+
+
+def _load_stress(out: Path, digest: str, x: np.ndarray) -> np.ndarray | None:
+    path = out / STRESS
+    if not path.exists():
+        return None
+    with np.load(path) as stored:
+        if str(stored["digest"]) != digest or not np.array_equal(stored["x"], x):
+            return None
+        return stored["values"]
+
+
+def _manifest(
+    spec: OptimizeSpec,
+    ensemble: Ensemble,
+    digest: str,
+    out: Path,
+    engine: str,
+    argv: list[str] | None,
+) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from experiments.provenance import provenance
+
+    previous = out / MANIFEST
+    earlier = json.loads(previous.read_text()) if previous.exists() else {}
+    now = time.strftime("%Y-%m-%dT%H:%M:%S")
+    resumed = earlier.get("resumed", []) + ([now] if earlier else [])
+    origin = provenance(argv)
+    for package in ("pymoo", "ema_workbench"):
+        try:
+            origin["versions"][package] = version(package)
+        except PackageNotFoundError:  # scenario discovery's package is optional
+            continue
+    return {
+        "name": spec.name,
+        "hash": digest,
+        "quick": spec.quick,
+        "spec": spec.source,
+        "seed": spec.seed,
+        "ensemble": {
+            "label": ensemble.label,
+            "file": str(ensemble.source) if ensemble.source else None,
+            "digest": ensemble.digest,
+            "meta": ensemble.meta,
+        },
+        "notes": list(spec.notes),
+        "engine": engine,
+        "provenance": origin,
+        "started": earlier.get("started", now),
+        "resumed": resumed,
+        "status": "running",
+    }
+
+
+def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> OptimizeOutcome:
+    from experiments.policy_search import analysis, report
+    from experiments.policy_search.robust import (
+        constraint_violations,
+        objective_losses,
+    )
+    from experiments.policy_search.search import project
+    from experiments.sweep import atomic_write
+
+    result, front, fresh = found["result"], found["front"], found["fresh"]
+    stress_values = found["stress_values"]
+    n = len(front.x)
+    path_values, ref_values = stress_values[:n], stress_values[n:]
+    actual_in = result.reference_values[0] if spec.references else None
+    actual_out = ref_values[0] if spec.references else None
+    out_losses = objective_losses(spec, path_values, actual_out)
+    ref_out_losses = objective_losses(spec, ref_values, actual_out)
+    ref_in_losses = objective_losses(spec, result.reference_values, actual_in)
+    ref_in_violations = constraint_violations(spec, result.reference_values, actual_in)
+    placements = [
+        analysis.place(spec, front, name, ref_in_losses[i], ref_in_violations[i])
+        for i, name in enumerate(spec.references)
+    ]
+    pareto = analysis.pareto_table(spec, front, ensemble, out_losses, path_values)
+    survivors = analysis.still_non_dominated(out_losses, ref_out_losses)
+    pareto["non_dominated_out"] = survivors
+    stress = analysis.stress_summary(spec, front.losses, out_losses)
+    if spec.references:
+        answer = analysis.moderation_pays(spec, ensemble, front, path_values, ref_values[0], fresh)
+    else:
+        answer = None
+    archive_losses = objective_losses(spec, result.values, actual_in)
+    archive = pd.DataFrame(result.x, columns=spec.variables)
+    archive.insert(0, "generation", result.generation)
+    for name, column in analysis.objective_columns(spec, archive_losses).items():
+        archive[name] = column
+    archive["feasible"] = np.all(constraint_violations(spec, result.values, actual_in) <= 0, axis=1)
+    archive["ensemble"] = ensemble.label
+    references = _references_table(spec, placements, ref_out_losses, ensemble)
+    convergence = pd.DataFrame(
+        {
+            "generation": np.arange(1, len(result.hypervolume) + 1),
+            "hypervolume": result.hypervolume,
+            "feasible_share": result.feasible,
+        }
+    )
+    scenario_table = _scenario_table(spec, ensemble, fresh)
+    moderation = analysis.moderation_level(spec, front.x)
+    reference_paths = {name: project(spec, name) for name in spec.references}
+    writers = {
+        "pareto.parquet": lambda p: pareto.to_parquet(p, index=False),
+        "archive.parquet": lambda p: archive.to_parquet(p, index=False),
+        "references.csv": lambda p: references.to_csv(p, index=False),
+        "stress.csv": lambda p: stress.to_csv(p, index=False),
+        "convergence.csv": lambda p: convergence.to_csv(p, index=False),
+        "scenarios.csv": lambda p: scenario_table.to_csv(p, index=False),
+        report.FIGURES["convergence"]: lambda p: report.plot_convergence(p, spec, result, ensemble),
+        report.FIGURES["parallel"]: lambda p: report.plot_parallel(
+            p, spec, front, placements, moderation, ensemble
+        ),
+        report.FIGURES["tradeoffs"]: lambda p: report.plot_tradeoffs(
+            p, spec, result, archive_losses, front, placements, moderation, ensemble
+        ),
+        report.FIGURES["levers"]: lambda p: report.plot_levers(
+            p, spec, front, reference_paths, moderation, ensemble
+        ),
+    }
+    for name, write in writers.items():
+        atomic_write(out / name, write)
+    meta = {"seconds": result.seconds + 0.0, "runs": result.runs, "engine": engine}
+    meta["seconds"] = seconds if seconds > 0 else result.seconds
+    reference_out = {name: ref_out_losses[i] for i, name in enumerate(spec.references)}
+    atomic_write(
+        out / "report.md",
+        lambda p: report.write_report(
+            p, spec, ensemble, result, front, placements, answer or _no_answer(spec),
+            stress, survivors, reference_out, pareto, meta,
+        ),
+    )  # fmt: skip
+    manifest |= {
+        "status": "finished",
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "runs": result.runs + int(stress_values.shape[0] * stress_values.shape[1]),
+        "search_seconds": round(result.seconds, 1),
+        "pareto_paths": n,
+        "hypervolume": result.hypervolume,
+    }
+    atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
+    return OptimizeOutcome(
+        out, pareto, references, result.hypervolume, manifest["runs"], seconds, ensemble.label
+    )
+
+
+def _no_answer(spec: OptimizeSpec):
+    from experiments.policy_search.analysis import ModerationAnswer
+
+    empty = np.zeros(0, dtype=bool)
+    return ModerationAnswer(
+        spec.moderation_level, [], 0, empty, empty, 0, False, reason="no reference policy"
+    )
+
+
+def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:
+    from experiments.policy_search.robust import natural
+
+    rows = []
+    for i, p in enumerate(placements):
+        row = {"policy": p.name, "feasible": p.feasible, "dominated_by": len(p.dominated_by)}
+        row["epsilon"] = p.epsilon
+        for j, o in enumerate(spec.objectives):
+            row[o.name] = float(natural(p.losses[j], o.sense))
+            row[f"{o.name}_out"] = float(natural(out_losses[i, j], o.sense))
+            row[f"{o.name}_best_gain"] = p.best_gain[o.name]
+        row["ensemble"] = ensemble.label
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _scenario_table(spec, ensemble, fresh) -> pd.DataFrame:
+    from experiments.policy_search.search import scenarios, seed_streams
+
+    in_sample = scenarios(ensemble, spec.draws, spec.seeds, seed_streams(spec.seed)["in_sample"])
+    rows = []
+    for sample, scenes in (("in", in_sample), ("out", fresh)):
+        for s in scenes:
+            rows.append(
+                {"sample": sample, "scenario": s.index, "draw": s.draw, "seed": s.seed} | s.params
+            )
+    return pd.DataFrame(rows)

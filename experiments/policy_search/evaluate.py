@@ -1,0 +1,89 @@
+"""The worker side of the search: one model run of one policy in one scenario, reduced to measures.
+
+Kept light (NumPy and the model only) because it is what the sweep engine's worker
+processes or Dask workers import. A task carries everything a run needs, and its result
+carries its place (policy, scenario), so results are assembled by position, never by the
+order in which they finish: the same seed gives the same numbers on any engine.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from experiments.policy_search.measures import Measure, faction_sizes
+from model import DefectionModel
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One in-sample or out-of-sample condition: a posterior draw and a run seed.
+
+    Every candidate policy meets the same scenarios (common random numbers), so
+    differences between policies are not differences in luck.
+    """
+
+    index: int
+    draw: int
+    seed: int
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One run: policy ``policy`` in scenario ``scenario`` (indices into the caller's lists)."""
+
+    policy: int
+    scenario: int
+    preset: str
+    steps: int
+    seed: int
+    params: dict[str, Any]  # fixed parameters | the draw's parameters | lever schedules
+    measures: tuple[Measure, ...]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The measures of one run, or the error that stopped it."""
+
+    policy: int
+    scenario: int
+    values: tuple[float, ...] | None
+    error: str | None
+    seconds: float
+
+
+def run_task(task: RunTask) -> RunResult:
+    """Run the model for ``task.steps`` weeks and reduce it to the task's measures.
+
+    A model error is returned as data (its one-line message), as in the sweep engine.
+    """
+    started = time.perf_counter()
+    try:
+        values, error = _simulate(task), None
+    except Exception as failure:  # noqa: BLE001 — reported by the caller, never swallowed
+        values = None
+        error = "".join(traceback.format_exception_only(failure)).strip()
+    return RunResult(task.policy, task.scenario, values, error, time.perf_counter() - started)
+
+
+def _simulate(task: RunTask) -> tuple[float, ...]:
+    model = DefectionModel(
+        preset=task.preset, rng=task.seed, **(task.params | {"collect_agent_data": False})
+    )
+    needed = sorted({c for m in task.measures for c in m.needs()})
+    weekly = {c: np.empty(task.steps + 1) for c in needed}
+    for step in range(task.steps + 1):
+        if step:
+            model.step()
+        stats = model.stats
+        for column in needed:
+            weekly[column][step] = float(stats[column])
+    sizes = faction_sizes(model.p)
+    return tuple(
+        m.compute({c: weekly[c] for c in m.needs(set(needed))}, sizes) for m in task.measures
+    )

@@ -1,0 +1,113 @@
+"""Robustness statistics over scenarios, and Pareto dominance.
+
+Everything here works in *loss* form (smaller is better): a quantity to maximise enters
+with its sign flipped. Values per policy come as arrays ``(scenarios, measures)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments.policy_search.spec import OptimizeSpec
+
+QUANTILE = 0.9
+
+
+def loss(values: np.ndarray, sense: str) -> np.ndarray:
+    """Values in loss form: as they are to minimise, negated to maximise."""
+    return values if sense == "min" else -values
+
+
+def statistic(losses: np.ndarray, kind: str, reference: np.ndarray | None = None) -> np.ndarray:
+    """A robustness statistic over the last axis (scenarios) of ``losses``.
+
+    ``mean``; ``p90``: the 90th percentile of the loss (the worst decile's edge);
+    ``regret``: the 90th percentile of the loss minus the reference policy's loss in the
+    same scenario (common random numbers make the difference paired).
+    """
+    if kind == "mean":
+        return losses.mean(axis=-1)
+    if kind == "p90":
+        return np.quantile(losses, QUANTILE, axis=-1)
+    if reference is None:
+        raise ValueError("regret: needs the reference policy's losses")
+    return np.quantile(losses - reference, QUANTILE, axis=-1)
+
+
+def measure_index(spec: OptimizeSpec) -> dict[str, int]:
+    """Column of each measure in the value arrays."""
+    return {m.name: i for i, m in enumerate(spec.measures)}
+
+
+def objective_losses(
+    spec: OptimizeSpec, values: np.ndarray, reference: np.ndarray | None
+) -> np.ndarray:
+    """The objectives ``(policies, objectives)`` in loss form, from values ``(p, s, m)``."""
+    index = measure_index(spec)
+    columns = []
+    for objective in spec.objectives:
+        column = loss(values[..., index[objective.measure.name]], objective.sense)
+        ref = None
+        if reference is not None:
+            ref = loss(reference[:, index[objective.measure.name]], objective.sense)
+        columns.append(statistic(column, objective.statistic, ref))
+    return np.stack(columns, axis=-1)
+
+
+def constraint_violations(
+    spec: OptimizeSpec, values: np.ndarray, reference: np.ndarray | None
+) -> np.ndarray:
+    """``G <= 0`` means satisfied: ``(policies, constraints)``."""
+    index = measure_index(spec)
+    columns = []
+    for constraint in spec.constraints:
+        raw = values[..., index[constraint.measure.name]]
+        sense = "min" if constraint.upper else "max"
+        ref = None
+        if reference is not None:
+            ref = loss(reference[:, index[constraint.measure.name]], sense)
+        value = natural(statistic(loss(raw, sense), constraint.statistic, ref), sense)
+        columns.append(value - constraint.bound if constraint.upper else constraint.bound - value)
+    if not columns:
+        return np.zeros((values.shape[0], 0))
+    return np.stack(columns, axis=-1)
+
+
+def natural(losses: np.ndarray, sense: str) -> np.ndarray:
+    """Back from loss form to the quantity's own sign."""
+    return losses if sense == "min" else -losses
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """Loss vector ``a`` is no worse than ``b`` everywhere and better somewhere."""
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def dominance_matrix(losses: np.ndarray) -> np.ndarray:
+    """``D[i, j]``: policy i dominates policy j."""
+    le = np.all(losses[:, None, :] <= losses[None, :, :], axis=-1)
+    lt = np.any(losses[:, None, :] < losses[None, :, :], axis=-1)
+    return le & lt
+
+
+def non_dominated(losses: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates."""
+    if len(losses) == 0:
+        return np.zeros(0, dtype=bool)
+    return ~dominance_matrix(losses).any(axis=0)
+
+
+def additive_epsilon(front: np.ndarray, point: np.ndarray, scale: np.ndarray) -> float:
+    """How far ``point`` is from being dominated by ``front``, in units of ``scale``.
+
+    The smallest ε such that some front member, worsened by ε·scale in every objective,
+    still weakly dominates the point. Negative: a front member is better on every
+    objective by at least |ε| of each objective's range; positive: no member is.
+    """
+    gaps = (front - point) / scale
+    return float(np.min(np.max(gaps, axis=1)))
+
+
+def objective_names(spec: OptimizeSpec) -> list[str]:
+    """Objective names in order."""
+    return [o.name for o in spec.objectives]
