@@ -542,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands, common)
     _add_sensitivity(commands, common)
     _add_plot(commands, common)
+    from experiments.optimize import add_parser as add_optimize
+
+    add_optimize(commands, common)
     return parser
 
 

@@ -34,14 +34,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-from tqdm import tqdm
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that light
+    import numpy as np
+    import pandas as pd
 
-from experiments.ensemble import Ensemble, defaults_ensemble, load_ensemble
-from experiments.policy_search.spec import OptimizeSpec, load_optimize_spec
+    from experiments.ensemble import Ensemble
+    from experiments.policy_search.spec import OptimizeSpec
 
 MANIFEST = "manifest.json"
 STRESS = "stress.npz"
@@ -109,6 +109,9 @@ def _positive(text: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """The subcommand: validate everything, run, print where the results are; exit status."""
+    from experiments.ensemble import defaults_ensemble, load_ensemble
+    from experiments.policy_search.spec import load_optimize_spec
+
     spec = load_optimize_spec(args.spec, quick=args.quick)
     ensemble = load_ensemble(args.posterior) if args.posterior else defaults_ensemble()
     suffix = "-quick" if args.quick else ""
@@ -180,6 +183,9 @@ def optimize(
     argv: list[str] | None = None,
 ) -> OptimizeOutcome:
     """Search, analyse and report; the same spec, ensemble and seed give the same files."""
+    from tqdm import tqdm
+
+    from experiments.ensemble import defaults_ensemble
     from experiments.folders import claim
     from experiments.sweep import atomic_write, cores, executor
 
@@ -210,6 +216,7 @@ def _text(content: str):
 
 
 def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[str, Any]:
+
     from experiments.policy_search.analysis import pareto_set
     from experiments.policy_search.search import (
         Evaluations,
@@ -248,6 +255,8 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
 
 
 def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray) -> None:
+    import numpy as np
+
     from experiments.sweep import atomic_write
 
     def write(path: Path) -> None:
@@ -258,6 +267,8 @@ def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray) -> N
 
 
 def _load_stress(out: Path, digest: str, x: np.ndarray) -> np.ndarray | None:
+    import numpy as np
+
     path = out / STRESS
     if not path.exists():
         return None
@@ -311,6 +322,9 @@ def _manifest(
 
 
 def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> OptimizeOutcome:
+    import numpy as np
+    import pandas as pd
+
     from experiments.policy_search import analysis, report
     from experiments.policy_search.robust import (
         constraint_violations,
@@ -404,6 +418,8 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
 
 
 def _no_answer(spec: OptimizeSpec):
+    import numpy as np
+
     from experiments.policy_search.analysis import ModerationAnswer
 
     empty = np.zeros(0, dtype=bool)
@@ -413,6 +429,8 @@ def _no_answer(spec: OptimizeSpec):
 
 
 def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:
+    import pandas as pd
+
     from experiments.policy_search.robust import natural
 
     rows = []
@@ -429,6 +447,8 @@ def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:
 
 
 def _scenario_table(spec, ensemble, fresh) -> pd.DataFrame:
+    import pandas as pd
+
     from experiments.policy_search.search import scenarios, seed_streams
 
     in_sample = scenarios(ensemble, spec.draws, spec.seeds, seed_streams(spec.seed)["in_sample"])
