@@ -20,7 +20,7 @@ from agents import KINDS, Fighter, ISKMember
 from model import defection, influence, isk, loyalty, network, regime
 from model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
 from model.leadership import ADAPTIVE_LEVERS, choose_levers
-from model.parameters import Params, collects_agent_data, resolve
+from model.parameters import Params, collects_agent_data, expand_aliases, resolve
 from model.policy import LEVERS, Policy
 from model.population import (
     DESERTED,
@@ -82,7 +82,7 @@ class DefectionModel(mesa.Model):
         seed = _seed(rng)
         if population is not None:
             overrides["population"] = population
-        self.p: Params = resolve(preset_overrides(preset) | overrides)
+        self.p: Params = resolve(preset_overrides(preset) | expand_aliases(overrides))
         super().__init__(rng=seed)
         self.preset = preset
         self.seed = seed

@@ -455,7 +455,10 @@ def expand_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
         clash = [t for t in targets if t in overrides]
         if clash:
             raise ValueError(f"{alias}: sets {' and '.join(targets)}; give either it or them")
-        value = expanded.pop(alias)
+        try:  # validated under the name the user typed
+            value = PARAMETERS[targets[0]].validate(expanded.pop(alias))
+        except ValueError as error:
+            raise ValueError(str(error).replace(targets[0], alias, 1)) from None
         expanded |= dict.fromkeys(targets, value)
     if isinstance(expanded.get("collect_agent_data"), (bool, np.bool_)):
         expanded["collect_agent_data"] = "on" if expanded["collect_agent_data"] else "off"

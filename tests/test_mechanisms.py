@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from model import isk, regime
 from model.groups import GROUP_INDEX, TALIBAN_FACTIONS
 from model.loyalty import guest_duty
+from model.parameters import resolve
 from tests.conftest import mean_outcome, run
 
 HARDLINE = ("kandahar", "haqqani")
@@ -24,9 +26,9 @@ def loyalty_of(group):
     return lambda m: m.stats[f"{group}_loyalty"]
 
 
-def test_outbidding_moderation_splits_hardliners_from_pragmatists():
-    calm = dict(moderation=0.0, population=3000)
-    moderate = dict(moderation=0.6, population=3000)
+def test_outbidding_womens_rights_split_hardliners_from_pragmatists():
+    calm = dict(womens_rights=0.0, population=3000)
+    moderate = dict(womens_rights=0.6, population=3000)
     assert mean_outcome(defected(*HARDLINE), **moderate) > mean_outcome(defected(*HARDLINE), **calm)
     assert mean_outcome(loyalty_of("kabul"), **moderate) > mean_outcome(loyalty_of("kabul"), **calm)
     switched_off = mean_outcome(defected(*HARDLINE), outbidding=False, **moderate)
@@ -46,8 +48,8 @@ def test_heterogeneity_splits_a_faction_under_the_same_move():
         )
         return float(np.std(model.population.loyalty[members]))
 
-    uniform = mean_outcome(spread, weeks=20, heterogeneity=False, moderation=0.5)
-    varied = mean_outcome(spread, weeks=20, heterogeneity=True, moderation=0.5)
+    uniform = mean_outcome(spread, weeks=20, heterogeneity=False, womens_rights=0.5)
+    varied = mean_outcome(spread, weeks=20, heterogeneity=True, womens_rights=0.5)
     assert uniform < 0.05 < varied
 
 
@@ -67,9 +69,12 @@ def test_peer_influence_pulls_loyalty_together():
     assert with_peers < alone
 
 
-def test_cascade_strength_raises_defection():
-    weak = mean_outcome(lambda m: m.ledger["defected"].sum(), cascade_strength=0.0)
-    strong = mean_outcome(lambda m: m.ledger["defected"].sum(), cascade_strength=1.5)
+def test_contagion_weight_raises_leaving():
+    def left(m):
+        return m.ledger["defected"].sum() + m.ledger["deserted"].sum()
+
+    weak = mean_outcome(left, contagion_weight=0.0, witch_hunt=0.6)
+    strong = mean_outcome(left, contagion_weight=1.5, witch_hunt=0.6)
     assert strong > weak
 
 
@@ -81,7 +86,7 @@ def test_material_incentives_buy_loyalty_of_the_paid():
 
 
 def test_attacks_erode_legitimacy_and_loyalty():
-    fragile = dict(legitimacy_hit=0.02, weeks=40)
+    fragile = dict(legitimacy_hit=0.02, weeks=40, inclusion=0.0)
     assert mean_outcome(lambda m: m.legitimacy, **fragile) < 0.4
     assert mean_outcome(lambda m: m.legitimacy, legitimacy=False, **fragile) == 0.5
     assert mean_outcome(lambda m: m.stats["taliban_loyalty"], **fragile) < mean_outcome(
@@ -135,10 +140,15 @@ def test_counter_isk_operations_remove_members():
     )
 
 
-def test_reach_gates_defection():
-    gated = mean_outcome(lambda m: m.ledger["defected"].sum(), walk_in=0.0)
+def test_reach_gates_defection_and_grows_with_isk_presence():
+    gated = mean_outcome(lambda m: m.ledger["defected"].sum(), isk_reach=0.0)
     open_door = mean_outcome(lambda m: m.ledger["defected"].sum(), reach=False)
     assert gated < open_door
+    small = dict(isk_size=200, release_week=-1, absorption=False, recruitment=False)
+    large = dict(isk_size=8_000, release_week=-1, absorption=False, recruitment=False)
+    assert mean_outcome(defected("former"), witch_hunt=0.8, **small) < mean_outcome(
+        defected("former"), witch_hunt=0.8, **large
+    )
 
 
 def test_cells_coalesce_and_set_attack_severity():
@@ -152,18 +162,136 @@ def test_cells_coalesce_and_set_attack_severity():
 
 def test_prisoner_release_jumps_isk():
     released = run(3, 5, release_week=2)
-    history = released.datacollector.get_model_vars_dataframe()["isk_members"]
-    assert history[2] - history[1] >= round(1800 / released.scale) - 1
+    history = released.datacollector.get_model_vars_dataframe()["isk_strength"]
+    assert history[2] - history[1] >= 1800 * 0.9
     kept = run(3, 5, release_week=-1)
-    assert kept.datacollector.get_model_vars_dataframe()["isk_members"][2] < history[2]
+    assert kept.datacollector.get_model_vars_dataframe()["isk_strength"][2] < history[2]
 
 
 def test_adaptive_leadership_weighs_aid_against_risk():
-    greedy = run(20, 1, adaptive_leadership=True, risk_aversion=0.0, moderation=0.3)
-    fearful = run(20, 1, adaptive_leadership=True, risk_aversion=100.0, moderation=0.3)
-    assert greedy.levers["moderation"] == 1.0  # +0.05 a week while aid is all that counts
-    assert fearful.levers["moderation"] <= 0.3
+    greedy = run(20, 1, adaptive_leadership=True, risk_aversion=0.0, womens_rights=0.3)
+    fearful = run(20, 1, adaptive_leadership=True, risk_aversion=100.0, womens_rights=0.3)
+    assert greedy.levers["womens_rights"] == 1.0  # +0.05 a week while aid is all that counts
+    assert fearful.levers["womens_rights"] <= 0.3
 
 
 def test_taliban_factions_are_the_five_named():
     assert set(TALIBAN_FACTIONS) == {"kandahar", "kabul", "haqqani", "tajik", "uzbek"}
+
+
+# ---- model v2: ways out, a bounded IS-K, both sides of the argument -------------------
+def left_fight(group):
+    """People of ``group`` who deserted so far."""
+    return lambda m: m.ledger["deserted"][GROUP_INDEX[group]]
+
+
+def test_with_isk_closed_a_witch_hunt_still_costs_desertion():
+    closed = dict(isk_destination=False, witch_hunt=0.9)
+    assert mean_outcome(defected("former"), **closed) == 0
+    assert mean_outcome(left_fight("former"), **closed) > mean_outcome(
+        left_fight("former"), isk_destination=False, witch_hunt=0.0
+    )
+    assert mean_outcome(left_fight("former"), desertion=False, **closed) == 0
+
+
+def test_deserters_return_when_the_pressure_eases():
+    eased = dict(witch_hunt="step(0.9,0.0,20)", isk_destination=False, weeks=80)
+    returned = mean_outcome(lambda m: m.ledger["returned"].sum(), **eased)
+    assert returned > 0
+    assert mean_outcome(lambda m: m.ledger["returned"].sum(), return_rate=0.0, **eased) == 0
+
+
+def test_absorptive_capacity_bounds_isk_growth_under_every_lever():
+    everything = dict.fromkeys(
+        ["womens_rights", "crackdown_ttp", "crackdown_uyghur", "crackdown_aq", "witch_hunt"], 1.0
+    )
+    bounded = mean_outcome(lambda m: m.isk_strength, weeks=52, **everything)
+    unbounded = mean_outcome(lambda m: m.isk_strength, weeks=52, absorption=False, **everything)
+    assert bounded < unbounded
+    model = run(52, 1, **everything)
+    history = model.datacollector.get_model_vars_dataframe()
+    assert (history.isk_intake <= history.isk_capacity + 1e-6).all()
+
+
+def test_isk_members_desert_and_never_decide_again():
+    model = run(30, 1, isk_desertion=0.05)
+    assert model.ledger["left_isk"].sum() > 0
+    former = model.former_isk
+    assert not model._deciding()[former].any()
+    assert mean_outcome(lambda m: m.ledger["left_isk"].sum(), isk_desertion=0.0) == 0
+
+
+def test_inclusion_wins_tajik_and_uzbek_members_and_costs_the_kandahar_core():
+    shared = dict(inclusion=0.8, weeks=30)
+    for group in ("tajik", "uzbek"):
+        assert mean_outcome(loyalty_of(group), **shared) > mean_outcome(
+            loyalty_of(group), inclusion=0.0, weeks=30
+        )
+    assert mean_outcome(loyalty_of("kandahar"), **shared) < mean_outcome(
+        loyalty_of("kandahar"), inclusion=0.0, weeks=30
+    )
+    off = mean_outcome(loyalty_of("tajik"), inclusion_benefits=False, **shared)
+    assert off < mean_outcome(loyalty_of("tajik"), **shared)
+
+
+def test_inclusion_raises_legitimacy_and_counter_isk_capacity():
+    p = resolve({})
+    levers = {"inclusion": 0.0, "counter_isk": 0.5}
+    assert regime.reference_legitimacy({"inclusion": 1.0}, p) > regime.reference_legitimacy(
+        {"inclusion": 0.0}, p
+    )
+    plain = regime.counter_isk_effort(levers, p.resources_initial, 1.0, p)
+    included = regime.counter_isk_effort(levers | {"inclusion": 1.0}, p.resources_initial, 1.0, p)
+    assert included == plain * (1 + p.capacity_inclusion)
+    off = resolve({"inclusion_benefits": False})
+    assert regime.counter_isk_effort(
+        levers | {"inclusion": 1.0}, off.resources_initial, 1, off
+    ) == (regime.counter_isk_effort(levers, off.resources_initial, 1, off))
+
+
+def test_counter_isk_capacity_falls_with_the_regimes_loyal_strength():
+    p = resolve({})
+    levers = {"inclusion": 0.0, "counter_isk": 1.0}
+    full = regime.counter_isk_effort(levers, p.resources_initial, 1.0, p)
+    assert regime.counter_isk_effort(levers, p.resources_initial, 0.25, p) == full * 0.25
+
+
+def test_courting_the_west_provokes_more_attacks():
+    p = resolve({})
+    calm = isk.attack_rate(4000, 0.5, 1.0, 0.0, 0.0, p)
+    assert isk.attack_rate(4000, 0.5, 1.0, 0.0, 0.8, p) == calm * (1 + 0.8 * p.provocation_strength)
+    off = resolve({"provocation": False})
+    assert isk.attack_rate(4000, 0.5, 1.0, 0.0, 0.8, off) == calm
+
+
+def test_a_leadership_loss_cuts_attacks_for_a_time():
+    def attacks_after(m):
+        history = m.datacollector.get_model_vars_dataframe()
+        return history.attacks[31:41].sum()
+
+    hit = dict(decapitation_week=30, decapitation_loss=0.8, weeks=40, counter_isk=0.3)
+    assert mean_outcome(attacks_after, **hit) < mean_outcome(
+        attacks_after, **(hit | {"decapitation": False})
+    )
+    model = run(40, 1, **{k: v for k, v in hit.items() if k != "weeks"})
+    assert model.leadership < 0.5
+
+
+def test_isk_shifts_effort_abroad_under_pressure():
+    pressed = mean_outcome(lambda m: m.external_share, counter_isk=1.0, weeks=60)
+    left_alone = mean_outcome(lambda m: m.external_share, counter_isk=0.0, weeks=60)
+    assert left_alone == 0.0 < pressed
+    off = mean_outcome(lambda m: m.external_share, external_operations=False, counter_isk=1.0)
+    assert off == 0.0
+
+
+def test_offence_follows_ties_to_the_targeted_group():
+    """Acting against Al-Qaeda offends the Haqqanis (its hosts) more than Kabul; acting
+    against the few-tied Uyghurs costs the Taliban less than acting against the TTP."""
+
+    def drop(group, lever):
+        base = mean_outcome(loyalty_of(group), weeks=30)
+        return base - mean_outcome(loyalty_of(group), weeks=30, **{lever: 0.6})
+
+    assert drop("haqqani", "crackdown_aq") > drop("kabul", "crackdown_aq") + 0.02
+    assert drop("kandahar", "crackdown_uyghur") < drop("kandahar", "crackdown_ttp")

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents import FormerOfficial, ISKMember, ISKRecruiter, TalibanMember
+from agents import FormerOfficial, ISKMember, TalibanMember
 from model import LEVERS, DefectionModel, Schedule
 from model.groups import GROUP_NAMES, GROUPS, ISK
 from model.parameters import MECHANISMS
-from model.population import IN_ISK, LOYAL
+from model.population import DESERTED, IN_ISK, LOYAL, REMOVED
 from tests.conftest import run
 
 
@@ -49,10 +49,14 @@ def test_agent_reporters_read_what_the_agents_show():
         model.step()
     recorded = model.datacollector.get_agent_vars_dataframe().xs(30, level="Step")
     shown = pd.DataFrame(
-        [(a.unique_id, a.loyalty, a.group, a.faction, a.allegiance) for a in model.agents],
-        columns=["AgentID", "loyalty", "group", "faction", "allegiance"],
+        [
+            (a.unique_id, a.loyalty, a.group, a.faction, a.allegiance, a.people)
+            for a in model.agents
+        ],
+        columns=["AgentID", "loyalty", "group", "faction", "allegiance", "people"],
     ).set_index("AgentID")
-    assert {"loyal", "isk"} <= set(shown.allegiance) and len(shown) < model.population.n
+    assert {"loyal", "isk", "deserted"} <= set(shown.allegiance)
+    assert len(shown) < model.population.n
     pd.testing.assert_frame_equal(recorded.sort_index(), shown.sort_index())
 
 
@@ -71,11 +75,19 @@ strength = st.floats(0.0, 3.0)
             "outbidding_strength": strength,
             "repression_strength": strength,
             "recruitment_strength": strength,
-            "cascade_strength": strength,
+            "contagion_weight": strength,
             "material_strength": strength,
+            "inclusion_strength": strength,
+            "desertion_rate": lever,
+            "return_rate": lever,
+            "isk_desertion": st.floats(0.0, 0.2),
+            "absorptive_capacity": st.floats(0.0, 0.5),
+            "isk_reach": st.floats(0.0, 5.0),
         }
     ),
-    switches=st.fixed_dictionaries({"peer_influence": st.booleans(), "cells": st.booleans()}),
+    switches=st.fixed_dictionaries(
+        {"peer_influence": st.booleans(), "cells": st.booleans(), "absorption": st.booleans()}
+    ),
     release_week=st.integers(-1, 8),
 )
 def test_invariants_hold_for_any_parameters(
@@ -92,31 +104,78 @@ def test_invariants_hold_for_any_parameters(
     )
     for _ in range(12):
         model.step()
-        pop = model.population
-        assert np.all((pop.loyalty[: pop.n] >= 0) & (pop.loyalty[: pop.n] <= 1))
-        ledger = model.ledger
-        members = np.bincount(pop.group[pop.allegiance == LOYAL], minlength=len(GROUPS) + 1)
-        for code in range(len(GROUPS)):
-            start_plus_recruits = ledger["start"][code] + ledger["joined"][code]
-            assert start_plus_recruits == members[code] + ledger["defected"][code]
-        isk_now = np.count_nonzero(pop.allegiance == IN_ISK)
-        assert ledger["start"][ISK] + ledger["joined"][ISK] == isk_now + ledger["removed"].sum()
-        assert model.cells.fighters == isk_now
-        assert len(model.agents) == np.count_nonzero(pop.allegiance != 2)
+        pop, ledger = model.population, model.ledger
+        assert np.all((pop.loyalty >= 0) & (pop.loyalty <= 1))
+        everyone = sum(pop.people_in(a) for a in (LOYAL, IN_ISK, DESERTED, REMOVED))
+        np.testing.assert_allclose(everyone, ledger["start"] + ledger["joined"])
+        # whoever joined IS-K is in it, removed, or left it for good
+        in_isk, removed = pop.people_in(IN_ISK), pop.people_in(REMOVED)
+        left = np.bincount(
+            pop.group[model.former_isk], pop.people[model.former_isk], len(GROUPS) + 1
+        )
+        gone = (in_isk + removed + left)[:ISK]
+        np.testing.assert_allclose(gone, ledger["defected"][:ISK])
+        assert model.cells.fighters == model.isk_members
+        assert len(model.agents) == np.count_nonzero(pop.allegiance != REMOVED)
+        if switches["absorption"]:
+            assert model.stats["isk_intake"] <= model.stats["isk_capacity"] + 1e-6
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    levers=st.fixed_dictionaries({name: lever for name in LEVERS}),
+    capacity=st.floats(0.0, 0.1),
+    reach=st.floats(0.0, 10.0),
+    contagion=st.floats(0.0, 2.0),
+)
+def test_isk_intake_never_exceeds_its_absorptive_capacity(seed, levers, capacity, reach, contagion):
+    model = DefectionModel(
+        rng=seed,
+        population=1_500,
+        collect_agent_data=False,
+        absorptive_capacity=capacity,
+        isk_reach=reach,
+        contagion_weight=contagion,
+        **levers,
+    )
+    weekly = []
+    for _ in range(30):
+        budget = model.isk_strength * capacity * 4  # the pipeline holds at most 4 weeks
+        model.step()
+        intake, allowed = model.stats["isk_intake"], model.stats["isk_capacity"]
+        assert intake <= allowed + 1e-6
+        assert allowed <= budget + 1e-6
+        weekly.append(intake)
+    assert capacity > 0 or sum(weekly) == 0
+
+
+def test_an_agent_keeps_its_id_when_it_defects_deserts_and_returns(small_model):
+    model = small_model
+    slot = int(np.flatnonzero(model.population.group == GROUP_NAMES.index("former"))[0])
+    agent = model.agent_at[slot]
+    uid = agent.unique_id
+    model.desert(np.array([slot]))
+    assert model.agent_at[slot] is agent and agent.allegiance == "deserted"
+    model.rejoin(np.array([slot]))
+    model.join_isk(np.array([slot]))
+    assert model.agent_at[slot] is agent and agent.unique_id == uid
+    assert isinstance(agent, FormerOfficial) and agent.allegiance == "isk"
+    assert agent in model.agents
 
 
 # ---- Granovetter (1978) --------------------------------------------------------------
 def granovetter_crowd(thresholds: np.ndarray) -> DefectionModel:
     """Granovetter's riot: one crowd, everyone sees everyone, only thresholds matter."""
     sizes = {f"{g.name}_size": 0 for g in GROUPS} | {"kandahar_size": 100, "isk_size": 0}
-    off = {name: False for name in MECHANISMS if name != "cascade"}
+    off = {name: False for name in MECHANISMS if name not in ("cascade", "isk_destination")}
     model = DefectionModel(
         population=len(thresholds),
         rng=0,
         network="complete",
         release_week=-1,
         kandahar_loyalty=1.0,
-        cascade_strength=1.0,
+        contagion_weight=1.0,
         min_group_agents=0,
         **sizes,
         **off,
@@ -154,8 +213,29 @@ def test_mesa_batch_run_returns_rows():
     )
     frame = pd.DataFrame(rows)
     assert len(frame) == 4
-    assert {"isk_members", "moderation", "kandahar_defection_rate"} <= set(frame.columns)
-    assert set(frame["moderation"]) == {0.0, 0.5}
+    assert {"isk_strength", "lever_womens_rights", "kandahar_defection_rate"} <= set(frame.columns)
+    assert set(frame["moderation"]) == {0.0, 0.5}  # the input, as given
+    assert set(frame["lever_inclusion"]) == {0.0, 0.5}  # the state
+
+
+def test_mesa_batch_run_keeps_a_schedule_input_apart_from_the_lever_state():
+    rows = mesa.batch_run(
+        DefectionModel,
+        parameters={
+            "population": 200,
+            "crackdown_ttp": "step(0.1,0.8,5)",
+            "collect_agent_data": False,
+        },
+        rng=[1],
+        max_steps=8,
+        data_collection_period=1,
+        number_processes=1,
+        display_progress=False,
+    )
+    frame = pd.DataFrame(rows)
+    assert set(frame["crackdown_ttp"]) == {"step(0.1,0.8,5)"}
+    assert frame.set_index("Step")["lever_crackdown_ttp"][4] == 0.1
+    assert frame.set_index("Step")["lever_crackdown_ttp"][8] == 0.8
 
 
 def test_agents_are_views_onto_the_arrays(small_model):
@@ -169,20 +249,18 @@ def test_agents_are_views_onto_the_arrays(small_model):
     model.population.loyalty[0] = 0.123
     assert agent.loyalty == 0.123
     recruiting = DefectionModel(population=500, rng=7, recruiter_share=0.5)
-    recruiters = recruiting.agents_by_type[ISKRecruiter]
+    recruiters = recruiting.agents.select(lambda a: a.recruiter)
     assert len(recruiters) == recruiting.population.recruiter.sum() > 0
-    assert all(a.recruiter and a.allegiance == "isk" for a in recruiters)
+    assert all(isinstance(a, ISKMember) and a.allegiance == "isk" for a in recruiters)
 
 
-def test_defection_turns_the_agent_into_an_isk_member(small_model):
+def test_joining_isk_is_logged_in_people_by_origin_group(small_model):
     model = small_model
-    slot = int(np.flatnonzero(model.population.group == GROUP_NAMES.index("former"))[0])
-    assert isinstance(model.agent_at[slot], FormerOfficial)
-    model.defect_to_isk(np.array([slot]))
-    agent = model.agent_at[slot]
-    assert isinstance(agent, ISKMember)
-    assert (agent.group, agent.allegiance, agent.loyalty) == ("former", "isk", 0.0)
-    assert model.ledger["defected"][GROUP_NAMES.index("former")] == 1
+    former = GROUP_NAMES.index("former")
+    slot = int(np.flatnonzero(model.population.group == former)[0])
+    model.join_isk(np.array([slot]))
+    assert model.ledger["defected"][former] == model.people_per_agent[former]
+    assert model.population.loyalty[slot] == 0.0 and model.agent_at[slot].group == "former"
 
 
 def test_date_and_week_advance():
@@ -206,28 +284,28 @@ def test_schedules():
 def test_lever_schedule_drives_the_model():
     model = run(25, 1, moderation="step(0.1,0.6,20)", population=200)
     frame = model.datacollector.get_model_vars_dataframe()
-    assert frame["moderation"][19] == 0.1
-    assert frame["moderation"][20] == 0.6
+    assert frame["lever_womens_rights"][19] == 0.1
+    assert frame["lever_inclusion"][20] == 0.6
 
 
 def test_moving_a_lever_takes_effect_next_step_without_reset():
     model = run(5, 3, population=300, collect_agent_data=True)
     defections = model.stats["cumulative_defections"]
-    model.move_lever("moderation", 0.9)
-    assert model.levers["moderation"] != 0.9
+    model.move_lever("womens_rights", 0.9)
+    assert model.levers["womens_rights"] != 0.9
     model.step()
     assert model.week == 6
-    assert model.levers["moderation"] == 0.9
+    assert model.levers["womens_rights"] == 0.9
     assert model.stats["cumulative_defections"] >= defections
-    assert [(m.week, m.lever, m.value) for m in model.policy.moves] == [(6, "moderation", 0.9)]
+    assert [(m.week, m.lever, m.value) for m in model.policy.moves] == [(6, "womens_rights", 0.9)]
 
 
 def test_release_button_adds_prisoners_next_step():
     model = run(3, 2, population=400, release_week=-1)
-    before = model.isk_members
+    before = model.isk_strength
     model.release_prisoners()
     model.step()
-    assert model.isk_members >= before + round(1800 / model.scale) - 5
+    assert model.isk_strength >= before + 1800 * 0.9
     assert model.stats["prisoner_release"] == 1
 
 
@@ -240,8 +318,12 @@ def test_release_button_adds_prisoners_next_step():
         ({"moderation": 1.5}, "moderation"),
         ({"moderation": math.nan}, "moderation"),
         ({"moderation": "lots"}, "moderation"),
-        ({"walk_in": math.nan}, "walk_in"),
-        ({"walk_in": "0.1"}, "walk_in"),
+        ({"moderation": 0.5, "inclusion": 0.2}, "moderation"),
+        ({"isk_reach": math.nan}, "isk_reach"),
+        ({"isk_reach": "0.1"}, "isk_reach"),
+        ({"walk_in": 0.1}, "walk_in: renamed to isk_reach"),
+        ({"cascade_strength": 0.5}, "contagion_weight"),
+        ({"collect_agent_data": "sometimes"}, "collect_agent_data"),
         ({"recruitment": 1}, "recruitment"),
         ({"start_date": "15/08/2021"}, "start_date"),
         ({"network": "ring"}, "network"),
