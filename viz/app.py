@@ -1,46 +1,115 @@
 """The page: watch factions fracture while you move the Taliban leadership's levers.
 
 Run it with ``defection app`` or ``solara run viz/app.py``; in Jupyter, display
-``Page()`` (or ``page``). Each browser session gets its own model, lock and controls:
-they live in the :func:`Page` component's state, never at module level, so visitors of
-one server never see or drive each other's runs.
+``Page()`` (or ``page``). Each browser session gets its own :class:`viz.runner.Run`
+(model, lock, play loop), created in the :func:`Page` component's state, never at module
+level, so visitors of one server never see or drive each other's runs. A link's query
+string (``?scenario=…&seed=…&week=…&actions=…``) replays that run on opening.
 """
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import logging
 
 import solara
 
-from viz.agents_view import AgentsView
-from viz.charts import ChartsView
-from viz.controls import PolicyControls, RunControls
-from viz.session import Settings, build_model
-from viz.status import StatusCard
+from viz.controls import (
+    CompareControls,
+    DownloadControls,
+    PauseControls,
+    PolicyControls,
+    RunControls,
+)
+from viz.journal import from_query
+from viz.live import LiveView
+from viz.runner import Run
 
 TITLE = "Taliban factions and IS-K: defection under policy moves"
+logger = logging.getLogger(__name__)
+
+CSS = """
+.dv-page { display: grid; grid-template-columns: minmax(260px, 330px) minmax(0, 1fr);
+           gap: 12px; padding: 4px 12px; max-width: 1800px; }
+.dv-side { display: flex; flex-direction: column; gap: 10px; min-width: 0; }
+.dv-main { min-width: 0; }
+.dv-page h1 { font-size: 22px; font-weight: 400; margin: 4px 0 8px; }
+@media (max-width: 860px) {
+  .dv-page { grid-template-columns: minmax(0, 1fr); padding: 4px 6px; }
+  .dv-main { order: -1; }
+}
+.dv-controls-card .v-card-title { font-size: 15px; padding-bottom: 0; }
+"""
+
+
+def _context():
+    """The Solara kernel context of this session (None outside a Solara server)."""
+    with contextlib.suppress(Exception):
+        from solara.server import kernel_context
+
+        return kernel_context.get_current_context()
+    return None
+
+
+def _query() -> str:
+    with contextlib.suppress(Exception):
+        return solara.use_router().search or ""
+    return ""
+
+
+def _new_run(query: str) -> tuple[Run, str]:
+    context = _context()
+    if query:
+        try:
+            settings, actions, week = from_query(query)
+            return Run(settings, actions, week, context=context), ""
+        except Exception as exc:  # a bad link opens the default run and says why
+            logger.info("bad link %r: %s", query, exc)
+            return Run(
+                context=context
+            ), f"This link could not be replayed ({exc}); a new run starts."
+    return Run(context=context), ""
 
 
 @solara.component
 def Page() -> None:
-    """One session's page: controls on the left, status, agents and charts on the right."""
-    first = solara.use_memo(lambda: build_model(Settings()), [])
-    model = solara.use_reactive(first)
-    lock = solara.use_memo(threading.Lock, [])
-    error = solara.use_reactive("")
+    """One session's page: controls beside (or, on a phone, below) the live view."""
+    query = _query()
+    run, problem = solara.use_memo(lambda: _new_run(query), [])
+    version = solara.use_reactive(0)
+
+    def subscribe():
+        def changed() -> None:
+            version.set(version.value + 1)
+
+        unsubscribe = run.subscribe(changed)
+
+        def cleanup() -> None:
+            unsubscribe()
+            run.pause()
+
+        return cleanup
+
+    solara.use_effect(subscribe, [run])
     solara.Title(TITLE)
-    with solara.Columns([1, 3.6], style={"min-width": "1000px", "padding": "4px 16px"}):
-        with solara.Column(gap="12px", style={"max-width": "340px"}):
-            RunControls(model, lock, error)
-            PolicyControls(model.value, lock, error)
-        with solara.Column(gap="12px"):
-            solara.v.Html(tag="h2", children=[TITLE], style_="font-weight: 400")
-            if error.value:
-                solara.Error(error.value, classes=["run-error"])
-            StatusCard(model.value)
-            with solara.Columns([3, 4]):
-                AgentsView(model.value)
-                ChartsView(model.value)
+    solara.Style(CSS)
+    with solara.v.Html(tag="div", class_="dv-page"):
+        with solara.v.Html(tag="div", class_="dv-side"):
+            RunControls(run, version.value)
+            PolicyControls(run, version.value)
+            PauseControls(run, version.value)
+            CompareControls(run, version.value)
+            DownloadControls(run, version.value)
+
+        with solara.v.Html(tag="div", class_="dv-main"):
+            solara.v.Html(tag="h1", children=[TITLE])
+            if problem:
+                solara.Warning(problem, classes=["link-error"])
+            if run.error:
+                solara.Error(run.error, classes=["run-error"])
+            if run.message:
+                solara.Info(run.message, classes=["run-message"])
+            LiveView(run)
 
 
 page = Page()

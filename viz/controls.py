@@ -1,225 +1,420 @@
-"""The page's controls: run the model, and move the leadership's levers while it runs.
+"""The page's controls: run, levers, pause rules, comparison, downloads.
 
-:func:`RunControls` plays the role of Mesa's ``ModelController`` but checks what the
-user typed before Reset (a bad seed or setting leaves the current run going and says
-why) and paces frames (viz/player.py). :func:`PolicyControls` acts on the running
-model through its live-control methods, so moving a lever never resets the run.
-Every change that touches the model takes the session's lock, so it never lands in the
-middle of a step taken by the play thread.
+They act on a :class:`viz.runner.Run` through its thread-safe methods and re-render
+only when what they show changes (the run tells them), never per frame, so a click is
+handled at once whatever the speed. Every control has an accessible name; sliders get
+theirs through Vuetify's ``name`` (their ``aria-label``).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import threading
 from collections.abc import Callable
+from typing import Any
 
+import pandas as pd
 import solara
-from mesa.visualization.utils import force_update, update_counter
 
-from model import LEVERS, PRESETS, DefectionModel
+from model import PRESETS
 from model.presets import PRESET_DESCRIPTIONS
-from viz.player import play
-from viz.session import (
+from viz import columns as cols
+from viz.journal import (
+    DECAPITATION,
     POPULATION_MAX,
     POPULATION_MIN,
     POPULATION_STEP,
     Settings,
-    build_model,
     parse_seed,
+    to_query,
 )
-from viz.style import LEVER_COLORS, LEVER_LABELS
+from viz.runner import MAX_SPEED, PauseRules, Run
+from viz.style import lever_help, lever_label, plural
 
-DEFAULT_SPEED = 20  # steps (weeks) per second while playing
-MAX_SPEED = 100
 LEVER_STEP = 0.05
+FORK, OTHER = "Fork this run", "Other scenario"
+SMALL = {"font-size": "12px", "color": "#444"}
 logger = logging.getLogger(__name__)
 
 
+def attempt(run: Run, change: Callable, *args) -> None:
+    """Apply a user's change; report a failure on the page, never raise it.
+
+    An exception escaping an event handler would take down the session's page.
+    """
+    try:
+        change(*args)
+    except Exception as exc:
+        logger.exception("a control failed")
+        run.error = f"That did not work, the run goes on: {exc}"
+    else:
+        run.error = ""
+    run._changed()
+
+
 @solara.component
-def RunControls(
-    model: solara.Reactive[DefectionModel],
-    lock: threading.Lock,
-    error: solara.Reactive[str],
-) -> None:
-    """Play / pause / step / reset, speed, and the settings Reset applies."""
-    playing = solara.use_reactive(False)
-    speed = solara.use_reactive(DEFAULT_SPEED)
-    defaults = Settings()
+def RunControls(run: Run, version: int = 0) -> None:
+    """Play / Pause / Step / Reset, speed, and the settings Reset applies."""
+    defaults = run.settings
     seed_text = solara.use_reactive(str(defaults.seed))
     preset = solara.use_reactive(defaults.preset)
     population = solara.use_reactive(defaults.population)
-
-    def run(cancel: threading.Event) -> None:
-        if not playing.value:
-            return
-        current = model.value
-
-        def step() -> None:
-            with lock:
-                current.step()
-
-        try:
-            play(
-                step,
-                lambda: speed.value,
-                lambda: playing.value and not cancel.is_set(),
-                force_update,
-            )
-        except Exception as exc:  # a failing step must stop the run, not the server
-            logger.exception("the run stopped")
-            playing.set(False)
-            error.set(f"The run stopped at week {current.week}: {exc}")
-
-    solara.use_thread(run, dependencies=[playing.value, model.value], intrusive_cancel=False)
-
-    def do_step() -> None:
-        attempt(lock, error, model.value.step)
+    speed = solara.use_reactive(run.speed)
 
     def do_reset() -> None:
-        playing.set(False)
         try:
             settings = Settings(preset.value, population.value, parse_seed(seed_text.value))
-            fresh = build_model(settings)
+            run.reset(settings)
         except ValueError as exc:
-            error.set(f"Reset refused, the current run goes on. {exc}")
-            return
-        error.set("")
-        model.set(fresh)
-        force_update()
+            run.error = f"Reset refused, the current run goes on. {exc}"
+            run._changed()
 
+    def set_speed(value: float) -> None:
+        speed.set(int(value))
+        run.set_speed(value)
+
+    chosen = Settings(preset.value, population.value, defaults.seed)
     seed_error = _seed_error(seed_text.value)
-    with solara.Card("Run", margin=0):
-        with solara.Row(gap="8px"):
+    with solara.Card("Run", margin=0, classes=["dv-controls-card"]):
+        with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
             solara.Button(
-                "Pause" if playing.value else "Play",
-                icon_name="mdi-pause" if playing.value else "mdi-play",
+                "Pause" if run.playing else "Play",
+                icon_name="mdi-pause" if run.playing else "mdi-play",
                 color="primary",
-                on_click=lambda: playing.set(not playing.value),
+                on_click=lambda: attempt(run, run.toggle),
             )
             solara.Button(
-                "Step", color="primary", outlined=True, on_click=do_step, disabled=playing.value
+                "Step",
+                color="primary",
+                outlined=True,
+                on_click=lambda: attempt(run, run.step),
+                disabled=run.playing,
             )
             solara.Button("Reset", color="primary", outlined=True, on_click=do_reset)
-        solara.SliderInt(f"Speed: {speed.value} weeks/s", value=speed, min=1, max=MAX_SPEED)
+        solara.Text("Keys: Space plays or pauses, → steps one week.", style=SMALL)
+        NamedSlider(
+            f"Speed: {plural(speed.value, 'week')}/s",
+            "Speed in weeks per second",
+            speed.value,
+            set_speed,
+            minimum=1,
+            maximum=MAX_SPEED,
+            step=1,
+            css="speed",
+        )
         solara.InputText("Seed", value=seed_text, continuous_update=True, error=seed_error or False)
         solara.Select("Scenario", values=list(PRESETS), value=preset)
-        solara.Text(PRESET_DESCRIPTIONS[preset.value], style={"font-size": "12px"})
-        solara.SliderInt(
-            f"Population: {population.value:,} agents",
-            value=population,
-            min=POPULATION_MIN,
-            max=POPULATION_MAX,
-            step=POPULATION_STEP,
-        )
-        solara.Text(
-            "Seed, scenario and population apply when you press Reset.", style={"font-size": "12px"}
-        )
+        solara.Text(PRESET_DESCRIPTIONS.get(preset.value, ""), style=SMALL)
+        fixed = chosen.fixed_population
+        if fixed:
+            solara.Text(
+                f"This scenario sets the population itself: {fixed:,} agents (one per person).",
+                style=SMALL,
+                classes=["population-fixed"],
+            )
+        else:
+            NamedSlider(
+                f"Population: {population.value:,} agents",
+                "Population in agents",
+                population.value,
+                lambda value: population.set(int(value)),
+                minimum=POPULATION_MIN,
+                maximum=POPULATION_MAX,
+                step=POPULATION_STEP,
+                css="population",
+            )
+        solara.Text("Seed, scenario and population apply when you press Reset.", style=SMALL)
 
 
 @solara.component
-def PolicyControls(
-    model: DefectionModel,
-    lock: threading.Lock,
-    error: solara.Reactive[str],
+def NamedSlider(
+    label: str,
+    name: str,
+    value: float,
+    on_value: Callable[[float], None],
+    minimum: float = 0.0,
+    maximum: float = 1.0,
+    step: float = LEVER_STEP,
+    css: str = "",
+    on_start: Callable[[], None] | None = None,
+    on_end: Callable[[float], None] | None = None,
 ) -> None:
-    """A slider per lever, a prisoner release and the adaptive rule, acting on the running run."""
-    update_counter.get()
-
-    pending_release = [
-        m.week for m in model.policy.moves if m.lever == "prisoner_release" and m.week > model.week
-    ]
-    with solara.Card("Leadership's levers", margin=0):
-        solara.Text(
-            f"A move holds from week {model.week + 1} on; the run is not reset.",
-            style={"font-size": "12px"},
+    """A labelled slider with an accessible name (the thumb's ``aria-label``)."""
+    with solara.Column(gap="0px", classes=[f"slider-{css}"] if css else []):
+        solara.v.Html(tag="div", children=[label], style_="font-size: 13px")
+        slider = solara.v.Slider(
+            v_model=value,
+            on_v_model=on_value,
+            min=minimum,
+            max=maximum,
+            step=step,
+            name=name,
+            thumb_label=True,
+            hide_details=True,
+            class_=css,
         )
-        for lever in LEVERS:
-            LeverSlider(
-                lever,
-                lever_value(model, lever),
-                lambda value, lever=lever: attempt(lock, error, model.move_lever, lever, value),
-            )
+    solara.v.use_event(slider, "start", lambda *_: on_start and on_start())
+    solara.v.use_event(slider, "end", lambda _w, _e, new: on_end and on_end(float(new)))
+
+
+@solara.component
+def PolicyControls(run: Run, version: int = 0) -> None:
+    """A slider per lever, a prisoner release and the adaptive rule, acting on the run."""
+    week = run.model.week
+    adaptive = run.adaptive_shown()
+    with solara.Card("Leadership's levers", margin=0, classes=["dv-controls-card"]):
+        solara.Text(
+            f"A move holds from week {week + 1} on; the run is not reset. "
+            "Dotted lines in the lever chart show each lever's course ahead.",
+            style=SMALL,
+        )
+        for lever in cols.levers(run.model):
+            LeverSlider(run, lever, run.lever_value(lever), run.lever_source(lever))
         solara.Button(
             "Release prisoners",
             color="error",
             outlined=True,
-            on_click=lambda: attempt(lock, error, model.release_prisoners),
+            disabled=run.release_pending(),
+            on_click=lambda: attempt(run, run.release_prisoners),
         )
-        if pending_release:
-            solara.Text(
-                f"Prisoner release scheduled for week {pending_release[-1]}.",
-                style={"font-size": "12px"},
+        if run.release_pending():
+            solara.Text(f"Prisoner release set for week {week + 1}.", style=SMALL)
+        if run.can_kill_isk_leader():
+            solara.Button(
+                "Kill an IS-K leader",
+                outlined=True,
+                disabled=run.event_pending(DECAPITATION),
+                on_click=lambda: attempt(run, run.kill_isk_leader),
             )
-        solara.Switch(
-            label="Adaptive leadership (the rule sets the levers each week)",
-            value=bool(model.p["adaptive_leadership"]),
-            on_value=lambda on: attempt(lock, error, model.set_adaptive, on),
+            if run.event_pending(DECAPITATION):
+                solara.Text(f"An IS-K leader is killed in week {week + 1}.", style=SMALL)
+        with solara.Row(gap="6px", style={"align-items": "center"}):
+            solara.Switch(
+                label="Adaptive leadership",
+                value=adaptive,
+                on_value=lambda on: attempt(run, run.set_adaptive, on),
+                color="success",
+            )
+            solara.v.Chip(
+                children=["ON: the rule sets the levers" if adaptive else "OFF: levers as set"],
+                color="success" if adaptive else None,
+                small=True,
+                class_="adaptive-state",
+            )
+        solara.Text(
+            "When on, the leadership rule weighs aid against defection risk each week and sets "
+            "the levers marked 'set each week by the adaptive rule'; the switch is marked in the "
+            "charts.",
+            style=SMALL,
         )
 
 
 @solara.component
-def LeverSlider(name: str, value: float, on_move: Callable[[float], None]) -> None:
-    """One lever's slider; a drag counts as one move, made when the thumb is released.
+def LeverSlider(run: Run, name: str, value: float, source: str) -> None:
+    """One lever's slider; a drag is one move, made when the thumb is released.
 
-    Vuetify 3 reports a drag as ``start``, a stream of value updates and ``end``; a key
-    press or a click on the track is a single update. Updates inside a drag are ignored.
+    Vuetify reports a drag as ``start``, a stream of values and ``end``; a key press or a
+    click on the track is a single value. Values inside a drag are ignored; the run
+    turns a burst of key presses into one move (it waits for the value to settle).
     """
     dragging = solara.use_ref(False)
+    show_help = solara.use_reactive(False)
 
     def move(new: float) -> None:
         if abs(float(new) - value) > 1e-9:
-            on_move(float(new))
+            attempt(run, run.move_lever, name, float(new))
 
     def on_value(new: float) -> None:
         if not dragging.current:
             move(new)
 
-    def on_start(*_ignored) -> None:
+    def on_start() -> None:
         dragging.current = True
 
-    def on_end(_widget, _event, new: float) -> None:
+    def on_end(new: float) -> None:
         dragging.current = False
         move(new)
 
-    with solara.Column(gap="0px"):
-        swatch = solara.v.Html(tag="span", children=["■ "], style_=f"color: {LEVER_COLORS[name]}")
-        solara.v.Html(tag="div", children=[swatch, LEVER_LABELS[name]], style_="font-size: 13px")
+    label = lever_label(name)
+    with solara.Column(gap="0px", classes=[f"lever-{name}", "lever"]):
+        with solara.Row(gap="4px", style={"align-items": "baseline", "flex-wrap": "wrap"}):
+            solara.v.Html(tag="span", children=[label], style_="font-size: 13px")
+            solara.v.Html(
+                tag="span",
+                children=[f"{value:.2f}"],
+                class_="lever-value",
+                style_="font-size: 13px; font-weight: 600",
+            )
+            solara.Button(
+                "?",
+                text=True,
+                small=True,
+                on_click=lambda: show_help.set(not show_help.value),
+                attributes={"aria-label": f"What the levels of {label} mean"},
+                style={"min-width": "24px", "padding": "0 4px"},
+            )
         slider = solara.v.Slider(
             v_model=value,
             on_v_model=on_value,
             min=0.0,
             max=1.0,
             step=LEVER_STEP,
-            label=f"{value:.2f}",
+            name=label,
             thumb_label=True,
             hide_details=True,
-            class_=f"lever-{name}",
+            class_=f"lever-slider-{name}",
         )
-    solara.v.use_event(slider, "start", on_start)
-    solara.v.use_event(slider, "end", on_end)
+        solara.v.Html(
+            tag="div",
+            children=[source],
+            class_="lever-source",
+            style_="font-size: 11px; color: #555",
+        )
+        if show_help.value:
+            with solara.v.Html(
+                tag="ul", class_="lever-help", style_="font-size: 11px; margin: 0 0 4px 14px"
+            ):
+                for level, text in lever_help(name):
+                    solara.v.Html(tag="li", children=[f"{level:g}: {text}"])
+    solara.v.use_event(slider, "start", lambda *_: on_start())
+    solara.v.use_event(slider, "end", lambda _w, _e, new: on_end(float(new)))
 
 
-def attempt(lock: threading.Lock, error: solara.Reactive[str], change: Callable, *args) -> None:
-    """Apply a user's change to the model under the lock; report a failure, never raise it.
+@solara.component
+def PauseControls(run: Run, version: int = 0) -> None:
+    """Pause on an event: many defections in one week, or a group passing a share."""
+    on_defections = solara.use_reactive(run.rules.defections is not None)
+    defections = solara.use_reactive(run.rules.defections or 20)
+    on_share = solara.use_reactive(run.rules.share is not None)
+    share = solara.use_reactive(int(round((run.rules.share or 0.10) * 100)))
 
-    An exception escaping an event handler would take down the whole page of the session.
-    """
-    try:
-        with lock:
-            change(*args)
-    except Exception as exc:
-        logger.exception("a control failed")
-        error.set(f"That did not work, the run goes on: {exc}")
-    else:
-        error.set("")
-    force_update()
+    def apply() -> None:
+        run.set_rules(
+            PauseRules(
+                defections=int(defections.value) if on_defections.value else None,
+                share=share.value / 100 if on_share.value else None,
+            )
+        )
+
+    solara.use_effect(apply, [on_defections.value, defections.value, on_share.value, share.value])
+    with solara.Card("Pause on an event", margin=0, classes=["dv-controls-card"]):
+        solara.Checkbox(label="more defections in one week than", value=on_defections)
+        solara.InputInt("Defections in one week", value=defections, continuous_update=True)
+        solara.Checkbox(label="a group's defected share passes", value=on_share)
+        solara.InputInt("Share of a group, in percent", value=share, continuous_update=True)
 
 
-def lever_value(model: DefectionModel, lever: str) -> float:
-    """The lever as the user sees it: a move waiting for next week, else the value in force."""
-    pending = [m.value for m in model.policy.moves if m.lever == lever and m.week > model.week]
-    return pending[-1] if pending else float(model.levers[lever])
+@solara.component
+def CompareControls(run: Run, version: int = 0) -> None:
+    """A second run beside this one: without some of your actions, or another scenario."""
+    mode = solara.use_reactive(FORK)
+    dropped = solara.use_reactive([])
+    other = solara.use_reactive("inclusive" if run.settings.preset != "inclusive" else "baseline")
+    choices = {a.describe(): i for i, a in enumerate(run.actions)}
+    with solara.Card("Compare", margin=0, classes=["dv-controls-card"]):
+        if run.compare is not None:
+            solara.Text(f"Comparing with: {run.compare.label} (dashed lines).", style=SMALL)
+            solara.Button(
+                "Stop comparing", outlined=True, on_click=lambda: attempt(run, run.stop_compare)
+            )
+            return
+        if run.building:
+            solara.Text(f"Building the comparison run ({run.building})…", style=SMALL)
+            return
+        solara.ToggleButtonsSingle(value=mode, values=[FORK, OTHER])
+        if mode.value == FORK:
+            solara.Text(
+                "A copy of this run, minus the actions you tick (what if I had not made this "
+                "move?). Moves you make from now on act on this run only.",
+                style=SMALL,
+            )
+            if choices:
+                solara.SelectMultiple("Leave out", values=dropped, all_values=list(choices))
+            solara.Button(
+                "Start comparison",
+                color="primary",
+                outlined=True,
+                on_click=lambda: attempt(
+                    run, run.start_compare, [choices[d] for d in dropped.value]
+                ),
+            )
+        else:
+            solara.Select("Scenario to compare", values=list(PRESETS), value=other)
+            solara.Text("Same seed and population, from week 0.", style=SMALL)
+            solara.Button(
+                "Start comparison",
+                color="primary",
+                outlined=True,
+                on_click=lambda: attempt(run, run.start_compare, None, other.value),
+            )
+
+
+def run_table(run: Run) -> pd.DataFrame:
+    """The run's weekly data, one row per week, with the actions that took effect that week."""
+    with run.lock:
+        record = {k: list(values) for k, values in cols.history(run.model).items()}
+        actions = list(run.actions)
+    table = pd.DataFrame(record)
+    by_week: dict[int, list[str]] = {}
+    for a in actions:
+        by_week.setdefault(a.week, []).append(f"{a.name}={a.value:g}")
+    table["actions"] = [";".join(by_week.get(int(w), [])) for w in table["week"]]
+    return table
+
+
+def recipe(run: Run) -> dict[str, Any]:
+    """What reproduces this run: settings, actions and the week, plus the link's query."""
+    with run.lock:
+        settings, actions, week = run.settings, list(run.actions), run.model.week
+    return {
+        "scenario": settings.preset,
+        "population": settings.agents,
+        "seed": settings.seed,
+        "week": week,
+        "actions": [{"week": a.week, "name": a.name, "value": a.value} for a in actions],
+        "link_query": to_query(settings, actions, week),
+    }
+
+
+def parquet_bytes(run: Run) -> bytes:
+    """The weekly table as Parquet, with the run's recipe in the file's metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(run_table(run), preserve_index=False)
+    meta = dict(table.schema.metadata or {}) | {b"defection_run": json.dumps(recipe(run)).encode()}
+    buffer = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buffer)
+    return buffer.getvalue()
+
+
+@solara.component
+def DownloadControls(run: Run, version: int = 0) -> None:
+    """The run's data (CSV, Parquet, the recipe as JSON); figures download from each chart."""
+    stem = f"defection-{run.settings.preset}-seed{run.settings.seed}"
+    with solara.Card("Download", margin=0, classes=["dv-controls-card"]):
+        with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
+            solara.FileDownload(
+                lambda: run_table(run).to_csv(index=False),
+                filename=f"{stem}.csv",
+                label="Data (CSV)",
+                mime_type="text/csv",
+            )
+            solara.FileDownload(
+                lambda: parquet_bytes(run), filename=f"{stem}.parquet", label="Data (Parquet)"
+            )
+            solara.FileDownload(
+                lambda: json.dumps(recipe(run), indent=2),
+                filename=f"{stem}.json",
+                label="Run settings and moves (JSON)",
+                mime_type="application/json",
+            )
+        solara.Text(
+            "One row per week; the 'actions' column lists your moves that took effect that "
+            "week. Each chart has PNG and SVG buttons.",
+            style=SMALL,
+        )
 
 
 def _seed_error(text: str) -> str:

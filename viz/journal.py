@@ -1,0 +1,169 @@
+"""A run as a recipe: settings plus the user's dated actions, which replay it exactly.
+
+The model is deterministic given its seed, so a run is fully described by the settings
+Reset used (scenario, population, seed) and every action the user took, each dated by
+the week from which it holds: a lever move, a prisoner release, an IS-K leader killed,
+the adaptive rule switched on or off. That recipe is what a shareable link carries (:func:`to_query`,
+:func:`from_query`), what a comparison run leaves out an action of, and what
+:func:`replay` runs again to the same week with identical numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlencode
+
+from model import PRESETS, DefectionModel
+from model.presets import preset as preset_overrides
+
+POPULATION_MIN, POPULATION_MAX, POPULATION_STEP = 200, 10_000, 100
+DEFAULT_POPULATION = 2_000
+RELEASE, ADAPTIVE, DECAPITATION = "prisoner_release", "adaptive", "decapitation"
+EVENTS = (RELEASE, ADAPTIVE, DECAPITATION)
+MAX_REPLAY_WEEKS = 20_000  # a link asking for more is refused (it would hold the server)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The choices that define a run: they take effect when the user presses Reset."""
+
+    preset: str = "baseline"
+    population: int = DEFAULT_POPULATION
+    seed: int = 42
+
+    @property
+    def fixed_population(self) -> int | None:
+        """The population the scenario itself sets (``full_scale``), which Reset must use."""
+        value = PRESETS.get(self.preset, {}).get("population")
+        return int(value) if value is not None else None
+
+    @property
+    def agents(self) -> int:
+        """The number of agents the run starts with."""
+        return self.fixed_population or self.population
+
+
+@dataclass(frozen=True)
+class Action:
+    """One user action, holding from ``week`` on: a lever move, a release, the adaptive switch."""
+
+    week: int
+    name: str  # a lever, or one of EVENTS
+    value: float = 1.0
+
+    def describe(self) -> str:
+        """The action in a few words, for marks and menus."""
+        from viz.style import lever_label
+
+        if self.name == RELEASE:
+            return f"week {self.week}: prisoner release"
+        if self.name == ADAPTIVE:
+            return f"week {self.week}: adaptive rule {'on' if self.value else 'off'}"
+        if self.name == DECAPITATION:
+            return f"week {self.week}: IS-K leader killed"
+        return f"week {self.week}: {lever_label(self.name)} → {self.value:.2f}"
+
+
+def parse_seed(text: str) -> int:
+    """The seed typed in the page as an integer (Mesa 3.5.1 would pass the raw string, #3516)."""
+    try:
+        seed = int(str(text).strip())
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ValueError(f"seed: must be a whole number, 0 or more, such as 42 (got {text!r})")
+    return seed
+
+
+def build_model(settings: Settings) -> DefectionModel:
+    """A model for the page; raises ValueError (one line) on a bad setting.
+
+    Agent-level history is off: the page never reads it, and it would grow by one row
+    per agent every week of a long-running session. A scenario that fixes its own
+    population (``full_scale``) keeps it.
+    """
+    preset_overrides(settings.preset)  # a clear error for an unknown scenario
+    return DefectionModel(
+        preset=settings.preset,
+        population=settings.agents,
+        rng=settings.seed,
+        collect_agent_data=False,
+    )
+
+
+def apply(model: DefectionModel, action: Action) -> None:
+    """Apply ``action`` to ``model``, which must be at week ``action.week - 1``."""
+    if model.week != action.week - 1:
+        raise ValueError(f"{action.describe()}: the model is at week {model.week}")
+    if action.name == RELEASE:
+        model.release_prisoners()
+    elif action.name == ADAPTIVE:
+        model.set_adaptive(bool(action.value))
+    elif action.name == DECAPITATION:
+        model.kill_isk_leader()
+    else:
+        model.move_lever(action.name, float(action.value))
+
+
+def replay(settings: Settings, actions: list[Action], week: int) -> DefectionModel:
+    """The run of ``settings`` with ``actions``, stepped to ``week``."""
+    if not 0 <= week <= MAX_REPLAY_WEEKS:
+        raise ValueError(f"week: must be in 0-{MAX_REPLAY_WEEKS} (got {week})")
+    model = build_model(settings)
+    due = sorted(actions, key=lambda a: a.week)
+    i = 0
+    while model.week < week:
+        while i < len(due) and due[i].week <= model.week + 1:
+            if due[i].week == model.week + 1:
+                apply(model, due[i])
+            i += 1
+        model.step()
+    return model
+
+
+def to_query(settings: Settings, actions: list[Action], week: int) -> str:
+    """The query string of a link that replays this run to ``week``."""
+    fields = {"scenario": settings.preset, "seed": settings.seed, "week": week}
+    if settings.fixed_population is None:
+        fields["population"] = settings.population
+    if actions:
+        fields["actions"] = ",".join(f"{a.week}:{a.name}:{a.value:g}" for a in actions)
+    return urlencode(fields, safe=":,")
+
+
+def from_query(query: str) -> tuple[Settings, list[Action], int]:
+    """Settings, actions and week from a link's query string; ValueError says what is wrong."""
+    fields = {k: v[-1] for k, v in parse_qs(query.lstrip("?"), keep_blank_values=True).items()}
+    settings = Settings()
+    try:
+        if "scenario" in fields:
+            preset_overrides(fields["scenario"])
+            settings = replace(settings, preset=fields["scenario"])
+        if "seed" in fields:
+            settings = replace(settings, seed=parse_seed(fields["seed"]))
+        if "population" in fields:
+            population = int(fields["population"])
+            if not POPULATION_MIN <= population <= POPULATION_MAX:
+                raise ValueError(
+                    f"population: must be in {POPULATION_MIN}-{POPULATION_MAX} (got {population})"
+                )
+            settings = replace(settings, population=population)
+        week = int(fields.get("week", 0))
+        if not 0 <= week <= MAX_REPLAY_WEEKS:
+            raise ValueError(f"week: must be in 0-{MAX_REPLAY_WEEKS} (got {week})")
+        actions = [_action(text) for text in fields.get("actions", "").split(",") if text]
+    except ValueError as exc:
+        raise ValueError(f"link: {exc}") from None
+    return settings, actions, week
+
+
+def _action(text: str) -> Action:
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise ValueError(f"actions: each must be week:name:value (got {text!r})")
+    week, name, value = int(parts[0]), parts[1], float(parts[2])
+    if week < 1:
+        raise ValueError(f"actions: the week must be 1 or more (got {text!r})")
+    if name not in EVENTS and not 0.0 <= value <= 1.0:
+        raise ValueError(f"actions: a lever value must be in [0, 1] (got {text!r})")
+    return Action(week, name, value)
