@@ -179,9 +179,9 @@ _GLOBAL = [
        "loyalty gained (or lost) per unit inclusion, times one's group's inclusion stake",
        "[Ali, Conclusion] inclusive government; brief 'Model v2' (wins Tajik and Uzbek members, "
        "costs the Kandahar core its monopoly); size assumption (prior 0-1)"),
-    _p("recruitment_strength", 0.08, 0.0, 5.0, "loyalty",
+    _p("recruitment_strength", 0.28, 0.0, 5.0, "loyalty",
        "loyalty lost at full exposure to IS-K recruiters", "[Ali] IS-K encourages cadres to "
-       "switch loyalties; size assumption (prior 0-0.3)"),
+       "switch loyalties; value fitted within the range 0-0.3 (ODD §9.1)"),
     _p("contagion_weight", 0.25, 0.0, 5.0, "pressure/share",
        "defection pressure per share of one's contacts who have already left (to IS-K or "
        "deserted)", "assumption (prior 0-1): Granovetter (1978) thresholds act on the share "
@@ -198,18 +198,18 @@ _GLOBAL = [
     _p("extremist_hardline", 0.8, 0.0, 1.0, "[0,1]",
        "hardline-ness from which a member is a confident extremist"),
     # ways out: IS-K's reach and intake, desertion, return
-    _p("isk_reach", 0.03, 0.0, 10.0, "1/week per 1,000 IS-K",
+    _p("isk_reach", 0.048, 0.0, 10.0, "1/week per 1,000 IS-K",
        "presence: a member without IS-K contacts meets IS-K with chance "
        "1 - exp(-isk_reach x IS-K people / 1,000) a week",
        "[Ali] sleeper cells in at least 13 provinces (a stock: reach grows with IS-K's size); "
-       "size assumption (prior 0.005-0.1)"),
-    _p("recruiter_share", 0.1, 0.0, 1.0, "share",
+       "value fitted within 0.005-0.1 (ODD §9.1)"),
+    _p("recruiter_share", 0.093, 0.0, 1.0, "share",
        "share of IS-K members (and of new recruits) who act as recruiters",
-       "assumption (prior 0.05-0.2)"),
-    _p("absorptive_capacity", 0.012, 0.0, 1.0, "people/person/week",
+       "value fitted within 0.05-0.2 (ODD §9.1)"),
+    _p("absorptive_capacity", 0.018, 0.0, 1.0, "people/person/week",
        "recruits IS-K can vet and absorb per week, per IS-K member (it screens recruits)",
        "brief 'Model v2' (a bounded, clandestine organisation); UN figures 4,000 -> 6,000 in "
-       "two years imply an intake of a few thousand; size assumption (prior 0.003-0.03)"),
+       "two years imply an intake of a few thousand; value fitted within 0.005-0.03 (ODD §9.1)"),
     _p("desertion_rate", 0.1, 0.0, 1.0, "1/week",
        "chance a disaffected member whom IS-K does not take deserts (goes home, abroad or to "
        "the armed opposition)",
@@ -255,10 +255,10 @@ _GLOBAL = [
        "UN SG report: about 2,200 -> approaching 4,000"),
     _p("release_ttp", 2_300, 0, 1_000_000, "people", "TTP prisoners freed by a release",
        "[Ali] more than 2,300 TTP prisoners released"),
-    _p("attrition_rate", 0.004, 0.0, 1.0, "1/week",
+    _p("attrition_rate", 0.003, 0.0, 1.0, "1/week",
        "chance an IS-K member is killed or captured per week at full counter-IS-K effort",
-       "[Ali] operations killed 'hundreds' of IS-K militants by end 2022; size assumption "
-       "(prior 0.001-0.02)"),
+       "[Ali] operations killed 'hundreds' of IS-K militants by end 2022; value fitted "
+       "within 0.001-0.01 (ODD §9.1)"),
     _p("recruiter_attrition", 1.5, 0.0, 10.0, "multiplier",
        "how much more exposed recruiters are to counter-IS-K operations"),
     _p("aid_dependence", 0.5, 0.0, 1.0, "share",
@@ -267,13 +267,13 @@ _GLOBAL = [
        "extra counter-IS-K capacity per unit inclusion (local intelligence, cooperation)",
        "[Ali, Conclusion] inclusion would 'enable the Taliban to tackle the IS-K'; size "
        "assumption (prior 0-1)"),
-    _p("attack_rate", 82.0, 0.0, 100.0, "attacks/week/1000",
+    _p("attack_rate", 48.0, 0.0, 100.0, "attacks/week/1000",
        "IS-K attacks per week per 1,000 members at full leadership, all effort at home, no "
-       "counter-IS-K pressure", "calibrated to 136 attacks in the first four months and 141-181 "
-       "in 2022 [Ali]"),
-    _p("attack_suppression", 7.1, 0.0, 20.0, "1/lever",
+       "counter-IS-K pressure", "fitted (ODD §9.1) to 136 attacks in the first four months and "
+       "141-181 in 2022 [Ali] (prior 20-100)"),
+    _p("attack_suppression", 5.6, 0.0, 20.0, "1/lever",
        "exponential fall of the attack rate with effective counter-IS-K effort",
-       "calibrated with attack_rate"),
+       "fitted with attack_rate (ODD §9.1; prior 1-10)"),
     _p("provocation_strength", 0.5, 0.0, 5.0, "1/lever",
        "relative rise of IS-K's attacks per unit of the Taliban courting the West (mean of "
        "women's rights and foreign cooperation)",
@@ -292,11 +292,11 @@ _GLOBAL = [
        "Jordan (2009): effects depend on age, size and type; size assumption (prior 0.1-0.8)"),
     _p("leadership_recovery", 0.02, 0.0, 1.0, "1/week",
        "share of lost attack capacity IS-K rebuilds each week", "assumption (prior 0.005-0.1)"),
-    _p("external_max", 0.6, 0.0, 1.0, "share",
+    _p("external_max", 0.63, 0.0, 1.0, "share",
        "largest share of IS-K's attack effort spent abroad (Iran, Russia, Central Asia, "
        "Pakistan), reached at full counter-IS-K effort",
        "[Ali] strikes in Uzbekistan, Tajikistan, Iran (2022), Bajaur (2023), Moscow (2024); "
-       "size assumption (prior 0-0.8)"),
+       "value fitted within 0-0.8 (ODD §9.1)"),
     _p("external_adjustment", 0.03, 0.0, 1.0, "1/week",
        "share of the gap to its target external share IS-K closes each week",
        "assumption (prior 0.01-0.1)"),
