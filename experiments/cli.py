@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from model.parameters import PARAMETERS
+from model.parameters import MAX_STEPS, PARAMETERS
 from model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
 from model.presets import PRESET_DESCRIPTIONS, PRESETS
 
@@ -100,7 +100,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         raise InputError(f"--set {name}: renamed to {renamed()[name]} (see defection params)")
     if name not in PARAMETERS and name not in aliases():
         raise InputError(
-            f"--set: unknown parameter {name!r} (defection params lists them)"
+            f"--set: unknown parameter {name!r}; must be one that `defection params` lists"
             f"{_suggest(name, [*PARAMETERS, *aliases()])}"
         )
     parameter = PARAMETERS[aliases().get(name, (name,))[0]]
@@ -468,6 +468,16 @@ def _add_plot(commands: Any, common: argparse.ArgumentParser) -> None:
     plot.set_defaults(handler=_plot)
 
 
+class _Version(argparse.Action):
+    """``--version``: computed only when asked (it runs git), then exit 0."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
+        from experiments.provenance import version_line
+
+        print(version_line())
+        raise SystemExit(0)
+
+
 def _common() -> argparse.ArgumentParser:
     """Options every subcommand takes (also accepted after the subcommand's name)."""
     common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
@@ -480,8 +490,6 @@ def _common() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    from experiments.provenance import version_line
-
     common = _common()
     parser = Parser(
         prog="defection",
@@ -490,7 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
         "2 bad input (nothing written), 130 interrupted.",
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument(
+        "--version", action=_Version, nargs=0, help="print the version and commit, and exit"
+    )
     parser.set_defaults(quiet=False, debug=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
@@ -499,8 +509,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one simulation and write its time series, summary and figure",
         epilog="presets: " + "; ".join(f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items()),
     )
-    from experiments.run import MAX_STEPS
-
     run.add_argument(
         "--steps",
         type=_integer(0, MAX_STEPS),
@@ -542,9 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands, common)
     _add_sensitivity(commands, common)
     _add_plot(commands, common)
+    from experiments.doses import add_parser as add_doses
     from experiments.optimize import add_parser as add_optimize
 
     add_optimize(commands, common)
+    add_doses(commands, common)
     return parser
 
 
