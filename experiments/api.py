@@ -46,7 +46,8 @@ def _outcome_columns(outcomes: Iterable[str] | None) -> list[str]:
     for name in chosen:
         if not isinstance(name, str) or name not in known:
             raise ValueError(
-                f"outcomes: unknown column {name!r} (experiments.api.outcome_names() lists them)"
+                f"outcomes: unknown column {name!r}; must be one that "
+                "experiments.api.outcome_names() lists"
             )
     return chosen
 
@@ -77,7 +78,10 @@ def run(
     parameters = dict(parameters or {})
     for name in ("rng", "seed", "preset"):
         if name in parameters:
-            raise ValueError(f"parameters: {name!r} is an argument of run(), not a parameter")
+            raise ValueError(
+                f"parameters: {name!r} is an argument of run(), not a parameter; give it as "
+                f"run(..., {'seed' if name == 'rng' else name}=...)"
+            )
     check_steps(steps, "steps")
     check_seed(seed, "seed")
     if preset not in PRESETS:

@@ -32,7 +32,7 @@ from model import parameters as registry  # noqa: E402
 from model.groups import GROUP_LABELS, GROUP_NAMES  # noqa: E402
 from model.policy import Schedule  # noqa: E402
 
-MAX_STEPS = getattr(registry, "MAX_STEPS", 100_000)
+MAX_STEPS = registry.MAX_STEPS
 # Mesa keeps one record per agent per week; measured at about 60 bytes each (tuples of
 # shared strings and a float), plus the DataFrame built from them when written.
 AGENT_RECORD_BYTES = 120

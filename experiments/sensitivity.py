@@ -24,7 +24,10 @@ def problem(spec: SweepSpec) -> dict:
     if not spec.ranges:
         raise ValueError("sample.ranges: sensitivity analysis needs at least one range")
     if spec.grid:
-        raise ValueError("grid: sensitivity analysis varies only [sample.ranges]; move it to fixed")
+        raise ValueError(
+            "grid: must be empty for sensitivity analysis (it varies only [sample.ranges]); "
+            "move grid parameters to [fixed]"
+        )
     return {
         "num_vars": len(spec.ranges),
         "names": list(spec.ranges),
@@ -96,7 +99,10 @@ def sensitivity(
     outcomes = list(outcomes or [o for o in DEFAULT_OUTCOMES if o in spec.outputs])
     for outcome in outcomes:
         if outcome not in spec.outputs:
-            raise ValueError(f"--outcome: {outcome!r} is not among the spec's outputs")
+            raise ValueError(
+                f"--outcome: must be one of the spec's outputs ({', '.join(spec.outputs[:8])}"
+                f"{', ...' if len(spec.outputs) > 8 else ''}) (got {outcome!r})"
+            )
     saltelli = spec.with_points(design(spec))
     results = run_sweep(saltelli, Path(out), **engine)
     table = sobol_indices(saltelli, results, outcomes)

@@ -130,7 +130,13 @@ def parameter(name: str, field_name: str) -> Parameter:
         return PARAMETERS[aliases()[name][0]]
     if name in renamed():
         raise ValueError(f"{field_name}: renamed to {renamed()[name]} (see defection params)")
-    raise ValueError(f"{field_name}: unknown parameter (see defection params)")
+    import difflib
+
+    close = difflib.get_close_matches(name, [*PARAMETERS, *aliases()], n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise ValueError(
+        f"{field_name}: unknown parameter; must be one that `defection params` lists{hint}"
+    )
 
 
 def expand(values: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +147,13 @@ def expand(values: dict[str, Any]) -> dict[str, Any]:
     here, after the preset, where it simply wins.
     """
     table = aliases()
+    for alias, targets in table.items():
+        given = [t for t in targets if t in values]
+        if alias in values and given:
+            raise ValueError(
+                f"{alias}: sets {' and '.join(targets)}; give either {alias} or {given[0]}, "
+                "not both"
+            )
     expanded: dict[str, Any] = {}
     for name, value in values.items():
         for target in table.get(name, (name,)):
@@ -198,9 +211,12 @@ def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
     ranges = set(expand(dict.fromkeys(spec.ranges)))
     overlap = fixed & (grid | ranges) or grid & ranges
     if overlap:
-        raise ValueError(f"spec: parameter {sorted(overlap)[0]} is both fixed and varied")
+        raise ValueError(
+            f"spec: parameter {sorted(overlap)[0]} is both fixed and varied; give it in one "
+            "section only"
+        )
     if spec.ranges and (spec.method is None or spec.n < 1):
-        raise ValueError("sample: ranges need method = 'lhs' or 'sobol' and n >= 1")
+        raise ValueError("sample: [sample.ranges] needs method = 'lhs' or 'sobol' and n >= 1")
     _check_size(spec)
     design = [g | s for g in _grid_points(spec.grid) for s in _sample_points(spec)]
     points = tuple(_validate_point(spec, p) for p in design)
@@ -282,7 +298,10 @@ def _outputs(names: Any) -> tuple[str, ...]:
         raise ValueError("sweep.outputs: must be a non-empty list of model columns")
     for name in names:
         if not isinstance(name, str) or name not in allowed:
-            raise ValueError(f"sweep.outputs: unknown column {name!r} (see defection params)")
+            raise ValueError(
+                f"sweep.outputs: unknown column {name!r}; must be model columns "
+                "(experiments.api.outcome_names() lists them)"
+            )
     return tuple(names)
 
 
@@ -320,7 +339,10 @@ def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
     for name, bounds in values.items():
         rules = parameter(name, f"sample.ranges.{name}")
         if rules.kind in (bool, str):
-            raise ValueError(f"sample.ranges.{name}: only numeric parameters can be sampled")
+            raise ValueError(
+                f"sample.ranges.{name}: must be a numeric parameter (this one is "
+                f"{rules.allowed()}); put it in [grid] instead"
+            )
         numbers = isinstance(bounds, list) and len(bounds) == 2
         numbers = numbers and all(
             isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b)

@@ -38,6 +38,17 @@ class Rounding(Repair):
         return np.clip(np.round(x, 10), problem.xl, problem.xu)
 
 
+def cv_then_random(pop, P, random_state=None, **kwargs):  # noqa: N803 — pymoo's signature
+    """NSGA-III's tournament (constraint violation, then a seeded coin), picklable.
+
+    pymoo's own comparison is wrapped by a decorator that pickle cannot name, and the
+    algorithm must pickle into the checkpoint; this module-level function delegates to it.
+    """
+    from pymoo.algorithms.moo.nsga3 import comp_by_cv_then_random
+
+    return comp_by_cv_then_random(pop, P, random_state=random_state, **kwargs)
+
+
 def reference_directions(objectives: int, population: int) -> np.ndarray:
     """Das-Dennis directions, as many partitions as fit in the population (at least one)."""
     partitions = 1
