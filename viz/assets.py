@@ -1,7 +1,6 @@
 """Install the browser files of Solara's page into Solara's local cache, from the npm registry.
 
-Solara's page loads its front end (the Vuetify app, RequireJS, Font Awesome) and the page's
-charts load ECharts (the same version as Solara's ``FigureEcharts``) through
+Solara's page loads its front end (the Vuetify app, RequireJS, Font Awesome) through
 Solara's CDN proxy, which fetches each file from a public CDN on first use and caches it
 under ``<venv>/share/solara/cdn``. Here no network is reachable but the package
 registries, so that first fetch fails and the page stays blank. This puts the same npm
@@ -28,7 +27,6 @@ import solara.server
 import solara.server.settings
 
 PINNED = re.compile(r"\{\{cdn\}\}/((?:@[\w.-]+/)?[\w.-]+@\d+\.\d+\.\d+)/")
-ECHARTS = "echarts@5.4.0"  # the version Solara's own FigureEcharts loads; viz/live.vue loads it too
 
 
 def cache_dir() -> Path:
@@ -45,7 +43,7 @@ def required() -> list[str]:
     names = sorted(set(PINNED.findall(template.read_text())))
     names = [n for n in names if "solara-vuetify" not in n or vuetify_app in n]
     fontawesome = solara.server.settings.assets.fontawesome_path.strip("/").split("/")[0]
-    return [*names, fontawesome, ECHARTS]
+    return [*names, fontawesome]
 
 
 def missing(root: Path) -> list[str]:

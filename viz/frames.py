@@ -108,7 +108,7 @@ def chart_panels(model: DefectionModel) -> list[Panel]:
               line("legitimacy", "legitimacy", NEUTRAL)
               + line("resources", "resources", NEUTRAL, "dashed")),
         Panel("weekly", "Per week: defections, desertions, IS-K attacks", "count",
-              line("defections", "defections", RECRUITER_COLOR)
+              line("defections", "defections", ISK_COLOR, width=1.8)
               + line("desertions", "desertions", NEUTRAL, "dashed")
               + line("attacks", "IS-K attacks", ISK_COLOR, "dotted")),
     ]  # fmt: skip

@@ -1,11 +1,15 @@
 """The live view: status, agents and charts drawn by the browser from frames of data.
 
-:class:`LiveWidget` is a Vue template (viz/live.vue) that draws with ECharts — the
-charting library Solara's own ``FigureEcharts`` uses, loaded from the same local cache
-(viz/assets.py), so nothing is fetched from outside. The server sends frames as custom
+:class:`LiveWidget` is a Vue template (viz/live.vue) that draws on HTML canvases scaled
+to the screen's pixel density, through a small painter that can also write SVG (the
+figure downloads). Why not a charting library: ECharts (Solara's ``FigureEcharts``) took
+50–170 ms per update for the page's ~50 series in headless Chromium on this 2-core
+machine, which caps a page at a few updates a second, growing with the run's length;
+drawing thinned polylines (at most two points per pixel column) takes a few
+milliseconds at any length. Nothing is loaded from outside. The server sends frames as custom
 widget messages (never as synced traits, which Vue could coalesce and the widget layer
 would deep-copy); the browser applies each change, draws on the next animation frame,
-and confirms with :meth:`vue_ack` — the run sends no new frame until then, so a slow
+and confirms with :meth:`vue_frame_drawn` — the run sends no new frame until then, so a slow
 browser gets fewer frames instead of a backlog. The page also sends a heartbeat and
 its keyboard shortcuts (Space: play/pause, →: step) through the same channel.
 

