@@ -215,7 +215,7 @@ def plot_doses(table: pd.DataFrame, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     levers = list(dict.fromkeys(table.lever))
-    fig, axes = plt.subplots(len(levers), 3, figsize=(12, 2.1 * len(levers)), squeeze=False)
+    fig, axes = plt.subplots(len(levers), 4, figsize=(15, 2.1 * len(levers)), squeeze=False)
     for row, lever in zip(axes, levers, strict=True):
         data = table[table.lever == lever]
         for kind, ax in zip(("defection", "desertion"), row[:2], strict=True):
@@ -224,25 +224,34 @@ def plot_doses(table: pd.DataFrame, path: Path) -> Path:
                 ax.plot(line.dose, line["mean"], color=colour, label=GROUP_LABELS[group])
                 ax.fill_between(line.dose, line.low, line.high, color=colour, alpha=0.15)
             ax.set_ylim(0, 1)
-        strength = data[data.outcome == "isk_strength"]
-        row[2].plot(strength.dose, strength["mean"], color="#D55E00")
-        row[2].fill_between(strength.dose, strength.low, strength.high, color="#D55E00", alpha=0.2)
+        for ax, outcome in zip(row[2:], ("isk_strength", "max_intake_over_capacity"), strict=True):
+            line = data[data.outcome == outcome]
+            ax.plot(line.dose, line["mean"], color="#D55E00")
+            ax.fill_between(line.dose, line.low, line.high, color="#D55E00", alpha=0.2)
+        row[3].axhline(1.0, color="#000000", linestyle="--", linewidth=0.8)
+        row[3].set_ylim(0, 1.1)
         row[0].set_ylabel(lever, fontsize=9)
     for ax, title in zip(
         axes[0],
-        ("share lost to IS-K", "share deserted", "IS-K strength (people)"),
+        (
+            "share lost to IS-K",
+            "share deserted",
+            "IS-K strength (people)",
+            "largest weekly intake / capacity",
+        ),
         strict=True,
     ):
         ax.set_title(title, fontsize=10)
     for ax in axes[-1]:
         ax.set_xlabel("lever held from week 0 at")
-    axes[0][0].legend(fontsize=6, ncol=2, loc="upper left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     fig.suptitle(
         "Dose–response after two years (mean and 95% interval over seeds; other levers as in "
         "the baseline)",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.035, 1, 0.98))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
