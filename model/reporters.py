@@ -36,6 +36,8 @@ GROUP_COLUMNS = (
     "defections",  # people who joined IS-K this week
     "desertions",  # people who deserted this week
     "returns",  # deserters who came back this week
+    "removed",  # members of IS-K from this group killed or captured this week
+    "left_isk",  # members of IS-K from this group who deserted or surrendered this week
     "defection_rate",  # share of everyone ever in the group who joined IS-K
     "desertion_rate",  # share of everyone ever in the group who deserted
     "loyal_share",  # share of everyone ever in the group who is loyal now
@@ -199,6 +201,8 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         stats[f"{name}_defections"] = float(flows["defected"][code])
         stats[f"{name}_desertions"] = float(flows["deserted"][code])
         stats[f"{name}_returns"] = float(flows["returned"][code])
+        stats[f"{name}_removed"] = float(flows["removed"][code])
+        stats[f"{name}_left_isk"] = float(flows["left_isk"][code])
         stats[f"{name}_defection_rate"] = _mean(ledger["defected"][code], ever[code])
         stats[f"{name}_desertion_rate"] = _mean(ledger["deserted"][code], ever[code])
         stats[f"{name}_loyal_share"] = _mean(members[code], ever[code])
