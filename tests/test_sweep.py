@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
+import datetime as dt
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from filelock import FileLock
 
+from experiments import sweep as engine
+from experiments.cli import main
 from experiments.sensitivity import sensitivity
 from experiments.spec import load_spec
 from experiments.sweep import read_results, run_sweep
-from experiments.cli import main
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +35,8 @@ SPEC = {
         "outputs": ["isk_strength", "kandahar_defection_rate", "cumulative_defections"],
     },
     "fixed": {"population": 200},
-    "grid": {"moderation": [0.0, 0.9]},
-    "sample": {"method": "lhs", "n": 2, "ranges": {"cascade_strength": [0.2, 0.8]}},
+    "grid": {"womens_rights": [0.0, 0.9]},
+    "sample": {"method": "lhs", "n": 2, "ranges": {"contagion_weight": [0.2, 0.8]}},
 }
 
 
@@ -42,14 +45,18 @@ def test_local_sweep_writes_tidy_results_manifest_and_summary(tmp_path):
     results = run_sweep(spec, tmp_path, workers=2, progress=False)
     assert results["run"].nunique() == 8  # 2 grid x 2 sampled points x 2 replicates
     assert sorted(results["step"].unique()) == [0, 3, 6]
-    identity = {"point", "replicate", "seed", "moderation", "cascade_strength", "date"}
-    assert identity <= set(results.columns)
+    identity = {"point", "replicate", "seed", "preset", "womens_rights", "contagion_weight"}
+    assert identity <= set(results.columns) and "date" in results
+    assert isinstance(results["date"].iloc[0], dt.date)  # Parquet date32, not text
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["hash"] == spec.digest and len(manifest["seeds"]) == 8
     assert {r["status"] for r in manifest["runs"]} == {"ok"}
+    assert manifest["provenance"]["commit"] and manifest["provenance"]["command"]
     summary = pd.read_csv(tmp_path / "summary.csv")
-    assert len(summary) == 4
+    assert len(summary) == 4 and (summary["runs_ok"] == 2).all()
     assert (summary["isk_strength_low"] <= summary["isk_strength_mean"]).all()
+    rate = summary[["kandahar_defection_rate_low", "kandahar_defection_rate_high"]]
+    assert ((rate >= 0) & (rate <= 1)).all().all()  # bootstrap intervals stay in [0, 1]
     # the same spec gives the same numbers with one worker, in another folder
     again = run_sweep(spec, tmp_path / "again", workers=1, progress=False)
     pd.testing.assert_frame_equal(results, again)
@@ -58,17 +65,16 @@ def test_local_sweep_writes_tidy_results_manifest_and_summary(tmp_path):
 
 
 def test_a_folder_in_use_by_another_sweep_is_refused(tmp_path):
-    with open(tmp_path / ".lock", "w") as lock:  # what a running sweep holds
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with pytest.raises(ValueError, match="in use by another running sweep"):
-            run_sweep(load_spec(SPEC), tmp_path, workers=1, progress=False)
+    busy = pytest.raises(ValueError, match="in use by another running command")
+    with FileLock(tmp_path / ".lock"), busy:  # what a running sweep holds
+        run_sweep(load_spec(SPEC), tmp_path, workers=1, progress=False)
     assert not (tmp_path / "data").exists()
     assert run_sweep(load_spec(SPEC), tmp_path, workers=1, progress=False).run.nunique() == 8
 
 
 def test_example_spec_is_valid():
     spec = load_spec(ROOT / "experiments/specs/example.toml")
-    assert len(spec.points) == 4 * 3 * 2 and spec.varied[:2] == ["moderation", "crackdown_ttp"]
+    assert len(spec.points) == 4 * 3 * 2 and spec.varied[:2] == ["womens_rights", "crackdown_ttp"]
 
 
 def test_spec_to_plot_in_three_commands(tmp_path):
@@ -76,7 +82,7 @@ def test_spec_to_plot_in_three_commands(tmp_path):
     spec_file.write_text(
         "[sweep]\nname='cli'\nsteps=4\nreplicates=2\nseed=5\n[fixed]\npopulation=200\n"
         "[grid]\nmoderation=[0.0,0.9]\ncrackdown_ttp=[0.0,1.0]\n"
-    )
+    )  # moderation: the alias that sets womens_rights and inclusion
     out = tmp_path / "out"
     assert main(["sweep", str(spec_file), "--out", str(out), "--workers", "2"]) == 0
     assert len(pd.read_csv(out / "summary.csv")) == 4
@@ -85,7 +91,7 @@ def test_spec_to_plot_in_three_commands(tmp_path):
     assert main([*heatmap, "--outcome", "kandahar_defection_rate"]) == 0
     assert (out / "isk_strength_by_moderation.png").stat().st_size > 0
     assert (out / "kandahar_defection_rate_by_moderation_crackdown_ttp.png").stat().st_size > 0
-    assert main(["plot", str(out), "--x", "walk_in"]) == 2  # not a swept parameter
+    assert main(["plot", str(out), "--x", "isk_reach"]) == 2  # not a swept parameter
 
 
 def free_port() -> int:
@@ -154,7 +160,7 @@ def test_resume_after_sigkill_yields_exactly_the_planned_runs(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(
         "[sweep]\nname='kill'\nsteps=5\nreplicates=30\nseed=3\n"
-        "outputs=['isk_strength']\n[fixed]\npopulation=200\n[grid]\nmoderation=[0.1,0.5]\n"
+        "outputs=['isk_strength']\n[fixed]\npopulation=200\n[grid]\nwomens_rights=[0.1,0.5]\n"
     )
     out = tmp_path / "out"
     command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out), "--workers", "1"]
@@ -180,22 +186,164 @@ def test_resume_after_sigkill_yields_exactly_the_planned_runs(tmp_path):
     pd.testing.assert_frame_equal(results, fresh)
 
 
-def test_a_failing_run_is_recorded_and_the_rest_complete(tmp_path):
-    spec = dict(SPEC, grid={"population": [100, 6000]}, fixed={"network": "complete"})
-    spec["sample"] = {}
-    results = run_sweep(load_spec(spec), tmp_path, workers=2, progress=False)
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+def failing_spec(tmp_path: Path) -> Path:
+    """Two points: one runs, one fails in every run (a complete network of 6,000 agents)."""
+    spec_file = tmp_path / "failing.toml"
+    spec_file.write_text(
+        "[sweep]\nname='fail'\nsteps=2\nreplicates=2\nseed=1\noutputs=['isk_strength']\n"
+        "[fixed]\nnetwork='complete'\n[grid]\npopulation=[100,6000]\n"
+    )
+    return spec_file
+
+
+def test_failed_runs_are_recorded_reported_and_retried(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(failing_spec(tmp_path)), "--out", str(out), "--workers", "2"]) == 1
+    assert "2 of 4 runs failed" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
     failed = [r for r in manifest["runs"] if r["status"] == "failed"]
     assert len(failed) == 2 and all("at most 5,000" in r["error"] for r in failed)
-    assert results["run"].nunique() == 2
+    assert read_results(out)["run"].nunique() == 2
+    summary = pd.read_csv(out / "summary.csv")  # the failed point does not vanish
+    assert list(summary["runs_ok"]) == [2, 0] and list(summary["runs_failed"]) == [0, 2]
+    assert summary["isk_strength_mean"].isna().tolist() == [False, True]
+    # --resume alone keeps the failures; --retry-failed runs them again (and they fail again)
+    resumed = ["sweep", str(failing_spec(tmp_path)), "--out", str(out), "--resume"]
+    assert main(resumed) == 1
+    assert len(json.loads((out / "manifest.json").read_text())["resumed"]) == 1
+    assert main([*resumed, "--retry-failed", "--workers", "1"]) == 1
+    statuses = [r["status"] for r in json.loads((out / "manifest.json").read_text())["runs"]]
+    assert statuses.count("failed") == 2 and statuses.count("ok") == 2
+
+
+def test_a_sweep_where_every_run_fails_exits_non_zero(tmp_path, capsys):
+    spec_file = tmp_path / "all.toml"
+    spec_file.write_text(
+        "[sweep]\nsteps=1\nreplicates=3\n[fixed]\nnetwork='complete'\npopulation=6000\n"
+    )
+    assert main(["sweep", str(spec_file), "--out", str(tmp_path / "o"), "--workers", "1"]) == 1
+    assert "3 of 3 runs failed" in capsys.readouterr().err
+
+
+def test_a_killed_local_worker_costs_no_run(tmp_path):
+    """The OOM killer or a segfault takes one worker: the lost runs are run again."""
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(
+        "[sweep]\nname='oom'\nsteps=25\nreplicates=12\nseed=2\noutputs=['isk_strength']\n"
+        "[fixed]\npopulation=1000\n"
+    )
+    out = tmp_path / "out"
+    command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out), "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline and process.poll() is None:
+        # forkserver: the workers are children of the fork server, a child of the sweep
+        for child in psutil.Process(process.pid).children():
+            workers = child.children()
+            if workers:
+                victim = workers[0]
+                break
+        time.sleep(0.05)
+    assert victim is not None, "no worker seen"
+    time.sleep(0.3)
+    victim.kill()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {r["status"] for r in manifest["runs"]} == {"ok"}
+    fresh = run_sweep(load_spec(spec_file), tmp_path / "fresh", workers=2, progress=False)
+    pd.testing.assert_frame_equal(read_results(out), fresh)
+
+
+def test_ctrl_c_stops_a_sweep_promptly_and_it_resumes(tmp_path):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(
+        "[sweep]\nname='int'\nsteps=30\nreplicates=24\nseed=4\noutputs=['isk_strength']\n"
+        "[fixed]\npopulation=1000\n"
+    )
+    out = tmp_path / "out"
+    command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out), "--workers", "2"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the workers are busy
+        children = psutil.Process(process.pid).children(recursive=True)
+        if len(children) >= 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole group
+    started = time.monotonic()
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - started < 20, "Ctrl-C took too long"
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert main(["sweep", str(spec_file), "--out", str(out), "--resume", "--workers", "2"]) == 0
+    assert read_results(out)["run"].nunique() == 24
+
+
+def test_an_unreachable_scheduler_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(engine, "CONNECT_SECONDS", 1)
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text("[sweep]\nsteps=1\n")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    code = main(["sweep", str(spec_file), "--out", str(out), "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2 and time.monotonic() - started < 15
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("defection: error: --scheduler:") and "\n" not in err
+    assert not out.exists()  # so a retry needs no --resume
+
+
+def test_runs_are_submitted_in_bounded_batches(tmp_path, monkeypatch):
+    """A huge sweep keeps only a few runs per worker in flight (memory stays flat)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    class CountingPool:
+        workers = 2
+
+        def __init__(self):
+            self.pool = ThreadPoolExecutor(2)
+            self.outstanding = self.most = 0
+
+        def submit(self, *args):
+            self.outstanding += 1
+            self.most = max(self.most, self.outstanding)
+            future = self.pool.submit(*args)
+            future.add_done_callback(lambda _: setattr(self, "outstanding", self.outstanding - 1))
+            return future
+
+    spec = load_spec(
+        {"sweep": {"steps": 1, "replicates": 60, "outputs": ["isk_strength"]},
+         "fixed": {"population": 50}}
+    )  # fmt: skip
+    pool = CountingPool()
+    seen = []
+    engine._dispatch(pool, spec.for_workers(), spec.runs(), lambda *r: seen.append(r[0]))
+    pool.pool.shutdown()
+    assert sorted(seen) == list(range(60))
+    assert pool.most <= engine.IN_FLIGHT_PER_WORKER * 2
+
+
+def test_absurd_sizes_are_refused_before_planning():
+    started = time.monotonic()
+    for change in ({"replicates": 10**12}, {}):
+        raw = {"sweep": {"steps": 1} | change}
+        if not change:
+            raw["sample"] = {"method": "lhs", "n": 10**10, "ranges": {"counter_isk": [0, 1]}}
+        with pytest.raises(ValueError, match=r"at most|must be an integer in"):
+            load_spec(raw)
+    assert time.monotonic() - started < 2
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         ({"fixed": {"no_such_parameter": 1}}, "no_such_parameter"),
-        ({"grid": {"moderation": [0.1, 1.5]}}, "moderation"),
-        ({"sample": {"method": "lhs", "n": 2, "ranges": {"walk_in": [0.0, 2.0]}}}, "walk_in"),
+        ({"grid": {"womens_rights": [0.1, 1.5]}}, "womens_rights"),
+        ({"sample": {"method": "lhs", "n": 2, "ranges": {"isk_reach": [0.0, 20.0]}}}, "isk_reach"),
         ({"sweep": {"steps": 5, "replicate": 2}}, "sweep.replicate"),
         ({"colour": {}}, "colour"),
         ({"sweep": {"steps": 5, "outputs": ["nope"]}}, "outputs"),
@@ -230,17 +378,17 @@ def to_toml(raw: dict) -> str:
 def test_sensitivity_finds_the_parameter_that_drives_the_outcome(tmp_path):
     spec = load_spec(
         {
-            "sweep": {"name": "sens", "steps": 2, "seed": 1, "outputs": ["moderation"]},
+            "sweep": {"name": "sens", "steps": 2, "seed": 1, "outputs": ["lever_counter_isk"]},
             "fixed": {"population": 100},
             "sample": {
                 "method": "sobol",
                 "n": 16,
-                "ranges": {"moderation": [0.0, 1.0], "cascade_strength": [0.0, 1.0]},
+                "ranges": {"counter_isk": [0.0, 1.0], "contagion_weight": [0.0, 1.0]},
             },
         }
     )
-    table = sensitivity(spec, tmp_path, ["moderation"], workers=2, progress=False)
+    table = sensitivity(spec, tmp_path, ["lever_counter_isk"], workers=2, progress=False)
     by_name = table.set_index("parameter")
-    assert by_name.loc["moderation", "S1"] == pytest.approx(1.0, abs=0.15)
-    assert abs(by_name.loc["cascade_strength", "ST"]) < 0.05
+    assert by_name.loc["counter_isk", "S1"] == pytest.approx(1.0, abs=0.15)
+    assert abs(by_name.loc["contagion_weight", "ST"]) < 0.05
     assert (tmp_path / "sobol.png").exists()
