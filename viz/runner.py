@@ -181,6 +181,7 @@ class Run:
     registry: Registry = field(default_factory=lambda: REGISTRY)
     context: Any = None  # Solara's kernel context of the session, if any
     clock: Callable[[], float] = time.monotonic
+    threaded: bool = True  # False: no play loop (tests drive _advance and frame by hand)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -214,7 +215,8 @@ class Run:
         self._levers_checked = -1e9
         self.registry.add(self)
         self._thread = threading.Thread(target=self._loop, name="defection-run", daemon=True)
-        self._thread.start()
+        if self.threaded:
+            self._thread.start()
         if self.context is not None:
             with contextlib.suppress(Exception):
                 self.context.on_close(self.close)
