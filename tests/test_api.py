@@ -1,0 +1,119 @@
+"""The public Python interface, the EMA Workbench helpers, and the executed examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.api import (
+    DEFAULT_OUTCOMES,
+    ema_model,
+    ema_parameters,
+    outcome_names,
+    run,
+    salib_problem,
+)
+from model import DefectionModel
+from model.parameters import PARAMETERS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_returns_named_outcomes_reproducibly():
+    first = run({"population": 300}, steps=8, outcomes=["isk_strength", "defection_rate"], seed=4)
+    assert set(first) == {"isk_strength", "defection_rate"}
+    assert all(isinstance(v, float) for v in first.values())
+    assert run({"population": 300}, 8, ["isk_strength", "defection_rate"], seed=4) == first
+    model = DefectionModel(population=300, rng=4, collect_agent_data="off")
+    for _ in range(8):
+        model.step()
+    assert first["isk_strength"] == model.stats["isk_strength"]
+
+
+def test_run_defaults_reductions_and_aliases():
+    default = run({"population": 200}, steps=3)
+    assert set(default) == set(DEFAULT_OUTCOMES)
+    series = run({"population": 200}, 3, ["lever_counter_isk"], reduce="series")
+    assert isinstance(series["lever_counter_isk"], np.ndarray)
+    assert series["lever_counter_isk"].shape == (4,)  # weeks 0 to 3
+    ramped = run(
+        {"population": 200, "counter_isk": "ramp(0,1,0,3)"}, 3, ["lever_counter_isk"], reduce="sum"
+    )
+    assert ramped["lever_counter_isk"] == pytest.approx(0 + 1 / 3 + 2 / 3 + 1)
+    alias = run(
+        {"population": 200, "moderation": 0.7}, 1, ["lever_womens_rights", "lever_inclusion"]
+    )
+    assert alias == {"lever_womens_rights": 0.7, "lever_inclusion": 0.7}
+    assert "isk_strength" in outcome_names() and "date" not in outcome_names()
+
+
+def test_salib_problem_uses_the_registry_ranges():
+    problem = salib_problem(["counter_isk", "population"])
+    assert problem["names"] == ["counter_isk", "population"]
+    assert problem["bounds"] == [[0.0, 1.0], [10.0, 5_000_000.0]]
+    with pytest.raises(ValueError, match="nosuch"):
+        salib_problem(["nosuch"])
+
+
+def test_ema_parameters_follow_the_registry():
+    ema = pytest.importorskip("ema_workbench")
+    made = {
+        p.name: p for p in ema_parameters(["population", "recruitment", "network", "womens_rights"])
+    }
+    assert isinstance(made["population"], ema.IntegerParameter)
+    assert (made["population"].lower_bound, made["population"].upper_bound) == (10, 5_000_000)
+    assert isinstance(made["recruitment"], ema.BooleanParameter)
+    assert isinstance(made["network"], ema.CategoricalParameter)
+    assert isinstance(made["womens_rights"], ema.RealParameter)
+    every = ema_parameters()
+    assert len(every) == sum(p.low is not None and p.low < p.high for p in PARAMETERS.values())
+    narrowed = ema_parameters([], ranges={"counter_isk": (0.2, 0.4)})
+    assert (narrowed[0].lower_bound, narrowed[0].upper_bound) == (0.2, 0.4)
+    with pytest.raises(ValueError, match="ranges.counter_isk"):
+        ema_parameters([], ranges={"counter_isk": (0.2, 1.4)})
+
+
+def test_ema_perform_experiments_runs_the_model():
+    ema = pytest.importorskip("ema_workbench")
+    model = ema_model(
+        {"counter_isk": (0.0, 1.0)}, ["isk_strength"], steps=4, constants={"population": 200}
+    )
+    experiments, outcomes = ema.perform_experiments(model, scenarios=4)
+    assert len(experiments) == 4 and outcomes["isk_strength"].shape == (4,)
+    again = [
+        run({"population": 200, "counter_isk": x}, 4, ["isk_strength"])["isk_strength"]
+        for x in experiments["counter_isk"]
+    ]
+    assert np.allclose(outcomes["isk_strength"], again)
+
+
+def test_the_ema_prim_example_runs():
+    pytest.importorskip("ema_workbench")
+    example = ROOT / "docs" / "examples" / "ema_prim.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--scenarios", "12", "--steps", "6", "--population", "200"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "PRIM box" in result.stdout and "Sobol'" in result.stdout
+
+
+def test_the_quickstart_notebook_executes():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    path = ROOT / "docs" / "examples" / "quickstart.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": path.parent}}
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the plots
