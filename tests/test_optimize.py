@@ -251,7 +251,9 @@ def test_outputs_and_labels(reference_run):
     assert "cannot be answered yet: no posterior given" in report
     assert "actual 2021-23 policy" in report and "inclusive government" in report
     manifest = json.loads((reference_run / "manifest.json").read_text())
-    assert manifest["status"] == "finished" and "no posterior given" in manifest["ensemble"]["label"]
+    assert (
+        manifest["status"] == "finished" and "no posterior given" in manifest["ensemble"]["label"]
+    )
 
 
 def test_same_front_on_two_workers_and_on_a_local_dask_cluster(reference_run, tmp_path):
@@ -333,8 +335,10 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
     assert "no posterior given" not in report
     assert "posterior posterior.parquet (30 draws of 2 parameters" in report
     assert "cannot be answered yet" not in report
-    assert ("Moderation pays" in report) or ("Moderation does not pay" in report) or (
-        "no region to discover" in report
+    assert (
+        ("Moderation pays" in report)
+        or ("Moderation does not pay" in report)
+        or ("no region to discover" in report)
     )
     scenarios = pd.read_csv(out / "scenarios.csv")
     assert scenarios.loc[scenarios["sample"] == "out", "legitimacy_strength"].nunique() > 1
@@ -343,3 +347,36 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
     with pytest.raises(ValueError, match="fixed.isk_size"):
         optimize(clash, tmp_path / "clash", ensemble=load_ensemble(path), progress=False)
     assert not (tmp_path / "clash").exists()
+
+
+def test_scenario_discovery_finds_where_moderation_pays():
+    """Synthetic stress results: the moderating path beats the actual policy exactly when
+    legitimacy_strength > 0.3; PRIM must find that box (the EMA Workbench path)."""
+    pytest.importorskip("ema_workbench")
+    from experiments.ensemble import Ensemble
+    from experiments.policy_search.analysis import ParetoSet, moderation_pays
+    from experiments.policy_search.evaluate import Scenario
+
+    spec = load_optimize_spec(TINY)
+    rng = np.random.default_rng(1)
+    n = 80
+    table = pd.DataFrame(
+        {"draw": np.arange(n), "weight": np.full(n, 1 / n), "legitimacy_strength": rng.random(n)}
+    )
+    ensemble = Ensemble(table, {"model_version": "test"}, Path("synthetic.parquet"), "x")
+    fresh = [Scenario(i, i, i, {"legitimacy_strength": v}) for i, v in enumerate(table.iloc[:, 2])]
+    x = np.zeros((2, len(spec.variables)))
+    x[0, :2] = 0.8  # moderation_p1, moderation_p2: the moderating path
+    front = ParetoSet(x, np.zeros(0), np.zeros(0), np.zeros(0), True, 2, 2)
+    actual = np.tile([1_000.0, 0.1, 0.3], (n, 1))  # isk_strength, regime_losses, resources
+    pays = table["legitimacy_strength"].to_numpy() > 0.3
+    moderating = np.where(pays[:, None], [900.0, 0.05, 0.4], [1_100.0, 0.2, 0.4])
+    other = np.tile([1_100.0, 0.2, 0.2], (n, 1))
+    answer = moderation_pays(spec, ensemble, front, np.stack([moderating, other]), actual, fresh)
+    assert answer.answerable and answer.moderating_paths == 1
+    assert answer.pays.tolist() == pays.tolist() and not answer.other.any()
+    box = answer.boxes["pays"]
+    assert [b["parameter"] for b in box] == ["legitimacy_strength"]
+    assert box[0]["low"] == pytest.approx(0.3, abs=0.05)
+    assert answer.box_stats["pays"]["density"] > 0.9
+    assert answer.boxes["does_not_pay"][0]["high"] == pytest.approx(0.3, abs=0.05)

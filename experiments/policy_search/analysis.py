@@ -276,17 +276,17 @@ def prim_box(x: pd.DataFrame, y: np.ndarray) -> tuple[list[dict[str, Any]], dict
     import logging
     import warnings
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the library's own deprecation notices, not ours
         warnings.simplefilter("ignore")
         from ema_workbench.analysis import prim
 
-    logging.getLogger("EMA").setLevel(logging.WARNING)
-    finder = prim.Prim(x, y.astype(bool), peel_alpha=0.1, mass_min=0.05)
-    box = finder.find_box()
-    trajectory = box.peeling_trajectory
-    eligible = trajectory[trajectory["coverage"] >= 0.5]
-    choice = int(eligible["density"].idxmax()) if len(eligible) else len(trajectory) - 1
-    box.select(choice)
+        logging.getLogger("EMA").setLevel(logging.WARNING)
+        finder = prim.Prim(x, y.astype(bool), peel_alpha=0.1, mass_min=0.05)
+        box = finder.find_box()
+        trajectory = box.peeling_trajectory
+        eligible = trajectory[trajectory["coverage"] >= 0.5]
+        choice = int(eligible["density"].idxmax()) if len(eligible) else len(trajectory) - 1
+        box.select(choice)
     limits = box.box_lims[choice]
     restricted = []
     for name in x.columns:

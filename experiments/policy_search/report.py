@@ -142,16 +142,33 @@ def plot_tradeoffs(
                 natural(ref.losses[a], oa.sense), natural(ref.losses[b], ob.sense),
                 s=70, marker=marker, facecolor="none", edgecolor=color, lw=2, label=ref.name,
             )  # fmt: skip
+        _zoom(ax, front.losses[:, [a, b]], [r.losses[[a, b]] for r in references], oa, ob)
         ax.set_xlabel(f"{oa.name} ({oa.statistic}, {oa.sense})", fontsize=8)
         ax.set_ylabel(f"{ob.name} ({ob.statistic}, {ob.sense})", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(grid.flat)[len(pairs) :]:
         ax.axis("off")
     grid.flat[0].legend(fontsize=7)
-    fig.suptitle(_title(spec, ens, "trade-offs (colour: moderation)"), fontsize=9)
+    fig.suptitle(
+        _title(spec, ens, "trade-offs (colour: moderation; axes around the front)"), fontsize=9
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
     plt.close(fig)
+
+
+def _zoom(ax: Any, front: np.ndarray, references: list[np.ndarray], oa: Any, ob: Any) -> None:
+    """Axes around the front and the references, with a 20% margin.
+
+    The far cloud of poor paths would otherwise squeeze the front into a corner.
+    """
+    points = np.vstack([front, *[r[None] for r in references]])
+    points = np.column_stack([natural(points[:, 0], oa.sense), natural(points[:, 1], ob.sense)])
+    for axis, (low, high) in zip(
+        (ax.set_xlim, ax.set_ylim), zip(points.min(0), points.max(0), strict=True), strict=True
+    ):
+        margin = 0.2 * (high - low) if high > low else max(abs(high) * 0.1, 1e-6)
+        axis(low - margin, high + margin)
 
 
 def plot_levers(
@@ -355,9 +372,10 @@ def _placements(spec: OptimizeSpec, placements: list[Placement], front: ParetoSe
                 for o in spec.objectives
                 if p.best_gain[o.name] > 0
             )
+            count = len(p.dominated_by)
             lines.append(
-                f"- **{who}** is dominated: {len(p.dominated_by)} Pareto paths are at least as "
-                f"good on every objective and better on one ({gains})."
+                f"- **{who}** is dominated: {count} Pareto path{'s are' if count > 1 else ' is'} "
+                f"at least as good on every objective and better on one ({gains})."
             )
         else:
             lines.append(
