@@ -39,7 +39,7 @@ GROUP_COLUMNS = (
     "removed",  # members of IS-K from this group killed or captured this week
     "left_isk",  # members of IS-K from this group who deserted or surrendered this week
     "defection_rate",  # share of everyone ever in the group who joined IS-K
-    "desertion_rate",  # share of everyone ever in the group who deserted
+    "desertion_rate",  # share of everyone ever in the group who is deserted now
     "loyal_share",  # share of everyone ever in the group who is loyal now
     "loyalty",  # mean loyalty of the loyal
     "loyalty_all",  # mean loyalty over everyone ever in the group (0 for those gone)
@@ -160,6 +160,12 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         pop.group[loyal], weights=pop.loyalty[loyal] * pop.people[loyal], minlength=size
     )
     ever = ledger["start"] + ledger["joined"]
+    # deserted now, from the camp (those who left IS-K count as having joined it)
+    away = np.bincount(
+        pop.group[(pop.allegiance == DESERTED) & ~model.former_isk],
+        weights=pop.people[(pop.allegiance == DESERTED) & ~model.former_isk],
+        minlength=size,
+    )
     fighters = ever[:-1].sum()  # everyone ever in a group other than IS-K
     factions = model.taliban_codes
     stats: dict[str, Any] = {
@@ -192,7 +198,7 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         "cumulative_desertions": float(ledger["deserted"].sum()),
         "cumulative_isk_removed": float(ledger["removed"].sum()),
         "defection_rate": _mean(ledger["defected"][:-1].sum(), fighters),
-        "desertion_rate": _mean(ledger["deserted"][:-1].sum(), fighters),
+        "desertion_rate": _mean(away[:-1].sum(), fighters),
         "prisoner_release": int("prisoner_release" in model.policy.events_at(model.steps)),
     }
     for code, name in enumerate(GROUP_NAMES):
@@ -204,7 +210,7 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         stats[f"{name}_removed"] = float(flows["removed"][code])
         stats[f"{name}_left_isk"] = float(flows["left_isk"][code])
         stats[f"{name}_defection_rate"] = _mean(ledger["defected"][code], ever[code])
-        stats[f"{name}_desertion_rate"] = _mean(ledger["deserted"][code], ever[code])
+        stats[f"{name}_desertion_rate"] = _mean(away[code], ever[code])
         stats[f"{name}_loyal_share"] = _mean(members[code], ever[code])
         stats[f"{name}_loyalty"] = _mean(loyalty_sum[code], members[code])
         stats[f"{name}_loyalty_all"] = _mean(loyalty_sum[code], ever[code])

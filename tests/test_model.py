@@ -117,6 +117,10 @@ def test_invariants_hold_for_any_parameters(
         np.testing.assert_allclose(gone, ledger["defected"][:ISK])
         assert model.cells.fighters == model.isk_members
         assert len(model.agents) == np.count_nonzero(pop.allegiance != REMOVED)
+        for group in GROUP_NAMES:  # shares of everyone ever in the group: within [0, 1]
+            shares = [model.stats[f"{group}_{s}"] for s in ("defection_rate", "desertion_rate")]
+            shares.append(model.stats[f"{group}_loyal_share"])
+            assert all(0 <= s <= 1 for s in shares) and sum(shares) <= 1 + 1e-9
         if switches["absorption"]:
             assert model.stats["isk_intake"] <= model.stats["isk_capacity"] + 1e-6
 
