@@ -1,16 +1,19 @@
 # Two commands do everything on a fresh machine:  `make run`  and  `make test`.
-# The virtual environment is created (and refreshed when pyproject.toml changes) on demand.
+# The virtual environment is created (and refreshed when pyproject.toml or the lock file
+# changes) on demand, pinned by requirements.lock: the environment REPORT.md was made in.
 PYTHON ?= python3
+comma  := ,
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS := test,sweep,profile,ema
 
-.PHONY: install run test lint browser bench clean
+.PHONY: install run test lint browser bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,sweep,profile]"
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -26,6 +29,12 @@ test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (newest versions allowed)
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+		--python-version 3.12 --python-platform x86_64-unknown-linux-gnu \
+		--custom-compile-command "make lock" -o requirements.lock
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
