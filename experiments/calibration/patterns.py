@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import Outcome
+from experiments.calibration.outcome import Outcome
 from model.groups import GROUPS, TALIBAN_FACTIONS
 
 RELEASE, JUNE_2023, END_2021, END_2022, END_2023 = 4, 96, 19, 71, 124

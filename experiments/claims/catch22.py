@@ -27,6 +27,7 @@ from experiments.claims.policy import PEREIRA
 from experiments.claims.stats import bootstrap_difference, spearman
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+QUICK_LEVELS = (0.0, 0.5, 1.0)
 STANDING_MARGIN = 0.1  # "clearly more standing": a third of the August 2021 level (0.3)
 CRACKDOWNS = ("crackdown_ttp", "crackdown_uyghur", "crackdown_aq")
 
@@ -171,7 +172,12 @@ C5 = SweepExperiment(
     "(aid_dependence), while defectors feed recruitment cascades and attacks erode "
     "legitimacy. Whether a frontier exists is therefore not built in.",
     arms=tuple(
-        Arm(_arm_name(c), fixed=dict.fromkeys(CRACKDOWNS, c), grid={"moderation": list(LEVELS)})
+        Arm(
+            _arm_name(c),
+            fixed=dict.fromkeys(CRACKDOWNS, c),
+            grid={"moderation": list(LEVELS)},
+            quick_grid={"moderation": list(QUICK_LEVELS)},
+        )
         for c in LEVELS
     ),
     outcomes=(

@@ -21,9 +21,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from experiments.calibration.outcome import Outcome
 from experiments.claims.stats import Estimate, bootstrap_difference, spearman
 
-QUICK_POPULATION = 500  # agents in --quick runs (full runs use the model default)
+# Agents in --quick runs: None keeps the model's default (2,000). Model v2 counts people
+# and bounds IS-K's weekly intake (absorptive capacity, in people); at 500 agents one
+# agent stands for ~330 people, more than IS-K can absorb in a week, so almost nobody
+# can join and quick runs at that scale would not test the claims at all.
+QUICK_POPULATION: int | None = None
 
 
 class Verdict(StrEnum):
@@ -113,49 +118,12 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A number measured on each run: a weighted mean of model columns, reduced over weeks.
-
-    ``how`` is ``final`` (last recorded week in the window), ``peak``, ``total``,
-    ``mean`` or ``change`` (last minus first) over the weeks ``window`` (first, last;
-    inclusive); ``rolling`` first sums
-    the series over that many recorded weeks (a burst is a peak of such sums).
-    """
-
-    name: str
-    label: str
-    columns: Mapping[str, float]
-    how: str = "final"
-    window: tuple[int, int] | None = None
-    rolling: int = 1
-
-    def series(self, frame: pd.DataFrame) -> pd.Series:
-        """The weighted combination of the columns, row by row."""
-        weights = pd.Series(self.columns, dtype=float)
-        return frame[list(weights.index)].mul(weights).sum(axis=1) / weights.sum()
-
-    def measure(self, run: pd.DataFrame) -> float:
-        """The outcome of one run (its rows, one per recorded week)."""
-        rows = run.sort_values("step")
-        if self.window is not None:
-            rows = rows[rows["step"].between(*self.window)]
-        values = self.series(rows).rolling(self.rolling, min_periods=1).sum().to_numpy()
-        reduce = {
-            "final": lambda v: v[-1],
-            "peak": np.max,
-            "total": np.sum,
-            "mean": np.mean,
-            "change": lambda v: v[-1] - v[0],
-        }
-        return float(reduce[self.how](values))
-
-
-@dataclass(frozen=True)
 class Arm:
     """One sweep-engine spec: a preset, fixed overrides, a grid, optionally a sample.
 
     ``sample`` gives Latin-hypercube ranges and ``samples`` their number (full, quick);
-    ``replicates`` (full, quick) and ``seed`` override the experiment's for this arm.
+    ``replicates`` (full, quick) and ``seed`` override the experiment's for this arm;
+    ``quick_grid`` replaces grid levels in --quick mode (a coarser design for CI).
     """
 
     name: str
@@ -166,6 +134,12 @@ class Arm:
     samples: tuple[int, int] = (0, 0)
     replicates: tuple[int, int] | None = None
     seed: int | None = None
+    quick_grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+    def grid_for(self, quick: bool) -> dict[str, list[Any]]:
+        """The grid in this mode."""
+        grid = dict(self.grid) | (dict(self.quick_grid) if quick else {})
+        return {name: list(values) for name, values in grid.items()}
 
 
 class Check(Protocol):
@@ -292,7 +266,8 @@ class SweepExperiment(Claim):
 
     def spec(self, arm: Arm, quick: bool) -> dict[str, Any]:
         """The sweep-engine spec of one arm."""
-        fixed = dict(arm.fixed) | ({"population": QUICK_POPULATION} if quick else {})
+        scale = {"population": QUICK_POPULATION} if quick and QUICK_POPULATION else {}
+        fixed = dict(arm.fixed) | scale
         spec: dict[str, Any] = {
             "sweep": {
                 "name": f"{self.name}-{arm.name}",
@@ -304,7 +279,7 @@ class SweepExperiment(Claim):
                 "outputs": self.outputs(),
             },
             "fixed": fixed,
-            "grid": {name: list(values) for name, values in arm.grid.items()},
+            "grid": arm.grid_for(quick),
         }
         if arm.sample:
             spec["sample"] = {

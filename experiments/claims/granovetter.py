@@ -26,6 +26,7 @@ CROWD = 100
 MEAN = 0.25  # thresholds ~ Normal(0.25 N, sigma N)
 CRITICAL = (0.115, 0.13)  # published critical sigma (Granovetter: 12.2 on N = 100)
 BELOW, ABOVE = 0.07, 0.95
+KEPT = ("cascade", "isk_destination")
 
 
 def riot(thresholds: np.ndarray) -> pd.DataFrame:
@@ -39,11 +40,13 @@ def riot(thresholds: np.ndarray) -> pd.DataFrame:
         release_week=-1,
         kandahar_loyalty=1.0,
         trait_spread=0.0,
-        cascade_strength=1.0,
+        contagion_weight=1.0,
         min_group_agents=0,
         collect_agent_data=False,
         **sizes,
-        **dict.fromkeys((m for m in MECHANISMS if m != "cascade"), False),
+        # every mechanism off but the threshold cascade; IS-K stays a destination, with
+        # no reach or intake limit, so whoever crosses his threshold defects
+        **dict.fromkeys((m for m in MECHANISMS if m not in KEPT), False),
     )
     model.population.threshold[:] = thresholds / (len(thresholds) - 1)
     for _ in range(len(thresholds) + 1):

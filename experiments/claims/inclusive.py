@@ -1,7 +1,7 @@
 """C7, Ali's recommendation: an inclusive government and IS-K in the long run.
 
-The inclusive preset (moderation, counter-IS-K 0.8, some foreign cooperation, no
-witch-hunt) is swept over its moderation level and over the share of counter-IS-K
+The inclusive preset (inclusion 0.8, women's rights 0.5, counter-IS-K 0.8, some foreign
+cooperation, no witch-hunt) is swept over its inclusion level and over the share of counter-IS-K
 capacity that aid funds (``aid_dependence``), and read at four horizons. IS-K is
 *contained* at a horizon when its strength is below its level just after the August
 2021 release (week 4), with the 95% interval of the change wholly below zero; it
@@ -31,9 +31,10 @@ from experiments.claims.stats import bootstrap_difference, bootstrap_mean
 from model.parameters import PARAMETERS
 
 HORIZONS = (52, 104, 156, 208)
-MODERATION = (0.3, 0.5, 0.7, 0.9)
+INCLUSION = (0.2, 0.5, 0.8, 1.0)
 AID_DEPENDENCE = (0.0, 0.25, 0.5, 0.75, 1.0)
-PRESET_POINT = (0.7, PARAMETERS["aid_dependence"].default)  # the inclusive preset's own
+PRESET_POINT = (0.8, PARAMETERS["aid_dependence"].default)  # the inclusive preset's own
+QUICK_AID = [0.0, PRESET_POINT[1]]
 
 
 def _state(estimate) -> str:
@@ -43,19 +44,17 @@ def _state(estimate) -> str:
 
 
 def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
-    """Containment per (moderation, aid_dependence, horizon); the preset's point decides."""
+    """Containment per (inclusion, aid_dependence, horizon); the preset's point decides."""
     runs = runs.assign(aid_dependence=runs["aid_dependence"].astype(float))
-    inclusive = runs[runs.arm == "inclusive"].assign(
-        moderation=lambda f: f.moderation.astype(float)
-    )
+    inclusive = runs[runs.arm == "inclusive"].assign(inclusion=lambda f: f.inclusion.astype(float))
     hardline = runs[runs.arm == "hardline"]
     cells = []
-    for (m, a), group in inclusive.groupby(["moderation", "aid_dependence"]):
+    for (m, a), group in inclusive.groupby(["inclusion", "aid_dependence"]):
         for h in HORIZONS:
             change = bootstrap_mean(group[f"change_{h}"])
             cells.append(
                 {
-                    "moderation": m,
+                    "inclusion": m,
                     "aid_dependence": a,
                     "horizon": h,
                     "change": change.value,
@@ -66,7 +65,7 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
             )
     region = pd.DataFrame(cells)
     m0, a0 = PRESET_POINT
-    own = inclusive[(inclusive.moderation == m0) & (inclusive.aid_dependence == a0)]
+    own = inclusive[(inclusive.inclusion == m0) & (inclusive.aid_dependence == a0)]
     long_run = bootstrap_mean(own[f"change_{HORIZONS[-1]}"])
     versus = bootstrap_difference(
         *align(own, hardline[hardline.aid_dependence == a0], f"strength_{HORIZONS[-1]}")
@@ -90,7 +89,7 @@ def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame)
     last = region[region.horizon == HORIZONS[-1]]
     counts = last.state.value_counts().to_dict()
     notes = [
-        f"**Region at {HORIZONS[-1]} weeks** ({len(last)} points of moderation x "
+        f"**Region at {HORIZONS[-1]} weeks** ({len(last)} points of inclusion x "
         f"aid_dependence): contains {counts.get('contains', 0)}, fails "
         f"{counts.get('fails', 0)}, unclear {counts.get('unclear', 0)}.",
         "**Containment by horizon** (points where IS-K is below its post-release level):\n\n"
@@ -105,9 +104,9 @@ def _region_text(cells: pd.DataFrame) -> str:
     if held.empty:
         return "nowhere"
     parts = [
-        f"moderation {m:g}: aid_dependence "
+        f"inclusion {m:g}: aid_dependence "
         + ", ".join(f"{a:g}" for a in sorted(group.aid_dependence))
-        for m, group in held.groupby("moderation")
+        for m, group in held.groupby("inclusion")
     ]
     return "; ".join(parts)
 
@@ -120,14 +119,14 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
     norm = SymLogNorm(linthresh=500, vmin=-limit, vmax=limit)  # small changes stay visible
     for ax, h in zip(axes, HORIZONS, strict=True):
         cells = region[region.horizon == h]
-        grid = cells.pivot(index="aid_dependence", columns="moderation", values="change")
-        state = cells.pivot(index="aid_dependence", columns="moderation", values="state")
+        grid = cells.pivot(index="aid_dependence", columns="inclusion", values="change")
+        state = cells.pivot(index="aid_dependence", columns="inclusion", values="state")
         image = ax.imshow(grid.to_numpy(), origin="lower", cmap="RdBu_r", norm=norm)
         for (i, j), s in np.ndenumerate(state.to_numpy()):
             ax.text(j, i, {"contains": "C", "fails": "F"}.get(s, "?"), ha="center", va="center")
         ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns])
         ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index])
-        ax.set_xlabel("moderation (inclusive preset)")
+        ax.set_xlabel("inclusion (inclusive preset)")
         if ax is axes[0]:
             ax.set_ylabel("aid_dependence of counter-IS-K capacity")
         ax.set_title(
@@ -141,26 +140,34 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
 C7 = SweepExperiment(
     name="C7",
     title="inclusive government",
-    claim="An inclusive government (moderation plus aid-funded counter-IS-K capacity) "
-    "contains IS-K in the long run.",
+    claim="An inclusive government (power sharing, some women's rights, aid-funded "
+    "counter-IS-K capacity) contains IS-K in the long run.",
     source=f"{ALI}, 'Conclusion' ('An inclusive national government will also enable the "
     "Taliban to tackle the IS-K')",
-    design="Region map: the inclusive preset with moderation 0.3, 0.5, 0.7, 0.9 x "
-    "aid_dependence 0, 0.25, ..., 1, read at 52, 104, 156 and 208 weeks; the baseline "
-    "(hardline) timeline at each aid_dependence as the comparison.",
-    expected="At the preset's own point (moderation 0.7, aid_dependence default) IS-K at four "
+    design="Region map: the inclusive preset (women's rights 0.5) with inclusion 0.2, 0.5, "
+    "0.8, 1 x aid_dependence 0, 0.25, ..., 1, read at 52, 104, 156 and 208 weeks; the "
+    "baseline (hardline) timeline at each aid_dependence as the comparison. Inclusion's "
+    "benefits are modelled (inclusion_benefits on: legitimacy, recognition, counter-IS-K "
+    "capacity, and the standing of the groups it includes).",
+    expected="At the preset's own point (inclusion 0.8, aid_dependence default) IS-K at four "
     "years is below its post-release level and below the hardline timeline's.",
-    construction="By construction: moderation raises resources, and aid_dependence makes "
-    "counter-IS-K effort grow with them; moderation also offends hardliners. Emergent: "
-    "which of the two wins, at which horizon (aid arrives slowly, defections come first), "
-    "and where the boundary of containment lies.",
+    construction="By construction: inclusion raises legitimacy, aid and counter-IS-K "
+    "capacity and wins the groups it includes, while costing the Kandahar core its "
+    "monopoly; women's rights win aid and offend hardliners; aid_dependence makes "
+    "counter-IS-K effort grow with resources. Emergent: which wins, at which horizon (aid "
+    "arrives slowly, defections come first), and where the boundary of containment lies.",
     arms=(
         Arm(
             "inclusive",
             preset="inclusive",
-            grid={"moderation": list(MODERATION), "aid_dependence": list(AID_DEPENDENCE)},
+            grid={"inclusion": list(INCLUSION), "aid_dependence": list(AID_DEPENDENCE)},
+            quick_grid={"inclusion": [0.2, PRESET_POINT[0]], "aid_dependence": QUICK_AID},
         ),
-        Arm("hardline", grid={"aid_dependence": list(AID_DEPENDENCE)}),
+        Arm(
+            "hardline",
+            grid={"aid_dependence": list(AID_DEPENDENCE)},
+            quick_grid={"aid_dependence": QUICK_AID},
+        ),
     ),
     outcomes=tuple(
         Outcome(

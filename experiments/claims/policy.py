@@ -44,20 +44,27 @@ EFFECT_WINDOW = "two years (104 weeks)"
 C1 = SweepExperiment(
     name="C1",
     title="moderation dilemma",
-    claim="More moderation brings more hardline defection to IS-K, while the pragmatists' "
-    "loyalty rises.",
+    claim="More moderation (the doctrinal concession: women's rights and girls' education) "
+    "brings more hardline defection to IS-K, while the pragmatists' loyalty rises.",
     source=f"{ALI}, 'Taliban's Moderation Dilemma'; {PEREIRA}, on women's rights and "
     "disgruntled extremists",
-    design="Sweep: the baseline timeline with moderation held at 0, 0.2, ..., 1 from "
-    "August 2021; outcomes after 104 weeks.",
-    expected="Hardline (Kandahar + Haqqani) defection rate rises with moderation; Kabul "
-    "pragmatists' mean loyalty rises with moderation.",
-    construction="By construction: moderation beyond a member's tolerance (1 - hardline) "
-    "lowers his target loyalty (outbidding) and aid from moderation raises the loyalty of "
-    "the materially motivated, who are mostly pragmatists. Emergent: how many actually "
-    "defect (thresholds, IS-K's reach, cascades through ties) and whether the response is "
-    "smooth or has a tipping level.",
-    arms=(Arm("moderation", grid={"moderation": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]}),),
+    design="Sweep: the baseline timeline with womens_rights held at 0, 0.2, ..., 1 from "
+    "August 2021 (inclusion on its baseline timeline); outcomes after 104 weeks.",
+    expected="Hardline (Kandahar + Haqqani) defection rate rises with women's rights; Kabul "
+    "pragmatists' mean loyalty rises with women's rights.",
+    construction="By construction: women's rights beyond a member's tolerance (1 - hardline) "
+    "lower his target loyalty (outbidding) and the aid they win raises the loyalty of "
+    "the materially motivated, who are mostly pragmatists; IS-K attacks more when the "
+    "Taliban court the West (provocation). Emergent: how many actually defect rather than "
+    "desert (thresholds, IS-K's reach and bounded intake, contagion through ties) and "
+    "whether the response is smooth or has a tipping level.",
+    arms=(
+        Arm(
+            "womens_rights",
+            grid={"womens_rights": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]},
+            quick_grid={"womens_rights": [0.0, 0.5, 1.0]},
+        ),
+    ),
     outcomes=(
         Outcome(
             "hardline_defection",
@@ -67,8 +74,8 @@ C1 = SweepExperiment(
         Outcome("kabul_loyalty", "Kabul pragmatists' mean loyalty", {"kabul_loyalty": 1.0}),
     ),
     checks=(
-        Trend("hardline defection rises", "hardline_defection", "moderation", +1),
-        Trend("pragmatists' loyalty rises", "kabul_loyalty", "moderation", +1),
+        Trend("hardline defection rises", "hardline_defection", "womens_rights", +1),
+        Trend("pragmatists' loyalty rises", "kabul_loyalty", "womens_rights", +1),
     ),
     plot=trend_figure,
     seed=101,
@@ -231,8 +238,8 @@ C11 = SweepExperiment(
     claim="The same total policy shift made at once triggers a defection burst that a slow "
     "ramp does not (Epstein's 'Tocqueville effect').",
     source="MODEL_BRIEF.md C11 (an emergent prediction, after Epstein 2002); the shift is "
-    f"moderation, the move of {ALI}, 'Taliban's Moderation Dilemma'",
-    design=f"Moderation 0.05 until week {MOVE_WEEK}, then either a step to 0.6 (sudden) or a "
+    f"women's rights, the doctrinal concession of {ALI}, 'Taliban's Moderation Dilemma'",
+    design=f"Women's rights 0.05 until week {MOVE_WEEK}, then either a step to 0.6 (sudden) or a "
     f"linear ramp to 0.6 over 52 weeks (gradual); 130 weeks, the rest of the baseline "
     "timeline unchanged.",
     expected="Peak 4-week defections higher after the sudden move (a burst); reported either "
@@ -242,8 +249,8 @@ C11 = SweepExperiment(
     "lasting excess, can only come from thresholds being crossed together and from "
     "cascades (contacts in IS-K add pressure; recruits recruit).",
     arms=(
-        Arm("gradual", fixed={"moderation": _GRADUAL}),
-        Arm("sudden", fixed={"moderation": _SUDDEN}),
+        Arm("gradual", fixed={"womens_rights": _GRADUAL}),
+        Arm("sudden", fixed={"womens_rights": _SUDDEN}),
     ),
     outcomes=(
         Outcome(
@@ -254,7 +261,7 @@ C11 = SweepExperiment(
             (MOVE_WEEK, 130),
             rolling=4,
         ),
-        Outcome("total", "cumulative defections (agents)", {"cumulative_defections": 1.0}),
+        Outcome("total", "cumulative defections (people)", {"cumulative_defections": 1.0}),
     ),
     checks=(
         Difference(

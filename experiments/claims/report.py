@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.claims.framework import Claim, Finding, SweepExperiment
+from experiments.claims.framework import QUICK_POPULATION, Claim, Finding, SweepExperiment
 
 FIGURE, DATA, RUNS, REPORT, RESULT = (
     "figure.png",
@@ -24,7 +24,10 @@ FIGURE, DATA, RUNS, REPORT, RESULT = (
 def _design_line(experiment: Claim, quick: bool) -> str:
     if not isinstance(experiment, SweepExperiment):
         return ""
-    population = "500 agents" if quick else "the default population (2,000 agents)"
+    small = quick and QUICK_POPULATION
+    population = (
+        f"{QUICK_POPULATION:,} agents" if small else "the default population (2,000 agents)"
+    )
     return (
         f" Replicates: {experiment.replicates_for(quick)} seeds per condition (spawned by the "
         f"sweep engine from master seed {experiment.seed}), {population}, "
