@@ -197,8 +197,8 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         "cumulative_defections": float(ledger["defected"].sum()),
         "cumulative_desertions": float(ledger["deserted"].sum()),
         "cumulative_isk_removed": float(ledger["removed"].sum()),
-        "defection_rate": _mean(ledger["defected"][:-1].sum(), fighters),
-        "desertion_rate": _mean(away[:-1].sum(), fighters),
+        "defection_rate": _share(ledger["defected"][:-1].sum(), fighters),
+        "desertion_rate": _share(away[:-1].sum(), fighters),
         "prisoner_release": int("prisoner_release" in model.policy.events_at(model.steps)),
     }
     for code, name in enumerate(GROUP_NAMES):
@@ -209,9 +209,9 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         stats[f"{name}_returns"] = float(flows["returned"][code])
         stats[f"{name}_removed"] = float(flows["removed"][code])
         stats[f"{name}_left_isk"] = float(flows["left_isk"][code])
-        stats[f"{name}_defection_rate"] = _mean(ledger["defected"][code], ever[code])
-        stats[f"{name}_desertion_rate"] = _mean(away[code], ever[code])
-        stats[f"{name}_loyal_share"] = _mean(members[code], ever[code])
+        stats[f"{name}_defection_rate"] = _share(ledger["defected"][code], ever[code])
+        stats[f"{name}_desertion_rate"] = _share(away[code], ever[code])
+        stats[f"{name}_loyal_share"] = _share(members[code], ever[code])
         stats[f"{name}_loyalty"] = _mean(loyalty_sum[code], members[code])
         stats[f"{name}_loyalty_all"] = _mean(loyalty_sum[code], ever[code])
     stats |= {lever_column(name): float(model.levers[name]) for name in LEVERS}
@@ -220,3 +220,8 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
 
 def _mean(total: float, count: float) -> float:
     return float(total / count) if count else float("nan")
+
+
+def _share(part: float, whole: float) -> float:
+    """A share in [0, 1]: ``part`` of ``whole`` people (sums of weights round in the last bit)."""
+    return min(_mean(part, whole), 1.0)
