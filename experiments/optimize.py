@@ -247,26 +247,34 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
         bar.set_description(f"{spec.name} stress test")
         bar.total = bar.n + len(policies) * len(fresh)
         bar.refresh()
+        started = time.perf_counter()
         values = Evaluations(spec, pool, bar.update).values(policies, fresh)
-        _save_stress(out, digest, front.x, values)
+        seconds = time.perf_counter() - started
+        _save_stress(out, digest, front.x, values, seconds)
     else:
-        values = stored
-    return {"result": result, "front": front, "fresh": fresh, "stress_values": values}
+        values, seconds = stored
+    return {
+        "result": result,
+        "front": front,
+        "fresh": fresh,
+        "stress_values": values,
+        "stress_seconds": seconds,
+    }
 
 
-def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray) -> None:
+def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray, seconds: float) -> None:
     import numpy as np
 
     from experiments.sweep import atomic_write
 
     def write(path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez(handle, digest=np.array(digest), x=x, values=values)
+            np.savez(handle, digest=np.array(digest), x=x, values=values, seconds=seconds)
 
     atomic_write(out / STRESS, write)
 
 
-def _load_stress(out: Path, digest: str, x: np.ndarray) -> np.ndarray | None:
+def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, float] | None:
     import numpy as np
 
     path = out / STRESS
@@ -275,7 +283,8 @@ def _load_stress(out: Path, digest: str, x: np.ndarray) -> np.ndarray | None:
     with np.load(path) as stored:
         if str(stored["digest"]) != digest or not np.array_equal(stored["x"], x):
             return None
-        return stored["values"]
+        seconds = float(stored["seconds"]) if "seconds" in stored.files else 0.0
+        return stored["values"], seconds
 
 
 def _manifest(
@@ -393,8 +402,12 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     }
     for name, write in writers.items():
         atomic_write(out / name, write)
-    meta = {"seconds": result.seconds + 0.0, "runs": result.runs, "engine": engine}
-    meta["seconds"] = seconds if seconds > 0 else result.seconds
+    stress_runs = int(stress_values.shape[0] * stress_values.shape[1])
+    meta = {  # search and stress test, over every session that worked on this folder
+        "seconds": result.seconds + found["stress_seconds"],
+        "runs": result.runs + stress_runs,
+        "engine": engine,
+    }
     reference_out = {name: ref_out_losses[i] for i, name in enumerate(spec.references)}
     atomic_write(
         out / "report.md",
@@ -406,14 +419,16 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     manifest |= {
         "status": "finished",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "runs": result.runs + int(stress_values.shape[0] * stress_values.shape[1]),
+        "runs": meta["runs"],
         "search_seconds": round(result.seconds, 1),
+        "stress_seconds": round(found["stress_seconds"], 1),
+        "this_session_seconds": round(seconds, 1),
         "pareto_paths": n,
         "hypervolume": result.hypervolume,
     }
     atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
     return OptimizeOutcome(
-        out, pareto, references, result.hypervolume, manifest["runs"], seconds, ensemble.label
+        out, pareto, references, result.hypervolume, meta["runs"], meta["seconds"], ensemble.label
     )
 
 

@@ -182,7 +182,27 @@ def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
     lines += ["", "Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."]
     total = sum(r["seconds"] for r in rows)
     lines += [f"Total computing time of the listed experiments: {total / 60:.1f} min.", ""]
-    return "\n".join(lines + [READING_NOTE, ""])
+    return "\n".join(lines + [READING_NOTE, "", policy_analysis(link_prefix), ""])
+
+
+def policy_analysis(link_prefix: str = "") -> str:
+    """The "Policy analysis" section: where the robust policy search and its report live.
+
+    ``link_prefix`` is the one the claim links get (the folder of the reproduction
+    results); the search writes beside it, in ``results/optimize/``.
+    """
+    report = f"{link_prefix}../optimize/robust-levers/report.md"
+    return (
+        "## Policy analysis\n\n"
+        "Which lever paths contain IS-K, keep the regime together and win standing, judged "
+        "across parameter draws and seeds rather than at one point, and when moderation "
+        "pays: `defection optimize experiments/specs/optimize_example.toml` (README, "
+        '"Robust policy search") writes its Pareto set, figures and '
+        f"[report]({report}) (`results/optimize/robust-levers/report.md`), which places "
+        "the actual 2021-23 policy and the inclusive government against the front. Until "
+        "the calibration writes a posterior it runs at the default parameters only and says "
+        "so: not robust across the posterior."
+    )
 
 
 READING_NOTE = (
