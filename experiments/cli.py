@@ -550,11 +550,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands, common)
     _add_sensitivity(commands, common)
     _add_plot(commands, common)
+    from experiments.calibration.command import add_parser as add_calibrate
     from experiments.doses import add_parser as add_doses
     from experiments.optimize import add_parser as add_optimize
 
     add_optimize(commands, common)
     add_doses(commands, common)
+    add_calibrate(commands, common)
     return parser
 
 
@@ -565,6 +567,8 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``defection`` command; returns the exit status."""
+    from experiments.errors import RunsFailedError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
@@ -579,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("defection: interrupted (a sweep keeps its finished runs: --resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except RunsFailedError as error:  # the input was fine; some runs failed
+        _print_error(args, error, "")
+        return EXIT_FAILED_RUNS
     except BrokenPipeError:  # e.g. `defection params | head`: the reader left, nothing wrong
         _silence_stdout()
         return 0

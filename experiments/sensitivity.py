@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 from SALib.analyze import sobol as sobol_analyze  # noqa: E402
 from SALib.sample import sobol as sobol_sample  # noqa: E402
 
+from experiments.errors import RunsFailedError  # noqa: E402
 from experiments.spec import SweepSpec, parameter  # noqa: E402
 from experiments.sweep import atomic_write, run_sweep  # noqa: E402
 
@@ -54,7 +55,12 @@ def sobol_indices(spec: SweepSpec, results: pd.DataFrame, outcomes: list[str]) -
     final = results[results["step"] == spec.steps].groupby("point")[outcomes].mean()
     final = final.reindex(range(len(spec.points)))
     if final.isna().any().any():
-        raise ValueError("sensitivity: some design points have no successful run")
+        missing = int(final.isna().any(axis=1).sum())
+        raise RunsFailedError(
+            f"sensitivity: {missing} of {len(final)} design points have no successful run "
+            f"(errors in {results.attrs.get('folder', 'the folder')}/manifest.json); run them "
+            "again with --resume --retry-failed"
+        )
     rows = []
     for outcome in outcomes:
         indices = sobol_analyze.analyze(

@@ -392,3 +392,15 @@ def test_sensitivity_finds_the_parameter_that_drives_the_outcome(tmp_path):
     assert by_name.loc["counter_isk", "S1"] == pytest.approx(1.0, abs=0.15)
     assert abs(by_name.loc["contagion_weight", "ST"]) < 0.05
     assert (tmp_path / "sobol.png").exists()
+
+
+def test_sensitivity_with_failed_points_exits_1_not_2(tmp_path, capsys):
+    spec_file = tmp_path / "sens.toml"
+    spec_file.write_text(
+        "[sweep]\nsteps=1\noutputs=['isk_strength']\n[fixed]\nnetwork='complete'\n"
+        "[sample]\nmethod='sobol'\nn=2\n[sample.ranges]\npopulation=[4000,6000]\n"
+    )
+    argv = ["sensitivity", str(spec_file), "--out", str(tmp_path / "o"), "--workers", "1"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "design points have no successful run" in err and "--retry-failed" in err
