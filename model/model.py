@@ -77,7 +77,8 @@ class DefectionModel(mesa.Model):
     ) -> None:
         if scenario is not None:  # Mesa's SolaraViz passes one on Reset: its values are ours
             values = {k: v for k, v in vars(scenario).items() if not k.startswith("_")}
-            rng = values.pop("rng", None) if rng is None else rng
+            scenario_rng = values.pop("rng", None)
+            rng = scenario_rng if rng is None else rng
             overrides = values | overrides
         seed = _seed(rng)
         if population is not None:

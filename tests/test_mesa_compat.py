@@ -54,15 +54,18 @@ def test_mesa_reset_rebuilds_the_model_from_the_inputs_and_steps_it():
     @solara.component
     def Controls():  # noqa: N802 — the sidebar SolaraViz builds: controller and inputs
         chosen = solara.use_reactive({})
-        ModelController(model, model_parameters=chosen)
+        ModelController(  # as SolaraViz passes them: reactives, not plain values
+            model,
+            model_parameters=chosen,
+            play_interval=solara.use_reactive(100),
+            render_interval=solara.use_reactive(1),
+            use_threads=solara.use_reactive(False),
+        )
         ModelCreator(model, MODEL_PARAMS, model_parameters=chosen)
 
     _, rc = solara.render(Controls(), handle_error=False)
     first = model.value
-    try:
-        rc.find(v.Btn, children=["Reset"]).widget.click()
-    except ValueError as error:
-        pytest.xfail(f"model v2 does not yet take Reset's keywords: {error}")
+    rc.find(v.Btn, children=["Reset"]).widget.click()
     rebuilt = model.value
     assert rebuilt is not first
     assert rebuilt.seed == 7 and rebuilt.p.population == 300 and rebuilt.preset == "inclusive"
