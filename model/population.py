@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from agents.fighters import ALLEGIANCES
 from model.groups import GROUPS, ISK
 
-LOYAL, IN_ISK, REMOVED, DESERTED = 0, 1, 2, 3
-ALLEGIANCE_NAMES = ("loyal", "isk", "removed", "deserted")
+# Allegiance codes: positions in the agents' ALLEGIANCES, so names and codes never drift.
+LOYAL, IN_ISK, REMOVED, DESERTED = map(ALLEGIANCES.index, ("loyal", "isk", "removed", "deserted"))
 AFFINITIES = ("ttp_affinity", "aq_affinity", "uyghur_affinity")
 
 
