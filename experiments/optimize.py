@@ -248,33 +248,38 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
         bar.total = bar.n + len(policies) * len(fresh)
         bar.refresh()
         started = time.perf_counter()
-        values = Evaluations(spec, pool, bar.update).values(policies, fresh)
+        evaluator = Evaluations(spec, pool, bar.update)
+        values = evaluator.values(policies, fresh)
         seconds = time.perf_counter() - started
-        _save_stress(out, digest, front.x, values, seconds)
+        cpu = evaluator.cpu
+        _save_stress(out, digest, front.x, values, seconds, cpu)
     else:
-        values, seconds = stored
+        values, seconds, cpu = stored
     return {
         "result": result,
         "front": front,
         "fresh": fresh,
         "stress_values": values,
         "stress_seconds": seconds,
+        "stress_cpu": cpu,
     }
 
 
-def _save_stress(out: Path, digest: str, x: np.ndarray, values: np.ndarray, seconds: float) -> None:
+def _save_stress(
+    out: Path, digest: str, x: np.ndarray, values: np.ndarray, seconds: float, cpu: float
+) -> None:
     import numpy as np
 
     from experiments.sweep import atomic_write
 
     def write(path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez(handle, digest=np.array(digest), x=x, values=values, seconds=seconds)
+            np.savez(handle, digest=np.array(digest), x=x, values=values, seconds=seconds, cpu=cpu)
 
     atomic_write(out / STRESS, write)
 
 
-def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, float] | None:
+def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     import numpy as np
 
     path = out / STRESS
@@ -284,7 +289,8 @@ def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, flo
         if str(stored["digest"]) != digest or not np.array_equal(stored["x"], x):
             return None
         seconds = float(stored["seconds"]) if "seconds" in stored.files else 0.0
-        return stored["values"], seconds
+        cpu = float(stored["cpu"]) if "cpu" in stored.files else 0.0
+        return stored["values"], seconds, cpu
 
 
 def _manifest(
@@ -406,6 +412,7 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     meta = {  # search and stress test, over every session that worked on this folder
         "seconds": result.seconds + found["stress_seconds"],
         "runs": result.runs + stress_runs,
+        "cpu": result.cpu + found["stress_cpu"],
         "engine": engine,
     }
     reference_out = {name: ref_out_losses[i] for i, name in enumerate(spec.references)}
@@ -423,6 +430,7 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
         "search_seconds": round(result.seconds, 1),
         "stress_seconds": round(found["stress_seconds"], 1),
         "this_session_seconds": round(seconds, 1),
+        "model_run_cpu_seconds": round(meta["cpu"], 1),
         "pareto_paths": n,
         "hypervolume": result.hypervolume,
     }

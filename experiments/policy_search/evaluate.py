@@ -55,6 +55,7 @@ class RunResult:
     values: tuple[float, ...] | None
     error: str | None
     seconds: float
+    cpu: float = 0.0  # CPU seconds of the run in its worker (wall time depends on the load)
 
 
 def run_task(task: RunTask) -> RunResult:
@@ -62,13 +63,20 @@ def run_task(task: RunTask) -> RunResult:
 
     A model error is returned as data (its one-line message), as in the sweep engine.
     """
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     try:
         values, error = _simulate(task), None
     except Exception as failure:  # noqa: BLE001 — reported by the caller, never swallowed
         values = None
         error = "".join(traceback.format_exception_only(failure)).strip()
-    return RunResult(task.policy, task.scenario, values, error, time.perf_counter() - started)
+    return RunResult(
+        task.policy,
+        task.scenario,
+        values,
+        error,
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+    )
 
 
 def _simulate(task: RunTask) -> tuple[float, ...]:

@@ -307,7 +307,7 @@ def _design(spec: OptimizeSpec, ens: Ensemble, result: SearchResult, meta: dict)
         f"- **Algorithm:** {spec.algorithm.upper()} (pymoo), population {spec.population}, "
         f"{spec.generations} generations, master seed {spec.seed}; {len(result.x)} distinct "
         f"paths evaluated, {meta.get('runs', 0):,} model runs in {minutes:.1f} min on "
-        f"{meta.get('engine', '?')}.",
+        f"{meta.get('engine', '?')} ({meta.get('cpu', 0) / 60:.1f} CPU-minutes of model runs).",
         "",
     ]
 

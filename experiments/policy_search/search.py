@@ -67,6 +67,7 @@ class SearchState:
     feasible: list[float] = field(default_factory=list)
     runs: int = 0
     seconds: float = 0.0
+    cpu: float = 0.0  # CPU seconds of the model runs
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class SearchResult:
     feasible: list[float]
     runs: int
     seconds: float
+    cpu: float
 
 
 # ---------------------------------------------------------------- seeds and scenarios
@@ -183,6 +185,7 @@ class Evaluations:
     ) -> None:
         self.spec, self.pool, self.progress = spec, pool, progress
         self.runs = 0
+        self.cpu = 0.0
 
     def values(self, policies: Sequence[Policy], scenes: Sequence[Scenario]) -> np.ndarray:
         """Measures ``(policies, scenarios, measures)``; a failed run stops the search."""
@@ -215,6 +218,7 @@ class Evaluations:
                     )
                 out[result.policy, result.scenario] = result.values
                 self.runs += 1
+                self.cpu += result.cpu
                 if self.progress:
                     self.progress(1)
         finally:
@@ -357,7 +361,8 @@ def run_search(
         state.generation += 1
         _convergence(state, losses, violations)
         state.runs += evaluations.runs
-        evaluations.runs = 0
+        state.cpu += evaluations.cpu
+        evaluations.runs, evaluations.cpu = 0, 0.0
         state.seconds += time.perf_counter() - started
         started = time.perf_counter()
         save_checkpoint(out, state)
@@ -382,6 +387,7 @@ def _result(state: SearchState) -> SearchResult:
         list(state.feasible),
         state.runs,
         state.seconds,
+        state.cpu,
     )
 
 
