@@ -330,13 +330,22 @@ def CompareControls(run: Run, version: int = 0) -> None:
                 style=SMALL,
             )
             if choices:
-                solara.SelectMultiple("Leave out", values=dropped, all_values=list(choices))
+                solara.Text("Leave out:", style=SMALL)
+            with solara.Column(gap="0px", style={"max-height": "180px", "overflow-y": "auto"}):
+                for label in choices:
+                    solara.Checkbox(
+                        label=label,
+                        value=label in dropped.value,
+                        on_value=lambda on, label=label: dropped.set(
+                            [d for d in dropped.value if d != label] + ([label] if on else [])
+                        ),
+                    )
             solara.Button(
                 "Start comparison",
                 color="primary",
                 outlined=True,
                 on_click=lambda: attempt(
-                    run, run.start_compare, [choices[d] for d in dropped.value]
+                    run, run.start_compare, [choices[d] for d in dropped.value if d in choices]
                 ),
             )
         else:

@@ -211,6 +211,7 @@ class Run:
         self.heartbeat_at: float | None = None
         self._gone_since: float | None = None
         self.frames_sent = 0
+        self.stepped_at = 0.0
         self._levers_shown: dict[str, float] = {}
         self._levers_checked = -1e9
         self.registry.add(self)
@@ -494,10 +495,11 @@ class Run:
             and now - self._gone_since >= DISCONNECT_GRACE
         ):
             self.pause("Paused: the page was disconnected.")
-            logger.info("paused a run whose page disconnected")
+            logger.warning("paused a run whose page disconnected (week %d)", self.model.week)
         beat = self.heartbeat_at
         if self.playing and beat is not None and now - beat > HEARTBEAT_TIMEOUT:
             self.pause("Paused: the page stopped answering.")
+            logger.warning("paused a run whose page sent no heartbeat (week %d)", self.model.week)
 
     def _refresh_levers(self, now: float) -> None:
         """Tell the controls when levers move on their own (the scenario, the adaptive rule)."""
@@ -533,6 +535,7 @@ class Run:
             committed = self._commit(now, force)
             before = model.stats
             model.step()
+            self.stepped_at = time.time()  # wall clock: the browser can compare it with its own
             if self.compare is not None:
                 for action in self.compare.actions:
                     if action.week == self.compare.model.week + 1:
@@ -595,6 +598,7 @@ class Run:
             frame = self.source.frame(marks if key != self._marks_sent else None, extra)
             self._marks_sent = len(marks)
             frame["playing"] = self.playing
+            frame["stepped_at"] = self.stepped_at
             frame["query"] = to_query(self.settings, self.actions, self.model.week)
             return frame
 
