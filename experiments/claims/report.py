@@ -206,11 +206,12 @@ def policy_analysis(link_prefix: str = "") -> str:
 
 
 READING_NOTE = (
-    "**How to read the verdicts.** Only the baseline timeline of 2021-23 is calibrated "
-    "(C10; docs/ODD.md section 9.1), so the claims about moves the Taliban did not make "
-    "(C1-C9, C11) test directions and thresholds, not magnitudes: the sizes of the effects "
-    "come from assumed strengths. The baseline sits near a tipping point of the legitimacy "
-    "feedback (defections, IS-K attacks, lost legitimacy, more defections), which is why "
-    "some moves cost a large share of a group. Verdicts are decided by the stated check "
+    "**How to read the verdicts.** The baseline timeline (August 2021 to the end of 2025) "
+    "is calibrated to the reported patterns (C10 and `defection calibrate`; docs/ODD.md "
+    "section 9), so the claims about moves the Taliban did not make (C1-C9, C11) test "
+    "directions and thresholds, not magnitudes: the sizes of the effects come from "
+    "strengths the patterns barely constrain. A verdict read at the default parameters is "
+    "one draw of a weakly identified model; `defection reproduce --posterior FILE` reads "
+    "every claim across the posterior instead. Verdicts are decided by the stated check "
     "alone; none was tuned to come out."
 )
