@@ -1,0 +1,315 @@
+"""ABC-SMC of the baseline against the reported patterns (pyabc), and the posterior file.
+
+The likelihood is not available; what is available is a set of bands on statistics of
+the baseline run (``patterns``). The distance of a simulation to the data is the
+Euclidean norm of its distances *outside* the constraining bands, each in units of its
+band width: zero when every band is met. ABC-SMC (Toni et al. 2009; Klinger et al.
+2018, pyabc) lowers the tolerance generation by generation (median of the previous
+generation's distances); a tolerance of zero is the posterior "prior restricted to the
+parameters whose simulated patterns all fall inside their bands". Each particle is one
+simulation with its own seed, so the posterior includes the model's stochasticity.
+
+pyabc's multicore sampler uses local processes; ``--scheduler``/``--local-cluster`` use
+its Dask sampler on the same cluster as sweeps; its SQLite database
+(``results/posterior/abc.db``) records every generation, so ``--resume`` continues an
+interrupted calibration from its last finished generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.calibration import patterns as pat
+from experiments.calibration.priors import PRIORS
+
+POPULATION = 2_000  # agents: the model default, at which the v2 defaults were fitted
+POSTERIOR = Path("results/posterior/posterior.parquet")
+DB = "abc.db"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big a calibration is: particles per generation and when to stop."""
+
+    particles: int
+    generations: int
+    simulations: int
+    minutes: float
+    agents: int = POPULATION
+
+
+FULL = Budget(particles=200, generations=10, simulations=3_000, minutes=45)
+QUICK = Budget(particles=16, generations=2, simulations=120, minutes=2)
+
+
+def seed_of(params: dict[str, float]) -> int:
+    """A seed derived from the parameter values (so a particle is reproducible)."""
+    text = json.dumps({k: round(float(v), 12) for k, v in sorted(params.items())})
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def simulate_frame(
+    params: dict[str, Any], seed: int, agents: int = POPULATION, preset: str = "baseline"
+) -> pd.DataFrame:
+    """The weekly model columns the patterns need, for one baseline run of STEPS weeks."""
+    from model import DefectionModel
+
+    model = DefectionModel(
+        preset=preset, rng=seed, population=agents, collect_agent_data="off", **params
+    )
+    for _ in range(pat.STEPS):
+        model.step()
+    frame = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    return frame[["week", *pat.COLUMNS]].rename(columns={"week": "step"})
+
+
+def simulate_patterns(
+    params: dict[str, Any], seed: int | None = None, agents: int = POPULATION
+) -> dict[str, float]:
+    """Every pattern's statistic for one run at ``params`` (seed from the values if None)."""
+    params = {k: float(v) for k, v in params.items()}
+    seed = seed_of(params) if seed is None else seed
+    outcomes = pd.DataFrame([pat.measure(simulate_frame(params, seed, agents))])
+    return {k: float(v) for k, v in pat.pattern_values(outcomes).iloc[0].items()}
+
+
+class Simulator:
+    """pyabc's model: parameters -> pattern statistics (picklable for processes and Dask)."""
+
+    def __init__(self, agents: int = POPULATION):
+        self.agents = agents
+
+    def __call__(self, parameter: dict[str, Any]) -> dict[str, float]:
+        """Simulate; a run that fails returns NaNs, which the distance treats as infinite."""
+        try:
+            return simulate_patterns(dict(parameter), agents=self.agents)
+        except Exception:  # noqa: BLE001 - a broken particle is rejected, not fatal
+            return {p.name: float("nan") for p in pat.PATTERNS}
+
+
+@dataclass(frozen=True)
+class Bands:
+    """The data fitted: a band per constraining pattern (the reported ones, or synthetic)."""
+
+    low: dict[str, float]
+    high: dict[str, float]
+    unit: dict[str, float]
+
+    @classmethod
+    def reported(cls) -> Bands:
+        """The reported bands of the constraining patterns."""
+        return cls(
+            {p.name: p.low for p in pat.CONSTRAINING},
+            {p.name: p.high for p in pat.CONSTRAINING},
+            {p.name: p.unit for p in pat.CONSTRAINING},
+        )
+
+    @classmethod
+    def around(cls, values: dict[str, float]) -> Bands:
+        """Synthetic data: bands as wide as the reported ones, centred on ``values``.
+
+        Open bands (>= or <=) keep their open side; the coverage check uses these.
+        """
+        low, high, unit = {}, {}, {}
+        for p in pat.CONSTRAINING:
+            v, half = values[p.name], p.unit / 2
+            low[p.name] = v - half if np.isfinite(p.low) and p.low > 0 else p.low
+            high[p.name] = v + half if np.isfinite(p.high) else p.high
+            if p.name == "ttp_loyal":
+                low[p.name], high[p.name] = 0.0, max(v + half, p.high)
+            unit[p.name] = p.unit
+        return cls(low, high, unit)
+
+    def observed(self) -> dict[str, float]:
+        """What pyabc stores as the observed data: each band's ends."""
+        return {f"{k}_low": v for k, v in self.low.items()} | {
+            f"{k}_high": (v if np.isfinite(v) else 1e300) for k, v in self.high.items()
+        }
+
+
+class BandDistance:
+    """Euclidean norm of the distances outside the bands, in band widths (0 inside)."""
+
+    def __init__(self, bands: Bands):
+        self.bands = bands
+
+    def __call__(self, x: dict[str, float], x_0: dict[str, float] | None = None) -> float:
+        """Distance of simulated statistics ``x`` to the bands."""
+        total = 0.0
+        for name, low in self.bands.low.items():
+            value = x.get(name, float("nan"))
+            if not np.isfinite(value):
+                return float("inf")
+            high, unit = self.bands.high[name], self.bands.unit[name]
+            total += ((max(low - value, 0.0) + max(value - high, 0.0)) / unit) ** 2
+        return float(np.sqrt(total))
+
+
+def pyabc_prior(inferred: list[str]):
+    """The priors as a pyabc Distribution of uniform priors (scipy's loc, scale)."""
+    import pyabc
+
+    return pyabc.Distribution(
+        **{n: pyabc.RV("uniform", PRIORS[n].low, PRIORS[n].high - PRIORS[n].low) for n in inferred}
+    )
+
+
+@contextlib.contextmanager
+def sampler(workers: int | None, scheduler: str | None, local_cluster: bool) -> Iterator[Any]:
+    """The pyabc multicore sampler, or its Dask sampler on a scheduler or a LocalCluster."""
+    import pyabc
+
+    if scheduler or local_cluster:
+        from dask.distributed import Client, LocalCluster
+
+        cluster = (
+            LocalCluster(n_workers=workers or 2, threads_per_worker=1, dashboard_address=None)
+            if local_cluster
+            else None
+        )
+        try:
+            client = Client(scheduler or cluster, timeout="10s")
+        except (OSError, ValueError, TypeError) as error:
+            if cluster is not None:
+                cluster.close()
+            raise ValueError(f"--scheduler: cannot use {scheduler!r} ({error})") from None
+        try:
+            yield pyabc.sampler.DaskDistributedSampler(dask_client=client, batch_size=1)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    else:
+        yield pyabc.sampler.MulticoreEvalParallelSampler(n_procs=workers or 2)
+
+
+class Progress(logging.Handler):
+    """One line per finished generation: tolerance, acceptance rate, simulations so far."""
+
+    def __init__(self, quiet: bool = False):
+        super().__init__(logging.INFO)
+        self.quiet = quiet
+        self.started = time.perf_counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print pyabc's generation and stopping messages with the elapsed time."""
+        text = record.getMessage()
+        keys = ("t: ", "Accepted", "Stop", "Stopping", "acceptance rate", "Calibration")
+        if self.quiet or not any(k in text for k in keys):
+            return
+        print(f"[{(time.perf_counter() - self.started) / 60:5.1f} min] {text}", flush=True)
+
+
+def calibrate(
+    out: Path,
+    inferred: list[str],
+    budget: Budget,
+    *,
+    bands: Bands | None = None,
+    resume: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    local_cluster: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) ABC-SMC into ``out/abc.db``; return the final population and stats."""
+    import pyabc
+
+    out.mkdir(parents=True, exist_ok=True)
+    db_path = out / DB
+    bands = bands or Bands.reported()
+    handler = Progress(quiet=not progress)
+    loggers = [logging.getLogger(n) for n in ("ABC", "ABC.Sampler", "ABC.History")]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    started = time.perf_counter()
+    try:
+        with sampler(workers, scheduler, local_cluster) as chosen:
+            abc = pyabc.ABCSMC(
+                Simulator(budget.agents),
+                pyabc_prior(inferred),
+                BandDistance(bands),
+                population_size=budget.particles,
+                sampler=chosen,
+            )
+            if resume and db_path.exists():
+                history = abc.load(f"sqlite:///{db_path}", 1)
+                print(
+                    f"resuming {db_path}: {history.max_t + 1} generations, "
+                    f"{history.total_nr_simulations} simulations so far"
+                )
+            else:
+                if db_path.exists():
+                    db_path.unlink()
+                abc.new(f"sqlite:///{db_path}", bands.observed())
+            history = abc.run(
+                minimum_epsilon=0.0,
+                max_nr_populations=budget.generations,
+                max_total_nr_simulations=budget.simulations,
+                max_walltime=dt.timedelta(minutes=budget.minutes),
+            )
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+    return summarise(history, inferred, time.perf_counter() - started)
+
+
+def summarise(history, inferred: list[str], seconds: float) -> dict[str, Any]:
+    """The final population (draws and weights) and the run's figures."""
+    frame, weights = history.get_distribution(m=0, t=history.max_t)
+    table = frame[inferred].reset_index(drop=True)
+    populations = history.get_all_populations()
+    populations = populations[populations.t >= 0]
+    gens = [
+        {
+            "t": int(r.t),
+            "epsilon": float(r.epsilon),
+            "simulations": int(r.samples),
+            "acceptance": float(history.get_nr_particles_per_population()[int(r.t)] / r.samples)
+            if r.samples
+            else float("nan"),
+        }
+        for r in populations.itertuples()
+    ]
+    total = int(history.total_nr_simulations)
+    particles = int(len(table))
+    return {
+        "table": table,
+        "weights": np.asarray(weights, float) / np.sum(weights),
+        "generations": gens,
+        "simulations": total,
+        "acceptance_rate": gens[-1]["acceptance"] if gens else float("nan"),
+        "overall_acceptance": particles * len(gens) / total if total else float("nan"),
+        "final_epsilon": gens[-1]["epsilon"] if gens else float("nan"),
+        "seconds": seconds,
+        "history": history,
+    }
+
+
+def load_history(out: Path):
+    """The pyabc History of a calibration folder."""
+    import pyabc
+
+    return pyabc.History(f"sqlite:///{out / DB}", _id=1)
+
+
+def model_version() -> str:
+    """The package version and the commit of this project, if known."""
+    from experiments.provenance import git_state, package_version
+
+    commit = git_state().get("commit") or ""
+    version = package_version()
+    return f"{version}+{commit[:12]}" if commit else version
