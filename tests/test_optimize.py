@@ -324,8 +324,8 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
     spec = load_optimize_spec(
         TINY
         | {
-            "algorithm": {"population": 6, "generations": 2, "pareto_max": 6},
-            "stress": {"draws": 12, "seeds": 1},
+            "algorithm": {"population": 6, "generations": 2, "pareto_max": 4},
+            "stress": {"draws": 8, "seeds": 1},
             "optimize": TINY["optimize"] | {"moderation_level": 0.3},
         }
     )
