@@ -21,15 +21,25 @@ ABSORPTION_WEEKS = 4  # unused intake capacity is kept this long (a vetting pipe
 
 
 class Cells:
-    """IS-K's cell structure as a list of cell sizes (coalescence-fragmentation)."""
+    """IS-K's cell structure as a list of cell sizes (coalescence-fragmentation).
 
-    def __init__(self, fighters: int = 0) -> None:
+    With ``active`` False (the ``cells`` switch off) cells never evolve and every attack
+    has severity 1: the switch acts here only.
+    """
+
+    def __init__(self, fighters: int = 0, active: bool = True) -> None:
         self.sizes = np.ones(fighters, dtype=np.int64)
+        self.active = active
 
     @property
     def fighters(self) -> int:
         """Fighters in all cells."""
         return int(self.sizes.sum())
+
+    @property
+    def typical_severity(self) -> float:
+        """The severity of a typical attack: the mean cell size (1 if inactive)."""
+        return self.mean_size if self.active else 1.0
 
     @property
     def mean_size(self) -> float:
@@ -59,7 +69,7 @@ class Cells:
         draws are made at once: events do not change the number of fighters.
         """
         total = self.fighters
-        if total < 2 or events <= 0:
+        if not self.active or total < 2 or events <= 0:
             return
         picks = rng.integers(0, total, size=(events, 2))
         shatters = (rng.random(events) < fragmentation).tolist()
@@ -95,7 +105,9 @@ class Cells:
         self.sizes = merged[merged > 0]
 
     def attack_severities(self, attacks: int, rng: np.random.Generator) -> np.ndarray:
-        """Severities of ``attacks`` attacks, each by a cell chosen uniformly."""
+        """Severities of ``attacks`` attacks, each by a cell chosen uniformly (1 if inactive)."""
+        if not self.active:
+            return np.ones(attacks, dtype=np.int64)
         if attacks == 0 or len(self.sizes) == 0:
             return np.zeros(0, dtype=np.int64)
         return self.sizes[rng.integers(0, len(self.sizes), attacks)]
@@ -160,6 +172,22 @@ def screen(people: np.ndarray, budget: float, rng: np.random.Generator) -> np.nd
     accepted = np.zeros(len(people), dtype=bool)
     accepted[order[fits]] = True
     return accepted
+
+
+def recruiter_chance(p: Params) -> float:
+    """Chance a new IS-K member recruits.
+
+    0 with the ``recruitment`` switch off: no recruiters, so nobody is exposed to one or
+    reached through one (the switch acts here only).
+    """
+    return p.recruiter_share if p.recruitment else 0.0
+
+
+def leadership_losses(dated: int, effort: float, p: Params, rng: np.random.Generator) -> int:
+    """Leadership losses this week: the dated events and one with chance hazard x effort."""
+    if not p.decapitation:
+        return 0
+    return dated + int(rng.random() < min(p.decapitation_hazard * effort, 1.0))
 
 
 def attrition_risk(effort: float, recruiter: np.ndarray, p: Params) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 from model.groups import AFFINITY_TO, GROUP_INDEX, GROUPS
 from model.parameters import Params
 from model.population import Population
+from model.regime import inclusion_benefit
 
 # Crackdowns on allied groups ("guests"): the lever, its target group and the affinity
 # (ties to the target) that makes other members resent it [Ali, Counter-Terrorism Dilemma].
@@ -79,8 +80,16 @@ def material(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.n
 
 
 def inclusion(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.ndarray:
-    """Power sharing raises the standing of the groups it includes and lowers the core's."""
-    return p.inclusion_strength * c.levers["inclusion"] * pop.inclusion_stake[idx]
+    """Power sharing raises the standing of the groups it includes and lowers the core's.
+
+    The loss (a negative stake) follows the lever; the gain follows its benefit, which the
+    ``inclusion_benefits`` switch removes (``regime.inclusion_benefit``).
+    """
+    stake = pop.inclusion_stake[idx]
+    benefit = inclusion_benefit(c.levers, p)
+    return p.inclusion_strength * (
+        c.levers["inclusion"] * np.minimum(stake, 0.0) + benefit * np.maximum(stake, 0.0)
+    )
 
 
 def grievance(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.ndarray:
@@ -93,14 +102,17 @@ def exposure(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.n
     return p.recruitment_strength * (1.0 - np.exp(-c.recruiter_contacts))
 
 
-TERMS = (  # (mechanism switch, term, sign): ODD §7.3, in its order
+TERMS = (  # (mechanism switch, term, sign): ODD §7.3, in its order. A term without a
+    # switch here has it where the mechanism acts: inclusion's benefits in
+    # regime.inclusion_benefit, legitimacy's erosion in regime.next_legitimacy, recruitment
+    # in isk.recruiter_chance (without recruiters nobody is exposed).
     ("outbidding", outbidding, -1.0),
     ("fraternity", fraternity, -1.0),
     ("repression", repression, -1.0),
     ("material", material, +1.0),
-    ("inclusion_benefits", inclusion, +1.0),
-    ("legitimacy", grievance, -1.0),
-    ("recruitment", exposure, -1.0),
+    (None, inclusion, +1.0),
+    (None, grievance, -1.0),
+    (None, exposure, -1.0),
 )
 
 
@@ -108,6 +120,6 @@ def target_loyalty(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -
     """The loyalty each member in ``idx`` would settle at if conditions stayed as they are."""
     target = pop.baseline_loyalty[idx].copy()
     for switch, term, sign in TERMS:
-        if getattr(p, switch):
+        if switch is None or getattr(p, switch):
             target += sign * term(pop, idx, c, p)
     return np.clip(target, 0.0, 1.0)

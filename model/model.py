@@ -91,7 +91,7 @@ class DefectionModel(mesa.Model):
         self.policy = Policy({name: getattr(self.p, name) for name in LEVERS})
         if self.p.release_week >= 0:
             self.policy.event_weeks["prisoner_release"] = [self.p.release_week]
-        if self.p.decapitation_week >= 0 and self.p.decapitation:
+        if self.p.decapitation_week >= 0:
             self.policy.event_weeks["decapitation"] = [self.p.decapitation_week]
         self.levers = self.policy.levers_at(0)
         self.resources = self.p.resources_initial
@@ -119,8 +119,7 @@ class DefectionModel(mesa.Model):
             }
         )
         isk_slots = np.flatnonzero(self.population.group == ISK)
-        share = self.p.recruiter_share if self.p.recruitment else 0.0
-        recruiters = isk_slots[self.rng.random(len(isk_slots)) < share]
+        recruiters = isk_slots[self.rng.random(len(isk_slots)) < isk.recruiter_chance(self.p)]
         self.population.recruiter[recruiters] = True
         self.former_isk = np.zeros(self.population.n, dtype=bool)  # left IS-K: out for good
         if self.p.network == "complete":
@@ -128,7 +127,7 @@ class DefectionModel(mesa.Model):
         else:
             self.network = network.clustered_network(self.population, recruiters, self.p, self.rng)
         self.edges = network.edge_list(self.network)
-        self.cells = isk.Cells(len(isk_slots))
+        self.cells = isk.Cells(len(isk_slots), active=self.p.cells)
         self.ledger = {k: np.zeros(len(GROUPS) + 1) for k in LEDGER}
         self.ledger["start"][:] = self.population.people_in(LOYAL) + self.population.people_in(
             IN_ISK
@@ -236,7 +235,6 @@ class DefectionModel(mesa.Model):
         deciding = np.flatnonzero(self._deciding())
         self._update_loyalty(deciding, contacts[0][deciding])
         self._decide(deciding, *(c[deciding] for c in contacts))
-        self._isk_desertion()
         self._counter_isk()
         self._attacks(events.count("decapitation"))
         self.stats = statistics(self)
@@ -262,7 +260,7 @@ class DefectionModel(mesa.Model):
         """Per agent: recruiters, IS-K members and leavers among contacts, and degree."""
         pop = self.population
         members = np.flatnonzero(pop.allegiance == IN_ISK)
-        recruiting = members[pop.recruiter[members]] if self.p.recruitment else members[:0]
+        recruiting = members[pop.recruiter[members]]
         leavers = np.flatnonzero((pop.allegiance == IN_ISK) | (pop.allegiance == DESERTED))
         return (
             network.neighbour_counts(self.network, recruiting),
@@ -349,6 +347,7 @@ class DefectionModel(mesa.Model):
         self.desert(deciding[leaving & (self.rng.random(len(deciding)) < p.desertion_rate)])
         returning = ~disaffected & was_deserted
         self.rejoin(deciding[returning & (self.rng.random(len(deciding)) < p.return_rate)])
+        self._isk_desertion()
 
     def _move(self, slots: np.ndarray, allegiance: int, flow: str) -> None:
         """Change the allegiance of ``slots`` and log the flow per origin group, in people."""
@@ -365,8 +364,7 @@ class DefectionModel(mesa.Model):
         pop = self.population
         self._move(slots, IN_ISK, "defected")
         pop.loyalty[slots] = 0.0
-        share = self.p.recruiter_share if self.p.recruitment else 0.0
-        pop.recruiter[slots] = self.rng.random(len(slots)) < share
+        pop.recruiter[slots] = self.rng.random(len(slots)) < isk.recruiter_chance(self.p)
         self.cells.add(len(slots))
 
     def desert(self, slots: np.ndarray) -> None:
@@ -379,8 +377,6 @@ class DefectionModel(mesa.Model):
 
     def _isk_desertion(self) -> None:
         """IS-K members desert or surrender; they are out of the fight for good."""
-        if not self.p.desertion or self.p.isk_desertion <= 0:
-            return
         pop = self.population
         members = np.flatnonzero(pop.allegiance == IN_ISK)
         leaving = members[self.rng.random(len(members)) < self.p.isk_desertion]
@@ -411,10 +407,9 @@ class DefectionModel(mesa.Model):
                 pop.recruiter[caught] = False
                 self.cells.remove(len(caught), self.rng)
                 self._drop_views(caught)
-        if p.cells:
-            events = int(round(p.cell_events * self.cells.fighters))
-            nu = min(p.fragmentation + p.fragmentation_ops * self.effort, 1.0)
-            self.cells.evolve(events, nu, self.rng)
+        events = int(round(p.cell_events * self.cells.fighters))
+        nu = min(p.fragmentation + p.fragmentation_ops * self.effort, 1.0)
+        self.cells.evolve(events, nu, self.rng)
 
     def _attacks(self, dated_losses: int) -> None:
         """IS-K's leadership, its shift abroad and its attacks at home (ODD §7.9).
@@ -422,10 +417,7 @@ class DefectionModel(mesa.Model):
         Attacks erode legitimacy, which recovers toward a reference that inclusion raises.
         """
         p = self.p
-        losses = 0
-        if p.decapitation:
-            hazard = min(p.decapitation_hazard * self.effort, 1.0)
-            losses = dated_losses + int(self.rng.random() < hazard)
+        losses = isk.leadership_losses(dated_losses, self.effort, p, self.rng)
         self.leadership = isk.next_leadership(self.leadership, losses, p)
         self.external_share = isk.next_external_share(self.external_share, self.effort, p)
         strength = self.isk_strength
@@ -439,11 +431,8 @@ class DefectionModel(mesa.Model):
         )
         self.attacks = int(self.rng.poisson(rate)) if strength > 0 else 0
         self.attacks_on_taliban = int(self.rng.binomial(self.attacks, p.taliban_target_share))
-        if p.cells:
-            severities = self.cells.attack_severities(self.attacks, self.rng)
-            typical = self.cells.mean_size
-        else:
-            severities, typical = np.ones(self.attacks), 1.0
+        severities = self.cells.attack_severities(self.attacks, self.rng)
+        typical = self.cells.typical_severity
         self.severity = int(severities.sum())
         reference = regime.reference_legitimacy(self.levers, p)
         self.legitimacy = regime.next_legitimacy(self.legitimacy, reference, severities, typical, p)

@@ -328,15 +328,15 @@ MECHANISMS: dict[str, str] = {
     "peer_influence": "relative-agreement influence on loyalty over the network (4)",
     "cascade": "contacts who have left add defection pressure (Granovetter) (4)",
     "material": "resources above the reference raise loyalty (5)",
-    "legitimacy": "IS-K attacks erode legitimacy; grievance lowers loyalty (6)",
+    "legitimacy": "IS-K attacks erode legitimacy, and grievance then lowers loyalty (6)",
     "pashtunwali": "acting against guests costs more among Pashtuns (7)",
     "attrition": "counter-IS-K operations remove IS-K members, within the regime's capacity (8)",
     "fraternity": "crackdowns offend the members tied to the targeted group",
     "repression": "crackdowns and the witch-hunt push their targets away",
     "reach": "a member can only join IS-K when IS-K reaches him (contacts or presence)",
     "cells": "IS-K cells coalesce and fragment; attack severity = cell size",
-    "inclusion_benefits": "inclusion raises legitimacy, recognition and counter-IS-K capacity, "
-    "and the standing of the groups it includes",
+    "inclusion_benefits": "inclusion raises legitimacy, recognition (aid), counter-IS-K "
+    "capacity and the standing of the groups it includes (off: only its cost to the core)",
     "desertion": "disaffected members whom IS-K does not take desert; deserters may return",
     "absorption": "IS-K's intake is limited by its absorptive capacity",
     "isk_destination": "IS-K takes defectors (off: discontent can only lead to desertion)",

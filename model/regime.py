@@ -7,6 +7,16 @@ import numpy as np
 from model.parameters import Params
 
 
+def inclusion_benefit(levers: dict[str, float], p: Params) -> float:
+    """The level of inclusion that brings its benefits.
+
+    Recognition (aid), legitimacy, capacity against IS-K and the standing of the included
+    groups; 0 with the ``inclusion_benefits`` switch off, so inclusion keeps only its cost
+    (the Kandahar core's lost monopoly). The switch acts here only.
+    """
+    return levers["inclusion"] if p.inclusion_benefits else 0.0
+
+
 def target_resources(levers: dict[str, float], p: Params) -> float:
     """Resources the current policy would bring: aid rewards concessions and crackdowns."""
     crackdown = np.mean(
@@ -14,7 +24,7 @@ def target_resources(levers: dict[str, float], p: Params) -> float:
     )
     aid = (
         p.aid_womens_rights * levers["womens_rights"]
-        + p.aid_inclusion * levers["inclusion"]
+        + p.aid_inclusion * inclusion_benefit(levers, p)
         + p.aid_crackdown * crackdown
         + p.aid_cooperation * levers["foreign_cooperation"]
     )
@@ -28,7 +38,7 @@ def next_resources(resources: float, levers: dict[str, float], p: Params) -> flo
 
 def reference_legitimacy(levers: dict[str, float], p: Params) -> float:
     """The legitimacy the regime recovers toward: higher with an inclusive government."""
-    gain = p.legitimacy_inclusion * levers["inclusion"] if p.inclusion_benefits else 0.0
+    gain = p.legitimacy_inclusion * inclusion_benefit(levers, p)
     return float(min(p.legitimacy_initial + gain, 1.0))
 
 
@@ -57,6 +67,5 @@ def counter_isk_effort(
     """
     funded = resources / p.resources_initial if p.resources_initial > 0 else 1.0
     capacity = ((1.0 - p.aid_dependence) + p.aid_dependence * funded) * min(strength_share, 1.0)
-    if p.inclusion_benefits:
-        capacity *= 1.0 + p.capacity_inclusion * levers["inclusion"]
+    capacity *= 1.0 + p.capacity_inclusion * inclusion_benefit(levers, p)
     return levers["counter_isk"] * capacity

@@ -183,6 +183,7 @@ def granovetter_crowd(thresholds: np.ndarray) -> DefectionModel:
         min_group_agents=0,
         **sizes,
         **off,
+        **dict.fromkeys(LEVERS, 0.0),  # no policy: only thresholds matter
     )
     model.population.threshold[:] = thresholds / (len(thresholds) - 1)
     return model

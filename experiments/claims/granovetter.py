@@ -17,7 +17,7 @@ import pandas as pd
 
 from experiments.claims.framework import CheckResult, ClassicExperiment, Finding
 from experiments.claims.plots import panels, save
-from model import DefectionModel
+from model import LEVERS, DefectionModel
 from model.defection import crosses_threshold, pressure
 from model.groups import GROUPS
 from model.parameters import MECHANISMS
@@ -47,6 +47,7 @@ def riot(thresholds: np.ndarray) -> pd.DataFrame:
         # every mechanism off but the threshold cascade; IS-K stays a destination, with
         # no reach or intake limit, so whoever crosses his threshold defects
         **dict.fromkeys((m for m in MECHANISMS if m not in KEPT), False),
+        **dict.fromkeys(LEVERS, 0.0),  # no policy (inclusion's cost to the core is always on)
     )
     model.population.threshold[:] = thresholds / (len(thresholds) - 1)
     for _ in range(len(thresholds) + 1):
