@@ -24,9 +24,11 @@ HOWS = ("final", "mean", "total", "peak")
 class Measure:
     """A per-run number: ``how`` over ``column``, or a size-weighted share of the factions.
 
-    ``kind`` is ``column`` (one model column) or ``factions`` (the Taliban factions' final
-    ``<faction>_<suffix>`` rates, summed over ``suffixes`` and weighted by faction size in
-    people). ``optional_suffixes`` are added only where the model records them.
+    ``kind`` is ``column`` (one model column) or ``factions``: for each Taliban faction the
+    sum of its ``<faction>_<suffix>`` shares over ``suffixes``, taken at the last week
+    (``how = "final"``) or averaged over the weeks (``"mean"``), optionally as its
+    ``complement`` (1 - share), then weighted by the factions' real sizes in people. When
+    the model does not record those columns, ``fallback`` (another measure) stands in.
     """
 
     name: str
@@ -37,15 +39,24 @@ class Measure:
     column: str = ""
     how: str = "final"
     suffixes: tuple[str, ...] = ()
-    optional_suffixes: tuple[str, ...] = ()
+    complement: bool = False
+    fallback: Measure | None = None
 
-    def needs(self, available: set[str] | None = None) -> list[str]:
-        """The model columns this measure reads (optional ones only if ``available``)."""
+    def resolved(self, available: set[str] | None = None) -> Measure:
+        """The measure itself, or its fallback when the model lacks its columns."""
+        available = set(columns()) if available is None else available
+        if self.fallback is not None and any(c not in available for c in self._own()):
+            return self.fallback.resolved(available)
+        return self
+
+    def _own(self) -> list[str]:
         if self.kind == "column":
             return [self.column]
-        available = set(columns()) if available is None else available
-        suffixes = [*self.suffixes, *(s for s in self.optional_suffixes if _has(s, available))]
-        return [f"{f}_{s}" for s in suffixes for f in TALIBAN_FACTIONS]
+        return [f"{f}_{s}" for s in self.suffixes for f in TALIBAN_FACTIONS]
+
+    def needs(self, available: set[str] | None = None) -> list[str]:
+        """The model columns this measure reads."""
+        return self.resolved(available)._own()
 
     def missing(self) -> list[str]:
         """Required columns the current model does not record."""
@@ -54,6 +65,9 @@ class Measure:
 
     def compute(self, series: dict[str, np.ndarray], sizes: dict[str, float]) -> float:
         """The measure of one run from its weekly values (week 0 first) and faction sizes."""
+        measure = self.resolved(set(series))
+        if measure is not self:
+            return measure.compute(series, sizes)
         if self.kind == "column":
             values = np.asarray(series[self.column], dtype=float)
             weeks = values[1:] if len(values) > 1 else values
@@ -66,16 +80,15 @@ class Measure:
             return float(np.max(values))
         total = sum(sizes[f] for f in TALIBAN_FACTIONS)
         share = 0.0
-        for name, values in series.items():
-            faction = next((f for f in TALIBAN_FACTIONS if name.startswith(f"{f}_")), None)
-            if faction is not None:
-                final = float(values[-1])
-                share += sizes[faction] * (0.0 if np.isnan(final) else final)
+        for faction in TALIBAN_FACTIONS:
+            shares = sum(
+                np.nan_to_num(np.asarray(series[f"{faction}_{s}"], dtype=float))
+                for s in self.suffixes
+            )
+            shares = 1.0 - shares if self.complement else shares
+            weeks = shares[1:] if len(shares) > 1 else shares
+            share += sizes[faction] * float(shares[-1] if self.how == "final" else np.mean(weeks))
         return share / total if total else float("nan")
-
-
-def _has(suffix: str, available: set[str]) -> bool:
-    return all(f"{f}_{suffix}" in available for f in TALIBAN_FACTIONS)
 
 
 MEASURES: dict[str, Measure] = {
@@ -93,13 +106,16 @@ MEASURES: dict[str, Measure] = {
                 column="legitimacy", how="mean"),
         Measure("taliban_strength", "loyal Taliban strength at the end (people)", "max",
                 "people", column="taliban_strength", how="final"),
-        Measure("regime_losses_isk", "share of the Taliban factions lost to IS-K", "min",
-                "share", kind="factions", suffixes=("defection_rate",)),
-        Measure("regime_losses_desertion", "share of the Taliban factions lost to desertion",
-                "min", "share", kind="factions", suffixes=("desertion_rate",)),
-        Measure("regime_losses", "share of the Taliban factions lost to IS-K or desertion",
-                "min", "share", kind="factions", suffixes=("defection_rate",),
-                optional_suffixes=("desertion_rate",)),
+        Measure("regime_losses_isk", "share of the Taliban factions' people who joined IS-K",
+                "min", "share", kind="factions", suffixes=("defection_rate",)),
+        Measure("regime_losses_desertion", "share of the Taliban factions' people away as "
+                "deserters, on average over the horizon", "min", "share", kind="factions",
+                suffixes=("desertion_rate",), how="mean"),
+        Measure("regime_losses", "share of the Taliban factions' people not loyal at the end "
+                "(in IS-K, deserted, killed or captured)", "min", "share", kind="factions",
+                suffixes=("loyal_share",), complement=True,
+                fallback=Measure("regime_losses", "share of the Taliban factions lost to IS-K",
+                                 "min", "share", kind="factions", suffixes=("defection_rate",))),
     )
 }  # fmt: skip
 
