@@ -232,6 +232,11 @@ def test_inclusion_wins_tajik_and_uzbek_members_and_costs_the_kandahar_core():
     )
     off = mean_outcome(loyalty_of("tajik"), inclusion_benefits=False, **shared)
     assert off < mean_outcome(loyalty_of("tajik"), **shared)
+    # without its benefits, inclusion keeps its cost: the core still resents it
+    core_off = mean_outcome(loyalty_of("kandahar"), inclusion_benefits=False, **shared)
+    assert core_off < mean_outcome(
+        loyalty_of("kandahar"), inclusion_benefits=False, inclusion=0.0, weeks=30
+    )
 
 
 def test_inclusion_raises_legitimacy_and_counter_isk_capacity():
