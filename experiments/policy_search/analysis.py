@@ -315,19 +315,20 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 def stress_summary(
     spec: OptimizeSpec, in_losses: np.ndarray, out_losses: np.ndarray
 ) -> pd.DataFrame:
-    """How each objective moves from in-sample to out-of-sample, across the Pareto paths."""
+    """How each objective moves from in-sample to out-of-sample, across the Pareto paths.
+
+    Relative changes are against the magnitude of the in-sample median, so that a path
+    whose objective is near zero does not turn a small shift into a huge percentage.
+    """
     rows = []
     for j, objective in enumerate(spec.objectives):
         before = natural(in_losses[:, j], objective.sense)
         after = natural(out_losses[:, j], objective.sense)
         change = after - before
-        scale = np.where(np.abs(before) > 0, np.abs(before), np.nan)
-        relative = change / scale
-        rho = (
-            float(stats.spearmanr(before, after).statistic)
-            if len(before) > 2 and np.ptp(before) > 0 and np.ptp(after) > 0
-            else float("nan")
-        )
+        scale = abs(float(np.median(before)))
+        relative = change / scale if scale > 0 else np.full(len(change), np.nan)
+        spread = len(before) > 2 and np.ptp(before) > 0 and np.ptp(after) > 0
+        rho = float(stats.spearmanr(before, after).statistic) if spread else float("nan")
         rows.append(
             {
                 "objective": objective.name,
@@ -335,12 +336,8 @@ def stress_summary(
                 "in_sample_median": float(np.median(before)),
                 "out_of_sample_median": float(np.median(after)),
                 "median_change": float(np.median(change)),
-                "median_relative_change": float(np.nanmedian(relative))
-                if np.isfinite(relative).any()
-                else float("nan"),
-                "largest_relative_change": float(np.nanmax(np.abs(relative)))
-                if np.isfinite(relative).any()
-                else float("nan"),
+                "median_relative_change": float(np.median(relative)),
+                "largest_relative_change": float(np.max(np.abs(relative))),
                 "rank_correlation": rho,
             }
         )

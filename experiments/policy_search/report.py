@@ -253,7 +253,7 @@ def write_report(
     lines += _design(spec, ensemble, result, meta)
     lines += _front(spec, front, result)
     lines += _placements(spec, placements, front)
-    lines += _moderation(spec, ensemble, answer)
+    lines += _moderation(spec, ensemble, answer, front)
     lines += _stress(spec, stress, survivors, reference_out)
     lines += [
         "## Figures",
@@ -395,10 +395,13 @@ def _placements(spec: OptimizeSpec, placements: list[Placement], front: ParetoSe
     return lines
 
 
-def _moderation(spec: OptimizeSpec, ens: Ensemble, answer: ModerationAnswer) -> list[str]:
+def _moderation(
+    spec: OptimizeSpec, ens: Ensemble, answer: ModerationAnswer, front: ParetoSet
+) -> list[str]:
     lines = ["## When does moderation pay?", ""]
     if not answer.levers:
         return [*lines, "No moderation lever was searched, so the question is not asked.", ""]
+    lines += _moderation_on_the_front(spec, answer, front)
     n = answer.scenarios
     pays, other = int(answer.pays.sum()), int(answer.other.sum())
     low, high = wilson(pays, n)
@@ -457,6 +460,38 @@ def _moderation(spec: OptimizeSpec, ens: Ensemble, answer: ModerationAnswer) -> 
     return lines
 
 
+def _moderation_on_the_front(
+    spec: OptimizeSpec, answer: ModerationAnswer, front: ParetoSet
+) -> list[str]:
+    """What the moderating Pareto paths buy and cost, against the other Pareto paths."""
+    from experiments.policy_search.analysis import moderation_level
+
+    moderating = moderation_level(spec, front.x) >= answer.level - 1e-9
+    if not moderating.any() or moderating.all():
+        which = "every" if moderating.all() else "no"
+        return [
+            f"On the front, {which} Pareto path keeps {' or '.join(answer.levers)} at "
+            f"{answer.level:g} or more on average, so the front itself does not compare "
+            "moderating and non-moderating paths.",
+            "",
+        ]
+    lines = [
+        f"On the front, {int(moderating.sum())} of {len(moderating)} Pareto paths moderate "
+        f"({' or '.join(answer.levers)} >= {answer.level:g} on average). Their median "
+        "objectives against the other Pareto paths':",
+        "",
+        "| objective | moderating paths | other Pareto paths |",
+        "| --- | --- | --- |",
+    ]
+    for j, o in enumerate(spec.objectives):
+        values = natural(front.losses[:, j], o.sense)
+        lines.append(
+            f"| {o.name} ({o.statistic}) | {_fmt(float(np.median(values[moderating])))} | "
+            f"{_fmt(float(np.median(values[~moderating])))} |"
+        )
+    return [*lines, ""]
+
+
 def _stress(
     spec: OptimizeSpec,
     stress: pd.DataFrame,
@@ -472,7 +507,7 @@ def _stress(
         "and the references out of sample.",
         "",
         "| objective | statistic | median in sample | median out of sample | median change | "
-        "median relative change | largest relative change | rank correlation |",
+        "median change / in-sample median | largest | rank correlation |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in stress.itertuples():
