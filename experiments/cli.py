@@ -215,6 +215,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     if not args.names and not args.all:
         raise InputError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
+    if args.draws is not None and not args.posterior:
+        raise InputError("--draws: only with --posterior FILE")
+    if args.posterior:
+        from experiments.ensemble import load_ensemble
+
+        load_ensemble(args.posterior)  # a bad file ends here, in one line, before any run
     for name in args.names:
         if name not in EXPERIMENTS:
             raise InputError(
@@ -234,7 +240,9 @@ def _reproduce(args: argparse.Namespace) -> int:
         local_cluster=args.local_cluster,
         resume=args.resume,
         progress=_progress(args) is not False,
-        root_report=root if args.all and not args.quick else None,
+        root_report=root if args.all and (not args.quick or args.posterior) else None,
+        posterior=Path(args.posterior) if args.posterior else None,
+        draws=args.draws,
     )
     return 0
 
@@ -252,7 +260,18 @@ def _add_reproduce(commands: Any, common: argparse.ArgumentParser) -> None:
     reproduce.add_argument("names", nargs="*", metavar="NAME", help="experiments, e.g. C2 G1")
     reproduce.add_argument("--all", action="store_true", help="every experiment")
     reproduce.add_argument(
-        "--quick", action="store_true", help="few replicates, 500 agents (a smoke test)"
+        "--quick", action="store_true", help="few replicates, coarse grids (a smoke test)"
+    )
+    reproduce.add_argument(
+        "--posterior",
+        metavar="FILE",
+        help="read every claim across a posterior ensemble (e.g. results/posterior/"
+        "posterior.parquet) instead of at the defaults",
+    )
+    reproduce.add_argument(
+        "--draws",
+        type=_integer(1, 100_000),
+        help="posterior draws per claim with --posterior (default 100)",
     )
     reproduce.add_argument(
         "--out", default="results/reproduce", help="output folder (default results/reproduce)"

@@ -223,6 +223,48 @@ class Trend:
         )
 
 
+@dataclass(frozen=True)
+class DoseResponse:
+    """A lever's dose-response, 0 -> 1: the effect at the top dose, and where it appears.
+
+    The check holds when the mean outcome at the highest dose differs from the mean at
+    dose 0 in the expected direction, with the bootstrap 95% interval of the difference
+    excluding 0 (with one run per dose, as in one posterior draw, the interval is the
+    difference itself, so the sign decides). The onset dose is the lowest dose whose
+    difference from dose 0 already excludes 0 in that direction: the dose where the
+    effect appears, reported beside the verdict rather than one dose chosen past a cliff.
+    """
+
+    label: str
+    outcome: str
+    factor: str
+    direction: int = +1
+    primary: bool = True
+
+    def evaluate(self, runs: pd.DataFrame) -> CheckResult:
+        """Compare each dose with dose 0; decide on the highest dose."""
+        doses = runs[self.factor].astype(float)
+        levels = sorted(doses.unique())
+        base = runs.loc[doses == levels[0], self.outcome].to_numpy(float)
+        effects = {
+            level: bootstrap_difference(runs.loc[doses == level, self.outcome], base)
+            for level in levels[1:]
+        }
+        onset = next((lv for lv, e in effects.items() if e.excludes_zero(self.direction)), None)
+        top = effects[levels[-1]]
+        sign = "> 0" if self.direction > 0 else "< 0"
+        where = f"appears at dose {onset:g}" if onset is not None else "does not appear"
+        return CheckResult(
+            self.label,
+            f"outcome at {self.factor} = {levels[-1]:g} minus at {levels[0]:g} {sign}",
+            top,
+            top.excludes_zero(self.direction),
+            f"bootstrap 95% interval of the difference of means, dose {levels[-1]:g} vs "
+            f"{levels[0]:g}, excludes 0; the effect {where} (doses {', '.join(map(str, levels))})",
+            self.primary,
+        )
+
+
 Analysis = Callable[["SweepExperiment", pd.DataFrame, pd.DataFrame], Finding]
 
 
@@ -300,7 +342,9 @@ class SweepExperiment(Claim):
         if self.analyse is not None:
             return self.analyse(self, data, runs)
         notes = [
-            level_means(runs, c.factor, c.outcome) for c in self.checks if isinstance(c, Trend)
+            level_means(runs, c.factor, c.outcome)
+            for c in self.checks
+            if isinstance(c, Trend | DoseResponse)
         ]
         return Finding([check.evaluate(runs) for check in self.checks], data, runs, notes)
 

@@ -9,7 +9,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import Arm, CheckResult, Difference, Finding, Trend
+from experiments.claims.framework import (
+    Arm,
+    CheckResult,
+    Difference,
+    DoseResponse,
+    Finding,
+    Trend,
+)
 from experiments.claims.stats import bootstrap_mean
 from model.policy import LEVERS, as_schedule
 
@@ -147,7 +154,7 @@ def contrast_figure(experiment, finding: Finding, path: Path) -> None:
 
 def trend_figure(experiment, finding: Finding, path: Path) -> None:
     """Each outcome against the swept lever: every run, and the mean with its interval."""
-    trends = [c for c in experiment.checks if isinstance(c, Trend)]
+    trends = [c for c in experiment.checks if isinstance(c, Trend | DoseResponse) and c.primary]
     outcomes = {o.name: o for o in experiment.outcomes}
     fig, axes = panels(len(trends), f"{experiment.name} {experiment.title}", finding)
     for ax, check, result in zip(axes, trends, finding.checks, strict=False):

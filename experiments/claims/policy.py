@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.claims.framework import Arm, Difference, Outcome, SweepExperiment, Trend
+from experiments.claims.framework import (
+    Arm,
+    Difference,
+    DoseResponse,
+    Outcome,
+    SweepExperiment,
+    Trend,
+)
 from experiments.claims.plots import contrast_figure, trend_figure
 from model.groups import GROUPS, TALIBAN_FACTIONS
 from model.presets import preset
@@ -50,8 +57,9 @@ C1 = SweepExperiment(
     "disgruntled extremists",
     design="Sweep: the baseline timeline with womens_rights held at 0, 0.2, ..., 1 from "
     "August 2021 (inclusion on its baseline timeline); outcomes after 104 weeks.",
-    expected="Hardline (Kandahar + Haqqani) defection rate rises with women's rights; Kabul "
-    "pragmatists' mean loyalty rises with women's rights.",
+    expected="Dose-response from women's rights 0 to 1: the hardline (Kandahar + Haqqani) "
+    "defection rate is higher at 1 than at 0, and Kabul pragmatists' mean loyalty too; the "
+    "dose where each effect appears is reported. Secondary: a monotone trend (Spearman).",
     construction="By construction: women's rights beyond a member's tolerance (1 - hardline) "
     "lower his target loyalty (outbidding) and the aid they win raises the loyalty of "
     "the materially motivated, who are mostly pragmatists; IS-K attacks more when the "
@@ -74,8 +82,15 @@ C1 = SweepExperiment(
         Outcome("kabul_loyalty", "Kabul pragmatists' mean loyalty", {"kabul_loyalty": 1.0}),
     ),
     checks=(
-        Trend("hardline defection rises", "hardline_defection", "womens_rights", +1),
-        Trend("pragmatists' loyalty rises", "kabul_loyalty", "womens_rights", +1),
+        DoseResponse("hardline defection rises", "hardline_defection", "womens_rights", +1),
+        DoseResponse("pragmatists' loyalty rises", "kabul_loyalty", "womens_rights", +1),
+        Trend(
+            "hardline defection monotone",
+            "hardline_defection",
+            "womens_rights",
+            +1,
+            primary=False,
+        ),
     ),
     plot=trend_figure,
     seed=101,

@@ -36,12 +36,32 @@ def reproduce(
     resume: bool = False,
     progress: bool = True,
     root_report: Path | None = None,
+    posterior: Path | None = None,
+    draws: int | None = None,
 ) -> dict[str, str]:
     """Run each experiment (skipping finished ones under ``resume``); return verdicts.
 
     ``out/REPORT.md`` always summarises every experiment found in ``out``; with
-    ``root_report`` the same table, links rewritten, is copied there.
+    ``root_report`` the same table, links rewritten, is copied there. With ``posterior``
+    (an ensemble file) every claim is read across ``draws`` posterior draws instead
+    (``experiments.calibration.verdicts``) and REPORT.md gains that table.
     """
+    if posterior is not None:
+        from experiments.calibration.verdicts import DEFAULT_DRAWS, reproduce_posterior
+
+        verdicts = reproduce_posterior(
+            resolve_names(names),
+            out,
+            Path(posterior),
+            draws=draws or DEFAULT_DRAWS,
+            workers=workers,
+            scheduler=scheduler,
+            local_cluster=local_cluster,
+            resume=resume,
+            progress=progress,
+        )
+        _write_reports(out, root_report)
+        return verdicts
     mode = "quick" if quick else "full"
     verdicts = {}
     for name in resolve_names(names):
@@ -58,13 +78,23 @@ def reproduce(
         write(experiment, finding, folder, quick, seconds)
         verdicts[name] = str(finding.verdict)
         print(f"{name}: {finding.verdict} in {seconds:.0f} s — {headline(finding)}")
-    (out / REPORT).write_text(summary(out, EXPERIMENTS))
+    _write_reports(out, root_report)
+    return verdicts
+
+
+def _write_reports(out: Path, root_report: Path | None) -> None:
+    """out/REPORT.md (point verdicts, then posterior verdicts if any) and its root copy."""
+    from experiments.calibration.verdicts import summary_table
+
+    names = list(EXPERIMENTS)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT).write_text(summary(out, names) + "\n" + summary_table(out, names))
     print(f"wrote {out / REPORT}")
     if root_report is not None:
-        prefix = Path(os.path.relpath(out.resolve(), root_report.resolve().parent))
-        text = summary(out, EXPERIMENTS, link_prefix=f"{prefix.as_posix()}/")
+        prefix = Path(os.path.relpath(out.resolve(), root_report.resolve().parent)).as_posix()
+        text = summary(out, names, link_prefix=f"{prefix}/") + "\n"
+        text += summary_table(out, names, link_prefix=f"{prefix}/")
         staging = root_report.with_suffix(".md.tmp")
         staging.write_text(text)
         os.replace(staging, root_report)
         print(f"wrote {root_report}")
-    return verdicts

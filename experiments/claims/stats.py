@@ -42,12 +42,32 @@ def _interval(draws: np.ndarray, value: float) -> Estimate:
     return Estimate(float(value), float(low), float(high))
 
 
+def _bootstrap(data: tuple[np.ndarray, ...], statistic, paired: bool, value: float) -> Estimate:
+    """scipy.stats.bootstrap (percentile, seeded) of ``statistic``; a point if it cannot vary.
+
+    With one observation per sample (one run, as in a posterior draw) or constant data,
+    every resample gives the same value, so the interval is that value.
+    """
+    if min(len(d) for d in data) < 2 or all(np.ptp(d) == 0 for d in data):
+        return Estimate(float(value), float(value), float(value))
+    result = stats.bootstrap(
+        data,
+        statistic,
+        paired=paired,
+        vectorized=True,
+        n_resamples=RESAMPLES,
+        confidence_level=LEVEL,
+        method="percentile",
+        rng=np.random.default_rng(_BOOTSTRAP_SEED),
+    )
+    low, high = result.confidence_interval
+    return Estimate(float(value), float(low), float(high))
+
+
 def bootstrap_mean(values: np.ndarray) -> Estimate:
-    """Mean with a percentile-bootstrap 95% interval."""
+    """Mean with a percentile-bootstrap 95% interval (scipy.stats.bootstrap)."""
     values = np.asarray(values, float)
-    rng = np.random.default_rng(_BOOTSTRAP_SEED)
-    draws = rng.choice(values, (RESAMPLES, len(values))).mean(axis=1)
-    return _interval(draws, values.mean())
+    return _bootstrap((values,), lambda x, axis=-1: np.mean(x, axis=axis), False, values.mean())
 
 
 def bootstrap_difference(
@@ -56,19 +76,19 @@ def bootstrap_difference(
     """Mean of treatment minus mean of control, with a bootstrap 95% interval.
 
     Paired (common random numbers: the same seed in both arms) resamples the
-    per-seed differences; otherwise each arm is resampled on its own.
+    per-seed differences; otherwise each arm is resampled on its own
+    (scipy.stats.bootstrap with independent samples).
     """
     treatment, control = np.asarray(treatment, float), np.asarray(control, float)
-    rng = np.random.default_rng(_BOOTSTRAP_SEED)
     if paired:
-        return _interval(
-            rng.choice(treatment - control, (RESAMPLES, len(control))).mean(axis=1),
-            float(np.mean(treatment - control)),
-        )
-    draws = rng.choice(treatment, (RESAMPLES, len(treatment))).mean(axis=1) - rng.choice(
-        control, (RESAMPLES, len(control))
-    ).mean(axis=1)
-    return _interval(draws, float(treatment.mean() - control.mean()))
+        return bootstrap_mean(treatment - control)
+
+    def difference(t, c, axis=-1):
+        return np.mean(t, axis=axis) - np.mean(c, axis=axis)
+
+    return _bootstrap(
+        (treatment, control), difference, False, float(treatment.mean() - control.mean())
+    )
 
 
 def bootstrap_ratio(
@@ -77,18 +97,20 @@ def bootstrap_ratio(
     """1 - (effect in the numerator pair) / (effect in the denominator pair), paired by row.
 
     Each pair is (treatment, control) per seed; used for "the share of an effect that a
-    mechanism accounts for" (an ablation).
+    mechanism accounts for" (an ablation). Rows are resampled together
+    (scipy.stats.bootstrap, paired).
     """
     a_t, a_c = (np.asarray(v, float) for v in numerator)
     b_t, b_c = (np.asarray(v, float) for v in denominator)
-    rng = np.random.default_rng(_BOOTSTRAP_SEED)
-    idx = rng.integers(0, len(a_t), (RESAMPLES, len(a_t)))
-    off = (a_t[idx] - a_c[idx]).mean(axis=1)
-    on = (b_t[idx] - b_c[idx]).mean(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draws = 1.0 - off / on
-        value = 1.0 - (a_t - a_c).mean() / (b_t - b_c).mean()
-    return _interval(draws[np.isfinite(draws)], float(value))
+
+    def share(at, ac, bt, bc, axis=-1):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 1.0 - np.mean(at - ac, axis=axis) / np.mean(bt - bc, axis=axis)
+
+    value = float(share(a_t, a_c, b_t, b_c))
+    if not np.isfinite(value):
+        return Estimate(value, float("nan"), float("nan"))
+    return _bootstrap((a_t, a_c, b_t, b_c), share, True, value)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

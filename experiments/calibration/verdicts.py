@@ -1,0 +1,449 @@
+"""Every claim's verdict across the posterior, not at one point.
+
+For each claim, ``draws`` parameter sets are resampled by weight from the posterior
+ensemble (``experiments.ensemble``: equally weighted after resampling). Each arm of the
+claim runs once per draw (one seed per draw, the same in every arm: common random
+numbers), over the claim's coarse (--quick) grid. The claim's own analysis decides its
+checks *within each draw*; with one paired seed per draw a difference "holds" when it
+has the claimed sign, a trend when Spearman's rho has the claimed sign with p < 0.05.
+So the share of draws in which all primary checks hold is the posterior predictive
+probability that the claim holds, model noise included.
+
+Verdicts: REPRODUCED when the check holds in >= 90% of the posterior, NOT REPRODUCED
+when in <= 10%, otherwise DEPENDS — and then scenario discovery (PRIM, Friedman &
+Fisher 1999) finds the box of parameter space where it fails, stated in words. The
+share carries a Wilson 95% Monte Carlo interval over the draws; the effect (the first
+primary check's measure) its posterior median and 90% credible interval.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from experiments.claims.framework import (
+    ClassicExperiment,
+    Context,
+    Finding,
+    SweepExperiment,
+    Trend,
+    Verdict,
+    measure_runs,
+)
+from experiments.claims.stats import spearman
+
+HOLDS, FAILS = 0.9, 0.1
+DEFAULT_DRAWS = 100
+POSTERIOR_REPORT = "posterior.md"
+POSTERIOR_RESULT = "posterior.json"
+
+# What follows by construction and what is emergent, in a few words per claim (each
+# claim's report has the full text).
+NATURE = {
+    "C1": "direction of loyalty built in; defection counts emergent",
+    "C2": "loyalty falls by construction; defections and the rift emergent",
+    "C3": "loyalty falls by construction; whether IS-K reaches them emergent",
+    "C4": "loyalty falls by construction; net defections (aid offsets) emergent",
+    "C5": "aid terms built in; the net IS-K trade-off emergent",
+    "C6": "no joining without IS-K by construction; the share of the cost emergent",
+    "C7": "benefits and costs of inclusion built in; which wins emergent",
+    "C8": "loyalty falls by construction; IS-K's net gain emergent",
+    "C9": "the jump is an input (+1,800); its persistence emergent",
+    "C10": "fitted: the patterns constrain, they are not evidence of validity",
+    "C11": "nothing built in: a burst can only come from thresholds and contagion",
+    "G1": "submodel validation (no posterior parameters)",
+    "G2": "submodel validation (no posterior parameters)",
+    "G3": "submodel validation (no posterior parameters)",
+}
+
+
+@dataclass
+class PosteriorFinding:
+    """A claim across the posterior: per-draw outcomes and the summary verdict."""
+
+    name: str
+    draws: pd.DataFrame  # one row per draw: parameters, holds, each check, effect
+    share: float
+    low: float
+    high: float
+    effect_label: str
+    effect: tuple[float, float, float]  # median, 5%, 95%
+    verdict: str
+    region: str
+    seconds: float
+    note: str = ""
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (stays within [0, 1])."""
+    if n == 0:
+        return 0.0, 1.0
+    z = stats.norm.ppf(0.5 + level / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def decide(share: float) -> str:
+    """REPRODUCED, NOT REPRODUCED or DEPENDS from the posterior share."""
+    if share >= HOLDS:
+        return "REPRODUCED"
+    if share <= FAILS:
+        return "NOT REPRODUCED"
+    return "DEPENDS"
+
+
+def prim(x: pd.DataFrame, y: np.ndarray, alpha: float = 0.1, density: float = 0.8) -> str:
+    """Scenario discovery by PRIM peeling: the box where ``y`` (fails) concentrates, in words.
+
+    Peel the ``alpha`` share of the remaining points off the side of one parameter that
+    most raises the share of failures inside, until that share reaches ``density`` or
+    fewer than 10% of the points remain; report the box's limits that moved, with its
+    coverage (share of all failures inside) and density (share of failures inside).
+    """
+    y = np.asarray(y, bool)
+    if y.sum() == 0 or len(y) < 10:
+        return "too few failures for scenario discovery"
+    inside = np.ones(len(y), bool)
+    limits = {c: [x[c].min(), x[c].max()] for c in x.columns}
+    while inside.sum() > max(0.1 * len(y), 5) and y[inside].mean() < density:
+        best = None
+        for c in x.columns:
+            values = x[c].to_numpy(float)
+            for side, q in (("low", alpha), ("high", 1 - alpha)):
+                cut = np.quantile(values[inside], q)
+                keep = inside & (values >= cut if side == "low" else values <= cut)
+                if keep.sum() in (0, inside.sum()):
+                    continue
+                gain = y[keep].mean()
+                if best is None or gain > best[0]:
+                    best = (gain, c, side, cut, keep)
+        if best is None or best[0] <= y[inside].mean():
+            break
+        _, c, side, cut, inside = best
+        limits[c][0 if side == "low" else 1] = cut
+    moved = [
+        f"`{c}` {'>' if lo > x[c].min() else ''}{f' {lo:.3g}' if lo > x[c].min() else ''}"
+        f"{' and' if lo > x[c].min() and hi < x[c].max() else ''}"
+        f"{f' < {hi:.3g}' if hi < x[c].max() else ''}"
+        for c, (lo, hi) in limits.items()
+        if lo > x[c].min() or hi < x[c].max()
+    ]
+    coverage = y[inside].sum() / y.sum()
+    dens = y[inside].mean()
+    if not moved:
+        return "no parameter region separates failures (PRIM found no box)"
+    return (
+        "fails when "
+        + ", ".join(m.replace("  ", " ") for m in moved)
+        + f" (PRIM box: {coverage:.0%} of the failures, {dens:.0%} of the draws inside fail)"
+    )
+
+
+def _arms_points(
+    experiment: SweepExperiment, draws: list[dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per arm, the explicit design: draw-major, the arm's coarse grid within each draw."""
+    import itertools
+
+    designs = {}
+    for arm in experiment.arms:
+        grid = arm.grid_for(True)
+        combos = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
+        combos = combos or [{}]
+        designs[arm.name] = [d | c for d in draws for c in combos]
+    return designs
+
+
+def _run_arms(
+    experiment: SweepExperiment, ctx: Context, draws: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """Run every arm once per draw (same seeds across arms) and tag each run with its draw."""
+    from experiments.sweep import load_spec
+
+    frames = []
+    for arm in experiment.arms:
+        points = _arms_points(experiment, draws)[arm.name]
+        per_draw = len(points) // len(draws)
+        spec = experiment.spec(arm, quick=True)
+        spec["sweep"]["replicates"] = 1
+        spec["sweep"]["seed"] = experiment.seed
+        spec["sweep"]["name"] += "-posterior"
+        spec["grid"] = {}
+        spec.pop("sample", None)
+        loaded = load_spec(spec).with_points(points)
+        frame = _sweep(ctx, f"posterior-{arm.name}", loaded)
+        frames.append(frame.assign(arm=arm.name, draw=frame["point"] // per_draw))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _sweep(ctx: Context, name: str, loaded) -> pd.DataFrame:
+    import shutil
+
+    from experiments.sweep import run_sweep
+
+    folder = ctx.out / "sweeps" / name
+    manifest = folder / "manifest.json"
+    same = manifest.exists() and json.loads(manifest.read_text()).get("hash") == loaded.digest
+    if folder.exists() and not (ctx.resume and same):
+        shutil.rmtree(folder)
+    frame = run_sweep(
+        loaded,
+        folder,
+        workers=ctx.workers,
+        scheduler=ctx.scheduler,
+        local_cluster=ctx.local_cluster,
+        resume=ctx.resume and same,
+        progress=ctx.progress,
+    )
+    expected = len(loaded.points)
+    if frame.empty or frame["run"].nunique() < expected:
+        raise RuntimeError(f"{name}: some runs failed; see {manifest}")
+    return frame
+
+
+def _effect(finding: Finding, runs: pd.DataFrame, experiment: SweepExperiment) -> float:
+    """The first primary check's measure in this draw (rho for a trend)."""
+    primary = [c for c in finding.checks if c.primary]
+    if not primary:
+        return float("nan")
+    first = primary[0]
+    if first.measured is not None:
+        return float(first.measured.value)
+    for check in experiment.checks:
+        if isinstance(check, Trend) and check.label == first.label:
+            rho, _ = spearman(runs[check.factor].astype(float), runs[check.outcome])
+            return float(rho)
+    return float("nan")
+
+
+def _decide_draw(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
+    if experiment.analyse is not None:
+        return experiment.analyse(experiment, data, runs)
+    return Finding([c.evaluate(runs) for c in experiment.checks], data, runs)
+
+
+def _calibration_draws(experiment, ctx: Context, draws: list[dict[str, Any]]) -> pd.DataFrame:
+    """C10 across the posterior: the baseline at each draw, every pattern checked."""
+    from experiments.calibration import patterns as pat
+    from experiments.sweep import load_spec
+
+    spec = {
+        "sweep": {
+            "name": "C10-posterior",
+            "preset": "baseline",
+            "steps": pat.STEPS,
+            "replicates": 1,
+            "seed": experiment.seed,
+            "outputs": pat.COLUMNS,
+        },
+        "fixed": {"collect_agent_data": "off"},
+        "grid": {},
+    }
+    frame = _sweep(ctx, "posterior-baseline", load_spec(spec).with_points(draws))
+    rows = []
+    for point, run in frame.groupby("point"):
+        values = pat.pattern_values(pd.DataFrame([pat.measure(run)])).iloc[0]
+        inside = {p.name: bool(p.low <= values[p.name] <= p.high) for p in pat.CONSTRAINING}
+        rows.append(
+            {"draw": int(point), "holds": all(inside.values()), "effect": sum(inside.values())}
+            | {f"check: {k}": v for k, v in inside.items()}
+        )
+    return pd.DataFrame(rows)
+
+
+def run_claim(
+    experiment: SweepExperiment | ClassicExperiment,
+    ctx: Context,
+    draws: list[dict[str, Any]],
+) -> PosteriorFinding:
+    """One claim across the posterior draws."""
+    started = time.perf_counter()
+    params = pd.DataFrame(draws)
+    if isinstance(experiment, ClassicExperiment):
+        finding = experiment.run(ctx)
+        holds = finding.verdict == Verdict.REPRODUCED
+        table = params.assign(holds=holds, effect=float("nan"))
+        label = "(submodel: runs without posterior parameters)"
+    elif experiment.name == "C10":
+        table = params.join(_calibration_draws(experiment, ctx, draws).drop(columns="draw"))
+        label = "constraining bands met (of 12)"
+    else:
+        data = _run_arms(experiment, ctx, draws)
+        runs = measure_runs(data.drop(columns=["draw"]), experiment.outcomes, experiment.outputs())
+        runs["draw"] = data.groupby(["arm", "run"], sort=False)["draw"].first().to_numpy()
+        records = []
+        for d, group in runs.groupby("draw"):
+            chunk = data[data["draw"] == d]
+            finding = _decide_draw(experiment, chunk, group.drop(columns="draw"))
+            record = {"draw": int(d), "holds": finding.verdict == Verdict.REPRODUCED}
+            record |= {f"check: {c.label}": c.passed for c in finding.checks if c.primary}
+            record["effect"] = _effect(finding, group, experiment)
+            records.append(record)
+        table = params.join(pd.DataFrame(records).set_index("draw"), how="left")
+        primary = [c for c in table.columns if c.startswith("check: ")]
+        label = primary[0].removeprefix("check: ") if primary else "effect"
+    n, held = len(table), int(table["holds"].sum())
+    share = held / n
+    low, high = wilson(held, n)
+    effects = table["effect"].to_numpy(float)
+    finite = effects[np.isfinite(effects)]
+    effect = (
+        tuple(float(v) for v in np.quantile(finite, [0.5, 0.05, 0.95]))
+        if len(finite)
+        else (float("nan"),) * 3
+    )
+    verdict = decide(share)
+    region = ""
+    varying = [c for c in params.columns if params[c].nunique() > 1]
+    if verdict == "DEPENDS" and varying:
+        region = prim(params[varying], ~table["holds"].to_numpy(bool))
+    return PosteriorFinding(
+        experiment.name,
+        table,
+        share,
+        low,
+        high,
+        label,
+        effect,
+        verdict,
+        region,
+        time.perf_counter() - started,
+    )
+
+
+def write_claim(finding: PosteriorFinding, folder: Path, source: str) -> None:
+    """posterior.json and posterior.md (and the per-draw table) in the claim's folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    finding.draws.to_csv(folder / "posterior_draws.csv", index=False)
+    checks = {
+        c.removeprefix("check: "): float(finding.draws[c].mean())
+        for c in finding.draws.columns
+        if c.startswith("check: ")
+    }
+    result = {
+        "name": finding.name,
+        "verdict": finding.verdict,
+        "share": finding.share,
+        "share_interval": [finding.low, finding.high],
+        "draws": len(finding.draws),
+        "effect_label": finding.effect_label,
+        "effect": list(finding.effect),
+        "checks": checks,
+        "region": finding.region,
+        "seconds": round(finding.seconds, 1),
+        "posterior": source,
+    }
+    (folder / POSTERIOR_RESULT).write_text(json.dumps(result, indent=2, default=float))
+    lines = [
+        f"# {finding.name} across the posterior",
+        "",
+        f"**Verdict: {finding.verdict}** — the claim's primary checks all hold in "
+        f"{finding.share:.0%} of {len(finding.draws)} posterior draws (Wilson 95% Monte Carlo "
+        f"interval {finding.low:.0%}-{finding.high:.0%}). Posterior: `{source}`.",
+        "",
+        f"Effect ({finding.effect_label}): posterior median {finding.effect[0]:.3g}, 90% "
+        f"credible interval [{finding.effect[1]:.3g}, {finding.effect[2]:.3g}].",
+        "",
+        "| check | share of draws where it holds |",
+        "| --- | --- |",
+        *[f"| {k} | {v:.0%} |" for k, v in checks.items()],
+        "",
+        (f"**Where it fails.** {finding.region}." if finding.region else ""),
+        "",
+        "Per-draw outcomes: `posterior_draws.csv`.",
+        "",
+    ]
+    (folder / POSTERIOR_REPORT).write_text("\n".join(lines))
+
+
+def load_claim(folder: Path) -> dict[str, Any] | None:
+    """A claim's posterior result, if any."""
+    path = folder / POSTERIOR_RESULT
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
+    """The REPORT.md section: one row per claim with a posterior result."""
+    from experiments.claims import EXPERIMENTS
+
+    rows = [(n, load_claim(out / n)) for n in names]
+    rows = [(n, r) for n, r in rows if r is not None]
+    if not rows:
+        return ""
+    source = rows[0][1]["posterior"]
+    lines = [
+        "## Verdicts across the posterior",
+        "",
+        f"Posterior `{source}`; each claim at its number of resampled draws (one seed per "
+        "draw, shared by the arms). Share = draws in which every primary check holds (Wilson "
+        "95% Monte Carlo interval); REPRODUCED >= 90%, NOT REPRODUCED <= 10%, otherwise "
+        "DEPENDS with the failing region found by PRIM. Effect = the first primary check's "
+        "measure: posterior median [90% credible interval].",
+        "",
+        "| claim | draws | share where the check holds [95% MC] | effect: median [90% CrI] "
+        "| verdict | where it fails (PRIM) | by construction / emergent |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in rows:
+        title = EXPERIMENTS[name].title
+        med, lo, hi = r["effect"]
+        effect = (
+            f"{r['effect_label']}: {med:.3g} [{lo:.3g}, {hi:.3g}]"
+            if med == med
+            else r["effect_label"]
+        )
+        lines.append(
+            f"| [{name}]({link_prefix}{name}/{POSTERIOR_REPORT}) {title} | {r['draws']} | "
+            f"{r['share']:.0%} [{r['share_interval'][0]:.0%}, {r['share_interval'][1]:.0%}] | "
+            f"{effect.replace('|', '/')} | **{r['verdict']}** | {r['region'] or '—'} | "
+            f"{NATURE.get(name, '')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_posterior(
+    names: list[str],
+    out: Path,
+    posterior: Path,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    local_cluster: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    seed: int = 2_024,
+) -> dict[str, str]:
+    """Every named claim across ``draws`` posterior draws; per-claim files and verdicts."""
+    from experiments.claims import EXPERIMENTS
+    from experiments.ensemble import draw, load_ensemble
+
+    ensemble = load_ensemble(posterior)
+    sample = [d.params for d in draw(ensemble, draws, np.random.default_rng(seed))]
+    verdicts = {}
+    for name in names:
+        folder = out / name
+        done = load_claim(folder)
+        if resume and done and done["draws"] == draws and done["posterior"] == str(posterior):
+            verdicts[name] = done["verdict"]
+            print(f"{name}: {done['verdict']} across the posterior (kept)")
+            continue
+        ctx = Context(folder, True, workers, scheduler, local_cluster, resume, progress)
+        finding = run_claim(EXPERIMENTS[name], ctx, sample)
+        write_claim(finding, folder, str(posterior))
+        verdicts[name] = finding.verdict
+        print(
+            f"{name}: {finding.verdict} across the posterior — holds in {finding.share:.0%} "
+            f"[{finding.low:.0%}, {finding.high:.0%}] of {draws} draws, "
+            f"{finding.seconds:.0f} s"
+        )
+    return verdicts

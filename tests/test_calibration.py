@@ -1,0 +1,119 @@
+"""Calibration as inference: patterns, distance, priors, ABC-SMC plumbing, posterior verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.calibration import abc, diagnostics, verdicts
+from experiments.calibration import patterns as pat
+from experiments.calibration.priors import PRIORS, sample
+from experiments.claims.framework import DoseResponse
+from experiments.ensemble import load_ensemble
+from model.parameters import PARAMETERS
+
+
+def test_every_pattern_has_a_source_and_a_role():
+    assert len(pat.CONSTRAINING) == 12
+    for p in pat.PATTERNS:
+        assert p.source and p.reported and p.low < p.high
+        assert p.constraining or p.construction  # by construction says why
+
+
+def test_miss_is_zero_inside_and_grows_outside_in_band_widths():
+    p = next(p for p in pat.PATTERNS if p.name == "attacks_2022")  # [120, 208]
+    misses = p.miss(np.array([150.0, 120.0, 208.0, 296.0, 32.0, np.nan]))
+    assert misses[:3].tolist() == [0, 0, 0]
+    assert misses[3] == pytest.approx(1.0) and misses[4] == pytest.approx(1.0)
+    assert np.isinf(misses[5])
+    open_band = next(p for p in pat.PATTERNS if p.name == "former_ratio")  # >= 1
+    assert open_band.miss(np.array([1e6, 0.5])).tolist() == [0.0, 0.5]
+
+
+def test_band_distance_is_zero_only_when_every_band_is_met():
+    bands = abc.Bands.reported()
+    inside = {p.name: (p.low + min(p.high, p.low + p.unit)) / 2 for p in pat.CONSTRAINING}
+    distance = abc.BandDistance(bands)
+    assert distance(inside) == 0.0
+    assert distance(inside | {"attack_fall": 0.36}) == pytest.approx(1.0)  # one width above
+    assert distance(inside | {"isk_2024": float("nan")}) == float("inf")
+
+
+def test_synthetic_bands_are_centred_on_the_synthetic_values():
+    values = {p.name: 2 * p.low + 1 for p in pat.CONSTRAINING}
+    bands = abc.Bands.around(values)
+    assert abc.BandDistance(bands)(values) == 0.0
+    p = pat.CONSTRAINING[1]
+    assert bands.high[p.name] - bands.low[p.name] == pytest.approx(p.unit)
+
+
+def test_priors_lie_within_the_registry_and_sample_inside():
+    for prior in PRIORS.values():
+        registry = PARAMETERS[prior.name]
+        assert registry.low <= prior.low < prior.high <= registry.high and prior.why
+    draws = sample(500, np.random.default_rng(0), ["attack_rate", "isk_reach"])
+    assert draws[:, 0].min() >= 20 and draws[:, 0].max() <= 100
+    assert draws[:, 1].min() >= 0.005 and draws[:, 1].max() <= 0.1
+
+
+def test_wilson_interval_stays_in_unit_interval_and_covers():
+    assert verdicts.wilson(0, 10)[0] == 0.0 and verdicts.wilson(10, 10)[1] == pytest.approx(1.0)
+    low, high = verdicts.wilson(30, 100)
+    assert 0.2 < low < 0.3 < high < 0.41
+
+
+def test_verdict_thresholds():
+    assert verdicts.decide(0.9) == "REPRODUCED"
+    assert verdicts.decide(0.1) == "NOT REPRODUCED"
+    assert verdicts.decide(0.5) == "DEPENDS"
+
+
+def test_prim_finds_the_region_where_a_claim_fails():
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"a": rng.random(400), "b": rng.random(400)})
+    fails = x["a"].to_numpy() > 0.7
+    text = verdicts.prim(x, fails)
+    assert "`a` >" in text and "`b`" not in text
+    cut = float(text.split("`a` >")[1].split()[0])
+    assert 0.6 < cut < 0.8
+
+
+def test_dose_response_reports_the_onset_dose_and_decides_on_the_top_dose():
+    rng = np.random.default_rng(2)
+    rows = [
+        {"dose": d, "y": (1.0 if d >= 0.5 else 0.0) + rng.normal(0, 0.05)}
+        for d in (0.0, 0.25, 0.5, 1.0)
+        for _ in range(10)
+    ]
+    result = DoseResponse("rises", "y", "dose").evaluate(pd.DataFrame(rows))
+    assert result.passed and "appears at dose 0.5" in result.rule
+    falling = DoseResponse("falls", "y", "dose", direction=-1).evaluate(pd.DataFrame(rows))
+    assert not falling.passed
+
+
+def test_identifiability_words_follow_the_credible_interval_width():
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame(
+        {"attack_rate": rng.uniform(20, 100, 400), "isk_reach": rng.normal(0.05, 0.002, 400)}
+    )
+    ident = diagnostics.identifiability(table, np.full(400, 1 / 400)).set_index("parameter")
+    assert ident.loc["attack_rate", "identified"].startswith("not identified")
+    assert ident.loc["isk_reach", "identified"] == "identified"
+
+
+def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
+    """Plumbing at a toy budget (300 agents): pyabc runs, the ensemble file loads."""
+    from experiments.calibration.command import write_posterior
+
+    budget = abc.Budget(particles=4, generations=1, simulations=12, minutes=3, agents=300)
+    fit = abc.calibrate(tmp_path, ["attack_rate", "attrition_rate"], budget, progress=False)
+    assert len(fit["table"]) == 4 and fit["simulations"] >= 4
+    assert fit["weights"].sum() == pytest.approx(1.0)
+    assert (tmp_path / abc.DB).exists()
+    kept = {"fixed": {}, "method": "test", "rule": "test"}
+    path = write_posterior(tmp_path, fit, ["attack_rate", "attrition_rate"], kept, budget, True)
+    ensemble = load_ensemble(path)
+    assert ensemble.parameters == ["attack_rate", "attrition_rate"]
+    assert ensemble.meta["fitted_to"] == [p.name for p in pat.CONSTRAINING]
+    assert ensemble.table["attack_rate"].between(20, 100).all()
