@@ -107,11 +107,16 @@ def server_errors(server) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def playwright(server):
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", *ARGS])
-        yield chromium
-        chromium.close()
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", *ARGS])
+    yield chromium
+    chromium.close()
 
 
 FAILURES: dict[int, list[str]] = {}  # per page: failed requests and console errors
@@ -441,7 +446,7 @@ def test_three_tabs_play_at_default_and_top_speed_without_errors(browser, server
             tab.context.close()
 
 
-def test_a_killed_browser_stops_its_run(server):
+def test_a_killed_browser_stops_its_run(playwright, server):
     """The run of a tab whose browser is killed stops within 30 s (the server goes quiet)."""
     port = free_port()
     profile = tempfile.mkdtemp(prefix="chromium-")
@@ -452,33 +457,32 @@ def test_a_killed_browser_stops_its_run(server):
     )  # fmt: skip
     server_cpu = psutil.Process(server["process"].pid)
     try:
-        with sync_playwright() as playwright:
-            deadline = time.time() + 30
-            while True:
-                try:
-                    remote = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
-                    break
-                except Exception:
-                    assert time.time() < deadline, "chromium did not start"
-                    time.sleep(0.3)
-            tab = remote.contexts[0].new_page()
-            tab.goto(server["url"])
-            wait_drawn(tab, 0, timeout=60_000)
-            set_speed(tab, "End")
-            play(tab)
-            tab.wait_for_timeout(2_000)
-            server_cpu.cpu_percent()
-            time.sleep(3)
-            busy = server_cpu.cpu_percent()
-            killed.send_signal(signal.SIGKILL)  # no goodbye: the socket just drops
-            killed.wait(10)
-            time.sleep(15)  # grace period (5 s here) and the watchdog's round
-            server_cpu.cpu_percent()
-            time.sleep(5)
-            quiet = server_cpu.cpu_percent()
-        FIGURES["killed browser: server CPU % playing / 20 s after the kill"] = [busy, quiet]
-        assert busy > 15, f"the run was not busy ({busy}%)"
-        assert quiet < busy / 3 and quiet < 10, f"the server still works at {quiet}% after the kill"
+        deadline = time.time() + 30
+        while True:
+            try:
+                remote = playwright.chromium.connect_over_cdp(f"http://127.0.0.1:{port}")
+                break
+            except Exception:
+                assert time.time() < deadline, "chromium did not start"
+                time.sleep(0.3)
+        tab = remote.contexts[0].new_page()
+        tab.goto(server["url"])
+        wait_drawn(tab, 0, timeout=60_000)
+        set_speed(tab, "End")
+        play(tab)
+        tab.wait_for_timeout(2_000)
+        server_cpu.cpu_percent()
+        time.sleep(3)
+        busy = server_cpu.cpu_percent()
+        killed.send_signal(signal.SIGKILL)  # no goodbye: the socket just drops
+        killed.wait(10)
+        time.sleep(10)  # grace period (5 s here) and the watchdog's round
+        server_cpu.cpu_percent()
+        time.sleep(4)
+        quiet = server_cpu.cpu_percent()
+        FIGURES["killed browser: server CPU % playing / 10-14 s after the kill"] = [busy, quiet]
+        assert busy > 8, f"the run was not busy ({busy}%)"
+        assert quiet < max(2.0, busy / 4), f"the server still works at {quiet}% after the kill"
         assert "paused a run whose page disconnected" in server["log"].read_text()
     finally:
         if killed.poll() is None:

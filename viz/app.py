@@ -76,11 +76,15 @@ def Page() -> None:
     """One session's page: controls beside (or, on a phone, below) the live view."""
     query = _query()
     run, problem = solara.use_memo(lambda: _new_run(query), [])
-    version = solara.use_reactive(0)
+    state = solara.use_reactive(0)
+    levers = solara.use_reactive(0)
+    actions = solara.use_reactive(0)
+    versions = {"state": state, "levers": levers, "actions": actions}
 
     def subscribe():
-        def changed() -> None:
-            version.set(version.value + 1)
+        def changed(topics: set[str]) -> None:
+            for topic in topics:
+                versions[topic].set(versions[topic].value + 1)
 
         unsubscribe = run.subscribe(changed)
 
@@ -95,11 +99,11 @@ def Page() -> None:
     solara.Style(CSS)
     with solara.v.Html(tag="div", class_="dv-page"):
         with solara.v.Html(tag="div", class_="dv-side"):
-            RunControls(run, version.value)
-            PolicyControls(run, version.value)
-            PauseControls(run, version.value)
-            CompareControls(run, version.value)
-            DownloadControls(run, version.value)
+            RunControls(run, state.value)
+            PolicyControls(run, levers.value)
+            PauseControls(run)
+            CompareControls(run, (state.value, actions.value))
+            DownloadControls(run)
 
         with solara.v.Html(tag="div", class_="dv-main"):
             solara.v.Html(tag="h1", children=[TITLE])

@@ -41,16 +41,19 @@ logger = logging.getLogger(__name__)
 def attempt(run: Run, change: Callable, *args) -> None:
     """Apply a user's change; report a failure on the page, never raise it.
 
-    An exception escaping an event handler would take down the session's page.
+    An exception escaping an event handler would take down the session's page. The run
+    tells the controls what changed; here only the error banner is looked after.
     """
     try:
         change(*args)
     except Exception as exc:
         logger.exception("a control failed")
         run.error = f"That did not work, the run goes on: {exc}"
+        run._changed("state")
     else:
-        run.error = ""
-    run._changed()
+        if run.error:
+            run.error = ""
+            run._changed("state")
 
 
 @solara.component
@@ -68,7 +71,7 @@ def RunControls(run: Run, version: int = 0) -> None:
             run.reset(settings)
         except ValueError as exc:
             run.error = f"Reset refused, the current run goes on. {exc}"
-            run._changed()
+            run._changed("state")
 
     def set_speed(value: float) -> None:
         speed.set(int(value))
@@ -161,11 +164,10 @@ def NamedSlider(
 @solara.component
 def PolicyControls(run: Run, version: int = 0) -> None:
     """A slider per lever, a prisoner release and the adaptive rule, acting on the run."""
-    week = run.model.week
     adaptive = run.adaptive_shown()
     with solara.Card("Leadership's levers", margin=0, classes=["dv-controls-card"]):
         solara.Text(
-            f"A move holds from week {week + 1} on; the run is not reset. "
+            "A move holds from next week on; the run is not reset. "
             "Dotted lines in the lever chart show each lever's course ahead.",
             style=SMALL,
         )
@@ -179,7 +181,7 @@ def PolicyControls(run: Run, version: int = 0) -> None:
             on_click=lambda: attempt(run, run.release_prisoners),
         )
         if run.release_pending():
-            solara.Text(f"Prisoner release set for week {week + 1}.", style=SMALL)
+            solara.Text("Prisoner release set for next week.", style=SMALL)
         if run.can_kill_isk_leader():
             solara.Button(
                 "Kill an IS-K leader",
@@ -188,7 +190,7 @@ def PolicyControls(run: Run, version: int = 0) -> None:
                 on_click=lambda: attempt(run, run.kill_isk_leader),
             )
             if run.event_pending(DECAPITATION):
-                solara.Text(f"An IS-K leader is killed in week {week + 1}.", style=SMALL)
+                solara.Text("An IS-K leader is killed next week.", style=SMALL)
         with solara.Row(gap="6px", style={"align-items": "center"}):
             solara.Switch(
                 label="Adaptive leadership",
@@ -306,7 +308,7 @@ def PauseControls(run: Run, version: int = 0) -> None:
 
 
 @solara.component
-def CompareControls(run: Run, version: int = 0) -> None:
+def CompareControls(run: Run, version: object = 0) -> None:
     """A second run beside this one: without some of your actions, or another scenario."""
     mode = solara.use_reactive(FORK)
     dropped = solara.use_reactive([])

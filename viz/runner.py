@@ -52,7 +52,8 @@ IN_FLIGHT = 2  # frames sent but not yet drawn, at most (then the next frame wai
 ACK_TIMEOUT = 1.0  # send the next frame anyway if the browser has not confirmed the last
 SETTLE = 0.3  # a slider value must rest this long before it becomes a move while playing
 MAX_BACKLOG = 0.5  # seconds of missed steps made up after a stall; older ones are dropped
-DEFAULT_SPEED, MAX_SPEED = 20, 100  # weeks per second
+DEFAULT_SPEED, MAX_SPEED = 20, 100
+TOPICS = ("state", "levers", "actions")  # weeks per second
 LEVER_REFRESH = 0.5  # seconds between checks that the sliders still show the levers in force
 MAX_WEEKS = 5_200  # a run pauses after 100 years: the history a session holds is bounded
 DISCONNECT_GRACE = float(os.environ.get("DEFECTION_DISCONNECT_GRACE", "10"))  # seconds
@@ -212,7 +213,7 @@ class Run:
         self._gone_since: float | None = None
         self.frames_sent = 0
         self.stepped_at = 0.0
-        self._levers_shown: dict[str, float] = {}
+        self._levers_shown: tuple = ()
         self._levers_checked = -1e9
         self.registry.add(self)
         self._thread = threading.Thread(target=self._loop, name="defection-run", daemon=True)
@@ -223,17 +224,42 @@ class Run:
                 self.context.on_close(self.close)
 
     # ---- listeners: the page's controls re-render when these change -----------------------
-    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener`` when what the controls show changes; returns an unsubscribe."""
+    def subscribe(self, listener: Callable[[set[str]], None]) -> Callable[[], None]:
+        """Call ``listener(topics)`` when what the controls show changes; returns an unsubscribe.
+
+        Topics: ``state`` (playing, messages, comparison), ``levers`` (what the lever
+        controls show), ``actions`` (the journal). A control re-renders only for its own
+        topic, so a step that changes nothing it shows costs no render.
+        """
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _changed(self) -> None:
+    def _changed(self, *topics: str) -> None:
+        chosen = set(topics or TOPICS)
+        if "levers" in chosen:
+            self._levers_shown = self._lever_view()
         for listener in list(self._listeners):
             try:
-                listener()
+                listener(chosen)
             except Exception:
                 logger.exception("a listener failed")
+
+    def _lever_view(self) -> tuple:
+        """What the lever controls show: values, who sets them, pending events."""
+        levers = cols.levers(self.model)
+        return (
+            tuple(
+                (lever, round(self.lever_value(lever), 2), self.lever_source(lever))
+                for lever in levers
+            ),
+            tuple(sorted(self._events.items())),
+            self.adaptive_shown(),
+        )
+
+    def _levers_moved(self) -> None:
+        """Re-render the lever controls if what they show has changed."""
+        if self._lever_view() != self._levers_shown:
+            self._changed("levers")
 
     # ---- the browser side -------------------------------------------------------------------
     def attach(self, send_frame: Callable[[dict], None], send_config: Callable[[dict], None]):
@@ -275,12 +301,12 @@ class Run:
                 f"The server is already playing {cap} runs (its limit, set by "
                 "DEFECTION_MAX_PLAYING). Try again in a moment, or use Step."
             )
-            self._changed()
+            self._changed("state")
             return False
         self.message = ""
         self.playing = True
         self._poke()
-        self._changed()
+        self._changed("state")
         return True
 
     def pause(self, message: str = "") -> None:
@@ -292,7 +318,7 @@ class Run:
             self.message = message
         self._poke()
         if was or message:
-            self._changed()
+            self._changed("state")
 
     def toggle(self) -> None:
         """Play if paused, pause if playing (the Space key)."""
@@ -312,7 +338,7 @@ class Run:
             return
         self._guarded(self._advance, force=True)
         self._poke()
-        self._changed()
+        self._levers_moved()
 
     def move_lever(self, lever: str, value: float) -> None:
         """Set ``lever`` from the next week on; moves within one week are one move."""
@@ -322,18 +348,19 @@ class Run:
             raise ValueError(f"{lever}: must be in [0, 1] (got {value})")
         self._pending[lever] = (float(value), self.clock())
         self._poke()
+        self._changed("levers")
 
     def release_prisoners(self) -> None:
         """Free IS-K and TTP prisoners next week."""
         self._events[RELEASE] = 1.0
         self._poke()
-        self._changed()
+        self._changed("levers")
 
     def kill_isk_leader(self) -> None:
         """An IS-K leader is killed next week (IS-K's attack capacity drops for a time)."""
         self._events[DECAPITATION] = 1.0
         self._poke()
-        self._changed()
+        self._changed("levers")
 
     def can_kill_isk_leader(self) -> bool:
         """Whether the model has IS-K leadership losses."""
@@ -350,7 +377,7 @@ class Run:
         elif bool(on) != self.adaptive or ADAPTIVE in self._events:
             self._events[ADAPTIVE] = 1.0 if on else 0.0
         self._poke()
-        self._changed()
+        self._changed("levers")
 
     @property
     def adaptive(self) -> bool:
@@ -434,7 +461,7 @@ class Run:
         if preset is not None:
             fork = 0
         self.building = label
-        self._changed()
+        self._changed("state")
         threading.Thread(
             target=self._build_compare, args=(label, settings, kept, week, fork), daemon=True
         ).start()
@@ -456,7 +483,7 @@ class Run:
         finally:
             self.building = ""
             self._poke()
-            self._changed()
+            self._changed("state")
 
     def stop_compare(self) -> None:
         """Drop the comparison run."""
@@ -464,7 +491,7 @@ class Run:
             self.compare = None
             self._full = True
         self._poke()
-        self._changed()
+        self._changed("state")
 
     # ---- the loop ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -504,11 +531,7 @@ class Run:
     def _refresh_levers(self, now: float) -> None:
         """Tell the controls when levers move on their own (the scenario, the adaptive rule)."""
         self._levers_checked = now
-        with self.lock:
-            levers = {k: round(float(x), 2) for k, x in self.model.levers.items()}
-        if levers != self._levers_shown:
-            self._levers_shown = levers
-            self._changed()
+        self._levers_moved()
 
     def _poke(self) -> None:
         with self._wake:
@@ -544,8 +567,8 @@ class Run:
             reason = self.rules.check(model, before)
         if reason:
             self.pause(reason)
-        elif committed:
-            self._changed()
+        if committed:
+            self._changed("actions", "levers")
 
     def _commit(self, now: float, force: bool) -> bool:
         """Turn settled slider values and pending events into dated actions (under the lock)."""
