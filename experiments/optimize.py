@@ -194,7 +194,9 @@ def optimize(
     digest = check(spec, ensemble, out, workers, resume)
     processes = f"{workers or cores()} processes"
     engine = scheduler or (f"Dask LocalCluster, {processes}" if local_cluster else processes)
-    with claim(out, "optimize"):
+    # the engine starts before the manifest is written: an unreachable scheduler leaves
+    # no folder behind
+    with claim(out, "optimize"), executor(workers, scheduler, local_cluster) as pool:
         manifest = _manifest(spec, ensemble, digest, out, engine, argv)
         atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
         started = time.perf_counter()
@@ -202,8 +204,7 @@ def optimize(
         disable = None if progress is None else not progress  # None: only on a terminal
         bar = tqdm(total=total, disable=disable, unit="run", desc=f"{spec.name} search")
         try:
-            with executor(workers, scheduler, local_cluster) as pool:
-                found = _search_and_stress(spec, ensemble, out, pool, digest, resume, bar)
+            found = _search_and_stress(spec, ensemble, out, pool, digest, resume, bar)
         finally:
             bar.close()
         seconds = time.perf_counter() - started

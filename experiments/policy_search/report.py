@@ -287,11 +287,12 @@ def _design(spec: OptimizeSpec, ens: Ensemble, result: SearchResult, meta: dict)
         for lever in spec.levers
     )
     minutes = meta.get("seconds", 0) / 60
+    starts = ", ".join(map(str, spec.period_starts))
     return [
         "## What was searched",
         "",
         f"- **Lever paths:** {levers}; each held constant over {spec.periods} periods of "
-        f"{spec.period_weeks} weeks from 15 August 2021 (weeks {', '.join(map(str, spec.period_starts))}), "
+        f"{spec.period_weeks} weeks from 15 August 2021 (weeks {starts}), "
         f"the last value held to week {spec.steps}; levels on a {spec.resolution:g} grid. "
         f"Other levers and parameters: preset `{spec.preset}`"
         + (f" with {', '.join(f'{k}={v}' for k, v in spec.fixed.items())}" if spec.fixed else "")

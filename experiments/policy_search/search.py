@@ -320,11 +320,11 @@ def run_search(
     evaluations = Evaluations(spec, pool, progress)
     state = load_checkpoint(out, digest) if resume else None
     if state is None:
-        rng = np.random.default_rng(streams["algorithm"])
-        algorithm = make_algorithm(spec, initial_population(spec, rng))
+        first, operators = streams["algorithm"].spawn(2)  # generation 1; pymoo's own stream
+        algorithm = make_algorithm(spec, initial_population(spec, np.random.default_rng(first)))
         lows, highs = bounds(spec)
         problem = LeverProblem(len(lows), len(spec.objectives), len(spec.constraints), lows, highs)
-        algorithm_seed = int(streams["algorithm"].generate_state(1, np.uint32)[0])
+        algorithm_seed = int(operators.generate_state(1, np.uint32)[0])
         algorithm.setup(problem, seed=algorithm_seed, termination=("n_gen", spec.generations))
         state = SearchState(digest, algorithm)
     started = time.perf_counter()
