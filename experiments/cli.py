@@ -145,6 +145,10 @@ def _run(args: argparse.Namespace) -> int:
     from model.presets import preset
 
     overrides = expand(dict(parse_assignment(text) for text in args.set))
+    if args.draw is not None and not args.posterior:
+        raise InputError("--draw: only with --posterior FILE")
+    if args.posterior:  # a posterior draw's parameters; --set still overrides them
+        overrides = _posterior_draw(args.posterior, args.draw) | overrides
     values = resolve(preset(args.preset) | overrides)
     check_memory(values, args.steps)
     out = Path(args.out)
@@ -157,6 +161,32 @@ def _run(args: argparse.Namespace) -> int:
     for path in paths:
         _say(args, f"wrote {path}")
     return 0
+
+
+def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:
+    """The parameters of draw ``k`` of a posterior ensemble (default: its first draw)."""
+    from experiments.ensemble import load_ensemble
+
+    ensemble = load_ensemble(path)
+    table = ensemble.table
+    ids = table["draw"].tolist()
+    k = ids[0] if k is None else k
+    if k not in ids:
+        raise InputError(f"--draw: must be a draw id of {path} ({min(ids)}-{max(ids)}; got {k})")
+    row = table[table["draw"] == k].iloc[0]
+    return {name: row[name].item() if hasattr(row[name], "item") else row[name]
+            for name in ensemble.parameters}  # fmt: skip
+
+
+def _posterior_points(spec: Any, path: str, draws: int | None) -> Any:
+    """The spec's design crossed with ``draws`` posterior draws (its values win on clashes)."""
+    import numpy as np
+
+    from experiments.ensemble import draw, load_ensemble
+
+    sample = draw(load_ensemble(path), draws or 20, np.random.default_rng(spec.seed))
+    points = [d.params | dict(point) for point in spec.points for d in sample]
+    return spec.with_points(points)
 
 
 # ---- params ---------------------------------------------------------------------------
@@ -378,6 +408,10 @@ def _sweep(args: argparse.Namespace) -> int:
     from experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec)
+    if args.draws is not None and not args.posterior:
+        raise InputError("--draws: only with --posterior FILE")
+    if args.posterior:
+        spec = _posterior_points(spec, args.posterior, args.draws)
     results = run_sweep(spec, Path(args.out), argv=args.argv, **_engine(args))
     ok = results.attrs.get("ok", 0)
     _say(
@@ -442,6 +476,16 @@ def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument("spec", help="the sweep spec (TOML)")
     sweep.add_argument("--out", required=True, help="output folder")
+    sweep.add_argument(
+        "--posterior",
+        metavar="FILE",
+        help="run every point at posterior draws of the uncertain parameters (see --draws)",
+    )
+    sweep.add_argument(
+        "--draws",
+        type=_integer(1, 100_000),
+        help="with --posterior: draws per point, resampled by weight (default 20)",
+    )
     _add_engine_options(sweep)
     sweep.set_defaults(handler=_sweep)
 
@@ -551,6 +595,16 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"override a parameter, repeatable; levers take {SCHEDULE_FORMS}",
     )
     run.add_argument("--out", default="results/run", help="output folder (default results/run)")
+    run.add_argument(
+        "--posterior",
+        metavar="FILE",
+        help="take the uncertain parameters from a posterior ensemble (with --draw K)",
+    )
+    run.add_argument(
+        "--draw",
+        type=_integer(0, 2**31 - 1),
+        help="with --posterior: the draw id to run (default: the file's first draw)",
+    )
     run.set_defaults(handler=_run)
     params = commands.add_parser(
         "params",

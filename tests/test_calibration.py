@@ -117,3 +117,21 @@ def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
     assert ensemble.parameters == ["attack_rate", "attrition_rate"]
     assert ensemble.meta["fitted_to"] == [p.name for p in pat.CONSTRAINING]
     assert ensemble.table["attack_rate"].between(20, 100).all()
+
+
+def test_run_takes_a_posterior_draw_and_refuses_draw_without_posterior(tmp_path, capsys):
+    import json
+
+    from experiments.cli import main
+    from experiments.ensemble import write_ensemble
+
+    table = pd.DataFrame({"draw": [0, 1], "weight": [0.5, 0.5], "attack_rate": [30.0, 70.0]})
+    path = write_ensemble(
+        table, tmp_path / "post.parquet", model_version="test", fitted_to=["isk_release"]
+    )
+    out = tmp_path / "run"
+    assert main(["run", "--steps", "2", "--posterior", str(path), "--draw", "1",
+                 "--out", str(out), "-q"]) == 0  # fmt: skip
+    assert json.loads((out / "run.json").read_text())["parameters"]["attack_rate"] == 70.0
+    assert main(["run", "--steps", "2", "--draw", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--draw: only with --posterior" in capsys.readouterr().err
