@@ -85,7 +85,7 @@ def full_scale(runs: int) -> dict:
         for _ in range(100):
             model.step()
         seconds.append(time.perf_counter() - start)
-    return {"runs_s": seconds, "agents": model.population.n, "start_agents": model.p["population"]}
+    return {"runs_s": seconds, "agents": model.population.n, "start_agents": model.p.population}
 
 
 def measure(kind: str, *args) -> dict:
