@@ -52,8 +52,11 @@ def design(spec: SweepSpec) -> list[dict]:
 def sobol_indices(spec: SweepSpec, results: pd.DataFrame, outcomes: list[str]) -> pd.DataFrame:
     """First-order and total indices with 95% confidence half-widths, per outcome."""
     definition = problem(spec)
-    final = results[results["step"] == spec.steps].groupby("point")[outcomes].mean()
-    final = final.reindex(range(len(spec.points)))
+    if results.empty:  # every run failed
+        final = pd.DataFrame(index=range(len(spec.points)), columns=outcomes, dtype=float)
+    else:
+        final = results[results["step"] == spec.steps].groupby("point")[outcomes].mean()
+        final = final.reindex(range(len(spec.points)))
     if final.isna().any().any():
         missing = int(final.isna().any(axis=1).sum())
         raise RunsFailedError(

@@ -229,7 +229,7 @@ def test_a_killed_local_worker_costs_no_run(tmp_path):
     """The OOM killer or a segfault takes one worker: the lost runs are run again."""
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(
-        "[sweep]\nname='oom'\nsteps=25\nreplicates=12\nseed=2\noutputs=['isk_strength']\n"
+        "[sweep]\nname='oom'\nsteps=25\nreplicates=6\nseed=2\noutputs=['isk_strength']\n"
         "[fixed]\npopulation=1000\n"
     )
     out = tmp_path / "out"
@@ -247,6 +247,7 @@ def test_a_killed_local_worker_costs_no_run(tmp_path):
         time.sleep(0.05)
     assert victim is not None, "no worker seen"
     time.sleep(0.3)
+    assert process.poll() is None, "the sweep ended before a worker could be killed"
     victim.kill()
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
@@ -259,7 +260,7 @@ def test_a_killed_local_worker_costs_no_run(tmp_path):
 def test_ctrl_c_stops_a_sweep_promptly_and_it_resumes(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(
-        "[sweep]\nname='int'\nsteps=30\nreplicates=24\nseed=4\noutputs=['isk_strength']\n"
+        "[sweep]\nname='int'\nsteps=30\nreplicates=12\nseed=4\noutputs=['isk_strength']\n"
         "[fixed]\npopulation=1000\n"
     )
     out = tmp_path / "out"
@@ -281,7 +282,7 @@ def test_ctrl_c_stops_a_sweep_promptly_and_it_resumes(tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert main(["sweep", str(spec_file), "--out", str(out), "--resume", "--workers", "2"]) == 0
-    assert read_results(out)["run"].nunique() == 24
+    assert read_results(out)["run"].nunique() == 12
 
 
 def test_an_unreachable_scheduler_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
@@ -398,7 +399,7 @@ def test_sensitivity_with_failed_points_exits_1_not_2(tmp_path, capsys):
     spec_file = tmp_path / "sens.toml"
     spec_file.write_text(
         "[sweep]\nsteps=1\noutputs=['isk_strength']\n[fixed]\nnetwork='complete'\n"
-        "[sample]\nmethod='sobol'\nn=2\n[sample.ranges]\npopulation=[4000,6000]\n"
+        "[sample]\nmethod='sobol'\nn=2\n[sample.ranges]\npopulation=[5001,6000]\n"
     )
     argv = ["sensitivity", str(spec_file), "--out", str(tmp_path / "o"), "--workers", "1"]
     assert main(argv) == 1
