@@ -220,6 +220,7 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
 
     from experiments.policy_search.analysis import pareto_set
     from experiments.policy_search.search import (
+        JOURNAL,
         Evaluations,
         Policy,
         candidate,
@@ -249,7 +250,7 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
         bar.total = bar.n + len(policies) * len(fresh)
         bar.refresh()
         started = time.perf_counter()
-        evaluator = Evaluations(spec, pool, bar.update)
+        evaluator = Evaluations(spec, pool, bar.update, out / JOURNAL)
         values = evaluator.values(policies, fresh)
         seconds = time.perf_counter() - started
         cpu = evaluator.cpu

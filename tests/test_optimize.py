@@ -301,10 +301,14 @@ def test_sigkill_then_resume_gives_the_same_result(reference_run, tmp_path):
     assert not (out / "report.md").exists()
     killed_at = _generation(out)
     assert killed_at < 4
+    journalled = len((out / "runs.jsonl").read_text().splitlines())
     optimize(load_optimize_spec(TINY), out, workers=1, resume=True, progress=False)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["resumed"], "the manifest records the resumption"
     _same(reference_run, out)
+    # the runs finished before the kill were kept, not run again
+    lines = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
+    assert journalled > 0 and len(lines) == len({line["key"] for line in lines})
 
 
 def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):

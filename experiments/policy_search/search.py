@@ -15,6 +15,8 @@ master seed, and every candidate meets the same ones.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import pickle
 import time
@@ -39,6 +41,7 @@ from model import DefectionModel
 from model.policy import Schedule
 
 CHECKPOINT = "checkpoint.pkl"
+JOURNAL = "runs.jsonl"  # every finished run, appended as it finishes
 HV_MARGIN = 0.1  # reference point: 10% beyond the final front's nadir (scaled)
 
 
@@ -175,21 +178,50 @@ def bounds(spec: OptimizeSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Evaluations:
-    """Runs policies x scenarios on an executor and returns their measures by position."""
+    """Runs policies x scenarios on an executor and returns their measures by position.
+
+    With a ``journal`` file every finished run is appended to it at once (one JSON line:
+    a key naming the run's content, its measures, its CPU time), and runs already there
+    are not run again: a search killed in the middle of a generation or of the stress
+    test loses no finished run. Runs are deterministic, so a journalled result is exactly
+    what running it again would give (floats round-trip through JSON exactly).
+    """
 
     def __init__(
         self,
         spec: OptimizeSpec,
         pool: Executor,
         progress: Callable[[int], None] | None = None,
+        journal: Path | None = None,
     ) -> None:
-        self.spec, self.pool, self.progress = spec, pool, progress
+        self.spec, self.pool, self.progress, self.journal = spec, pool, progress, journal
         self.runs = 0
         self.cpu = 0.0
+        self.done: dict[str, tuple[list[float], float]] = _read_journal(journal)
+
+    def key(self, policy: Policy, scene: Scenario) -> str:
+        """What determines a run's result, hashed: preset, levers, seed, parameters, measures."""
+        content = [
+            policy.preset,
+            sorted((name, s.describe()) for name, s in policy.levers.items()),
+            scene.seed,
+            sorted((k, repr(v)) for k, v in (self.spec.fixed | scene.params).items()),
+            self.spec.steps,
+            [m.name for m in self.spec.measures],
+        ]
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:24]
 
     def values(self, policies: Sequence[Policy], scenes: Sequence[Scenario]) -> np.ndarray:
         """Measures ``(policies, scenarios, measures)``; a failed run stops the search."""
         measures = self.spec.measures
+        out = np.full((len(policies), len(scenes), len(measures)), np.nan)
+        keys = {}
+        for p, policy in enumerate(policies):
+            for s, scene in enumerate(scenes):
+                key = keys[p, s] = self.key(policy, scene)
+                if key in self.done:
+                    out[p, s] = self.done[key][0]
+                    self._count(self.done[key][1])
         futures = [
             self.pool.submit(
                 run_task,
@@ -205,8 +237,9 @@ class Evaluations:
             )
             for p, policy in enumerate(policies)
             for s, scene in enumerate(scenes)
+            if keys[p, s] not in self.done
         ]
-        out = np.full((len(policies), len(scenes), len(measures)), np.nan)
+        journal = open(self.journal, "a") if self.journal else None  # noqa: SIM115
         try:
             for future in _completed(futures):
                 result = future.result()
@@ -217,14 +250,39 @@ class Evaluations:
                         f"{result.scenario}): {result.error}"
                     )
                 out[result.policy, result.scenario] = result.values
-                self.runs += 1
-                self.cpu += result.cpu
-                if self.progress:
-                    self.progress(1)
+                key = keys[result.policy, result.scenario]
+                self.done[key] = (list(result.values), result.cpu)
+                if journal is not None:
+                    line = {"key": key, "values": list(result.values), "cpu": result.cpu}
+                    journal.write(json.dumps(line) + "\n")
+                    journal.flush()
+                self._count(result.cpu)
         finally:
             for future in futures:
                 future.cancel()
+            if journal is not None:
+                journal.close()
         return out
+
+    def _count(self, cpu: float) -> None:
+        self.runs += 1
+        self.cpu += cpu
+        if self.progress:
+            self.progress(1)
+
+
+def _read_journal(path: Path | None) -> dict[str, tuple[list[float], float]]:
+    """Finished runs from a journal; a line cut short by a kill is ignored."""
+    done: dict[str, tuple[list[float], float]] = {}
+    if path is None or not path.exists():
+        return done
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+            done[record["key"]] = ([float(v) for v in record["values"]], float(record["cpu"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return done
 
 
 def _completed(futures: list) -> Any:
@@ -317,7 +375,7 @@ def run_search(
 
     streams = seed_streams(spec.seed)
     scenes = scenarios(ensemble, spec.draws, spec.seeds, streams["in_sample"])
-    evaluations = Evaluations(spec, pool, progress)
+    evaluations = Evaluations(spec, pool, progress, out / JOURNAL)
     state = load_checkpoint(out, digest) if resume else None
     if state is None:
         first, operators = streams["algorithm"].spawn(2)  # generation 1; pymoo's own stream
