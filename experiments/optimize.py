@@ -21,6 +21,9 @@ Output folder::
     *.png, report.md   figures and the report
     manifest.json      spec, hash, seeds, ensemble, versions, engine, timings
     checkpoint.pkl     the search state after the last finished generation (--resume)
+    runs.jsonl         every finished model run's measures, appended as it finishes, so
+                       that --resume repeats none of them
+    stress.npz         the stress test's measures (kept for --resume)
 
 Bad input (spec, posterior, options) stops with one line naming the field, exit status
 2, before anything is written.
