@@ -269,7 +269,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
         resume=args.resume,
-        progress=_progress(args) is not False,
+        progress=_progress(args),  # None: a bar only on a terminal
         root_report=root if args.all and (not args.quick or args.posterior) else None,
         posterior=Path(args.posterior) if args.posterior else None,
         draws=args.draws,
