@@ -188,14 +188,26 @@ C4 = SweepExperiment(
 )
 
 _WITCH_HUNT = baseline_text("witch_hunt")
+# Power calculation, declared before the run (issue 10, item 7). Primary outcome: former
+# officials' defection rate to IS-K at week 104 ("feeds IS-K": the people it sends).
+# Smallest effect of interest: 0.03 (150 of 5,000 former officials: "hundreds"). The
+# quick run (3 seeds per arm) gave a s.d. of the per-seed difference of about 0.06, so a
+# paired two-sided test at alpha 0.05 with power 0.8 needs n = ((1.96 + 0.84) x 0.06 /
+# 0.03)^2 = 31.4 -> 32 seeds. IS-K's total strength (s.d. about 700 people) would need
+# about 170 seeds to resolve +150 people, which is not affordable: it is reported as a
+# secondary, underpowered check.
+C8_POWER = {"effect": 0.03, "sd": 0.06, "alpha": 0.05, "power": 0.8, "replicates": 32}
 C8 = SweepExperiment(
     name="C8",
     title="witch-hunt",
     claim="Persecution of former republic officials feeds IS-K.",
     source=f"{PEREIRA} (former officials 'joining ISIS-K in droves' because of the witch-hunt)",
     design=f"Scripted policy against a control: no witch-hunt (0) vs the baseline witch-hunt "
-    f"({_WITCH_HUNT}); {EFFECT_WINDOW}.",
-    expected="Former officials' defection rate higher; IS-K strength higher.",
+    f"({_WITCH_HUNT}); {EFFECT_WINDOW}. Powered: 32 seeds per arm, from a power calculation "
+    "for a 0.03 rise in the pre-declared outcome (former officials' defection rate), s.d. "
+    "0.06, alpha 0.05, power 0.8.",
+    expected="Former officials' defection rate higher (primary, pre-declared); IS-K strength "
+    "higher (secondary: underpowered, about 170 seeds would be needed for +150 people).",
     construction="By construction: the witch-hunt lowers former officials' target loyalty "
     "(repression). Emergent: whether their defection adds to IS-K's strength net of "
     "counter-IS-K attrition, and any recruitment it seeds among other groups.",
@@ -208,9 +220,10 @@ C8 = SweepExperiment(
     ),
     checks=(
         Difference("former officials defect", "former_defection"),
-        Difference("IS-K stronger", "isk_strength"),
+        Difference("IS-K stronger", "isk_strength", primary=False),
     ),
     plot=contrast_figure,
+    replicates=(C8_POWER["replicates"], 3),
     seed=108,
 )
 
@@ -247,6 +260,10 @@ C9 = SweepExperiment(
 
 _SUDDEN = f"step(0.05,0.6,{MOVE_WEEK})"
 _GRADUAL = f"ramp(0.05,0.6,{MOVE_WEEK},{MOVE_WEEK + 52})"
+# Below the cliff: C1 finds hardline defection already up at women's rights 0.5, so a
+# shift to 0.6 may only test the far side of a threshold; 0.3 tests below it.
+_SUDDEN_LOW = f"step(0.05,0.3,{MOVE_WEEK})"
+_GRADUAL_LOW = f"ramp(0.05,0.3,{MOVE_WEEK},{MOVE_WEEK + 52})"
 C11 = SweepExperiment(
     name="C11",
     title="sudden vs gradual",
@@ -258,7 +275,8 @@ C11 = SweepExperiment(
     f"linear ramp to 0.6 over 52 weeks (gradual); 130 weeks, the rest of the baseline "
     "timeline unchanged.",
     expected="Peak 4-week defections higher after the sudden move (a burst); reported either "
-    "way. Secondary: total defections by week 130.",
+    "way. Secondary: total defections by week 130, and the same burst test for a smaller "
+    "shift (0.05 -> 0.3), below the level where C1 finds hardline defection rising.",
     construction="Nothing here is built in: loyalty drifts toward its target at 10% of the "
     "gap a week under both paths, and both end at the same lever value. A burst, or a "
     "lasting excess, can only come from thresholds being crossed together and from "
@@ -266,6 +284,8 @@ C11 = SweepExperiment(
     arms=(
         Arm("gradual", fixed={"womens_rights": _GRADUAL}),
         Arm("sudden", fixed={"womens_rights": _SUDDEN}),
+        Arm("gradual_low", fixed={"womens_rights": _GRADUAL_LOW}),
+        Arm("sudden_low", fixed={"womens_rights": _SUDDEN_LOW}),
     ),
     outcomes=(
         Outcome(
@@ -287,6 +307,13 @@ C11 = SweepExperiment(
             "total",
             control="gradual",
             treatment="sudden",
+            primary=False,
+        ),
+        Difference(
+            "burst below the cliff (shift to 0.3)",
+            "burst",
+            control="gradual_low",
+            treatment="sudden_low",
             primary=False,
         ),
     ),
