@@ -197,6 +197,22 @@ def test_levers_and_allegiances_come_from_the_model(model):
     assert [level for level, _ in lever_help("new_lever")] == [0.0, 0.5, 1.0]
 
 
+def test_lever_explanations_follow_the_odd_table():
+    """The page's "?" texts are docs/ODD.md §7.1's "Levers as observable acts", word for word."""
+    import re
+    from pathlib import Path
+
+    from viz.style import LEVER_HELP
+
+    odd = (Path(__file__).resolve().parents[1] / "docs" / "ODD.md").read_text()
+    table = odd[odd.index("**Levers as observable acts.**") :]
+    table = table[: table.index("\n#")]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|$", table, re.M)
+    assert rows, "the ODD's lever table was not found"
+    for name, quarter, half, full in rows:
+        assert LEVER_HELP[name] == {0.25: quarter.strip(), 0.5: half.strip(), 1.0: full.strip()}
+
+
 def test_charts_show_the_columns_the_model_has_and_skip_the_rest(model):
     panels = chart_panels(model)
     keys = {s.key for p in panels for s in p.series}

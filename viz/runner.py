@@ -550,11 +550,11 @@ class Run:
     def _advance(self, force: bool = False) -> None:
         """One week under the lock: commit due actions, step, then the pause rules."""
         now = self.clock()
+        if self.model.week >= MAX_WEEKS:  # outside the lock: pausing re-renders the controls
+            self.pause(f"Paused at week {self.model.week}: runs stop after {MAX_WEEKS:,} weeks.")
+            return
         with self.lock:
             model = self.model
-            if model.week >= MAX_WEEKS:
-                self.pause(f"Paused at week {model.week}: runs stop after {MAX_WEEKS:,} weeks.")
-                return
             committed = self._commit(now, force)
             before = model.stats
             model.step()

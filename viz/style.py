@@ -76,7 +76,6 @@ ALLEGIANCE_LABELS: dict[str, str] = {
 }
 
 LEVER_LABELS: dict[str, str] = {
-    "moderation": "Moderation (girls' schools, inclusion)",
     "womens_rights": "Women's rights and girls' education",
     "inclusion": "Inclusive government (power sharing)",
     "crackdown_ttp": "Crackdown on the TTP",
@@ -87,53 +86,48 @@ LEVER_LABELS: dict[str, str] = {
     "witch_hunt": "Witch-hunt of former officials",
 }
 
-# What a lever's levels mean as acts one could observe (drafted from the model brief,
-# "Levers as observable acts"; docs/ODD.md is the reference once it carries them).
+# What a lever's levels mean as acts one could observe: the table of docs/ODD.md §7.1
+# ("Levers as observable acts"), which tests/test_viz_components.py keeps this in step with.
 LEVER_HELP: dict[str, dict[float, str]] = {
-    "moderation": {
-        0.25: "promises only; girls' secondary schools stay closed",
-        0.5: "schools reopen in some provinces; a few non-Taliban figures in posts",
-        1.0: "girls' education nationwide and an inclusive cabinet",
-    },
     "womens_rights": {
-        0.25: "primary schooling for girls; women barred from most work",
-        0.5: "secondary schools reopen in some provinces; some women back in health and aid work",
-        1.0: "girls' secondary and university education nationwide; women in public life",
+        0.25: "primary schooling and some health work for women and girls tolerated",
+        0.5: "girls' secondary schools reopened, women allowed in most paid work",
+        1.0: "secondary and university education and public life open to women as before 2021",
     },
     "inclusion": {
-        0.25: "a few Tajik and Uzbek Taliban in junior posts",
-        0.5: "non-Pashtun commanders and some former officials in ministries and governorships",
-        1.0: "a power-sharing government with the political opposition",
+        0.25: "a few non-Pashtun Taliban and technocrats in posts (as in the 2021 interim cabinet)",
+        0.5: "non-Pashtun commanders and some former politicians in ministries and governorships",
+        1.0: 'a negotiated national government with the opposition (the "inclusive government" of [Ali, Conclusion])',
     },
     "crackdown_ttp": {
-        0.25: "pressing the TTP to stop attacks in Pakistan",
-        0.5: "moving TTP fighters and families away from the border; arresting commanders",
-        1.0: "expelling the TTP or handing its commanders to Pakistan",
+        0.25: "pressing the TTP to stop attacks in Pakistan (mediation)",
+        0.5: "moving its fighters and families away from the border, restricting movement",
+        1.0: "arresting its commanders, expelling or handing them over to Pakistan",
     },
     "crackdown_uyghur": {
-        0.25: "restraining Uyghur militants' movements and propaganda",
-        0.5: "relocating them away from the Chinese border (reported in late 2021)",
-        1.0: "disarming them and handing them over to China",
+        0.25: "relocating Uyghur militants away from the Chinese border (late 2021)",
+        0.5: "disarming and confining them",
+        1.0: "handing them over to China",
     },
     "crackdown_aq": {
-        0.25: "asking Al-Qaeda and IMU figures to keep a low profile",
-        0.5: "restricting their movement, closing guesthouses and camps",
-        1.0: "arresting or expelling them, sharing intelligence on them",
+        0.25: "restraining Al-Qaeda/IMU from external plotting",
+        0.5: "expelling their leaders from safe houses",
+        1.0: "arresting or handing them over",
     },
     "foreign_cooperation": {
-        0.25: "talks with neighbours (China, Russia, Pakistan) on security",
-        0.5: "regular intelligence exchange with neighbours",
-        1.0: "open counter-terrorism cooperation with Western governments",
+        0.25: "diplomatic contacts on security with neighbours",
+        0.5: "intelligence sharing with China, Pakistan, Russia or Central Asia",
+        1.0: "joint counter-terrorism operations with foreign powers, the US included",
     },
     "counter_isk": {
-        0.25: "raids on known IS-K hideouts after attacks",
-        0.5: "thousands deployed against IS-K; regular raids in the east",
-        1.0: "a sustained nationwide campaign against IS-K cells and leaders",
+        0.25: "raids after attacks",
+        0.5: "sustained provincial operations (Nangarhar, Kunar)",
+        1.0: "a nationwide campaign with the regime's full security apparatus",
     },
     "witch_hunt": {
-        0.25: "sporadic reprisals against former officials despite the amnesty",
-        0.5: "house searches, detentions and some killings of former security staff",
-        1.0: "systematic hunting down of former officials and their families",
+        0.25: "sporadic reprisals",
+        0.5: "systematic searches and detentions of former officials",
+        1.0: "mass killings and detentions of former security personnel",
     },
 }
 
