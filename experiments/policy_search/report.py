@@ -220,6 +220,11 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _n(count: int, noun: str) -> str:
+    """``3 seeds``, ``1 seed``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _pct(value: float) -> str:
     return "n/a" if not np.isfinite(value) else f"{100 * value:.0f}%"
 
@@ -303,7 +308,8 @@ def _design(spec: OptimizeSpec, ens: Ensemble, result: SearchResult, meta: dict)
         "in the same scenario.",
         f"- **Constraints:** {constraints}.",
         f"- **Robustness:** each candidate meets the same {spec.scenarios} scenarios "
-        f"({spec.draws} parameter draws x {spec.seeds} seeds; common random numbers) — "
+        f"({_n(spec.draws, 'parameter draw')} x {_n(spec.seeds, 'seed')}; common random "
+        "numbers) — "
         f"{ens.label}.",
         f"- **Algorithm:** {spec.algorithm.upper()} (pymoo), population {spec.population}, "
         f"{spec.generations} generations, master seed {spec.seed}; {len(result.x)} distinct "
@@ -325,7 +331,7 @@ def _front(spec: OptimizeSpec, front: ParetoSet, result: SearchResult) -> list[s
     lines = [
         "## The front",
         "",
-        f"{len(front.x)} Pareto paths{trimmed}, non-dominated among all {front.archive_size} "
+        f"{_n(len(front.x), 'Pareto path')}{trimmed}, non-dominated among all {front.archive_size} "
         f"evaluated paths"
         + (
             ""
@@ -503,7 +509,8 @@ def _stress(
         "## Stress test: the Pareto set on fresh draws and seeds",
         "",
         f"Every Pareto path re-run in {spec.stress_draws * spec.stress_seeds} scenarios that "
-        f"the search never saw ({spec.stress_draws} fresh draws x {spec.stress_seeds} seeds). "
+        f"the search never saw ({_n(spec.stress_draws, 'fresh draw')} x "
+        f"{_n(spec.stress_seeds, 'seed')}). "
         f"{int(survivors.sum())} of {len(survivors)} paths stay non-dominated among the set "
         "and the references out of sample.",
         "",
