@@ -135,3 +135,25 @@ def test_run_takes_a_posterior_draw_and_refuses_draw_without_posterior(tmp_path,
     assert json.loads((out / "run.json").read_text())["parameters"]["attack_rate"] == 70.0
     assert main(["run", "--steps", "2", "--draw", "1", "--out", str(tmp_path / "x")]) == 2
     assert "--draw: only with --posterior" in capsys.readouterr().err
+
+
+def test_reproduce_across_a_posterior_writes_shares_and_the_report_table(tmp_path):
+    import json
+
+    from experiments.claims.runner import reproduce
+    from experiments.ensemble import write_ensemble
+
+    table = pd.DataFrame({"draw": [0, 1], "weight": [0.5, 0.5], "attack_rate": [30.0, 70.0]})
+    path = write_ensemble(
+        table, tmp_path / "post.parquet", model_version="test", fitted_to=["isk_release"]
+    )
+    out = tmp_path / "reproduce"
+    verdicts_ = reproduce(["C9", "G1"], out, posterior=path, draws=3, workers=2, progress=False)
+    result = json.loads((out / "C9" / "posterior.json").read_text())
+    assert result["draws"] == 3 and 0 <= result["share"] <= 1
+    assert result["share_interval"][0] <= result["share"] <= result["share_interval"][1]
+    assert verdicts_["C9"] == result["verdict"] == verdicts.decide(result["share"])
+    draws = pd.read_csv(out / "C9" / "posterior_draws.csv")
+    assert set(draws.attack_rate) <= {30.0, 70.0} and len(draws) == 3
+    report = (out / "REPORT.md").read_text()
+    assert "## Verdicts across the posterior" in report and "| [C9](C9/posterior.md)" in report
