@@ -150,8 +150,11 @@ class LocalPool:
         self.pool = self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["model", "experiments.sweep"])
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["model", "experiments.sweep"])
+        else:  # Windows: no fork server; spawned workers import the model themselves
+            context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
             max_workers=self.workers, mp_context=context, initializer=_worker_setup
         )
