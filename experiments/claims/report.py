@@ -189,19 +189,20 @@ def policy_analysis(link_prefix: str = "") -> str:
     """The "Policy analysis" section: where the robust policy search and its report live.
 
     ``link_prefix`` is the one the claim links get (the folder of the reproduction
-    results); the search writes beside it, in ``results/optimize/``.
+    results, two levels below the repository's root).
     """
-    report = f"{link_prefix}../optimize/robust-levers/report.md"
+    readme = f"{link_prefix}../../README.md#robust-policy-search-which-lever-paths-across-what-we-do-not-know"
     return (
         "## Policy analysis\n\n"
         "Which lever paths contain IS-K, keep the regime together and win standing, judged "
         "across parameter draws and seeds rather than at one point, and when moderation "
-        "pays: `defection optimize experiments/specs/optimize_example.toml` (README, "
-        '"Robust policy search") writes its Pareto set, figures and '
-        f"[report]({report}) (`results/optimize/robust-levers/report.md`), which places "
-        "the actual 2021-23 policy and the inclusive government against the front. Until "
-        "the calibration writes a posterior it runs at the default parameters only and says "
-        "so: not robust across the posterior."
+        f"pays, is the job of `defection optimize` ([README: robust policy search]({readme})). "
+        "`defection optimize experiments/specs/optimize_example.toml` writes "
+        "`results/optimize/robust-levers/report.md`: the Pareto set, its figures, and where "
+        "the actual 2021-23 policy and the inclusive government stand against the front. "
+        "Until it is given the calibration's posterior (`--posterior "
+        "results/posterior/posterior.parquet`) it runs at the default parameters only and "
+        "says so: not robust across the posterior."
     )
 
 
