@@ -76,7 +76,7 @@ def server(burner):
     command += ["--host", "127.0.0.1", "--port", str(port), "--production", "--no-open"]
     env = os.environ | {
         "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "false",
-        "DEFECTION_DISCONNECT_GRACE": "5",
+        "DEFECTION_DISCONNECT_GRACE": "3",
     }
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -190,6 +190,12 @@ def play(page: Page) -> None:
 def pause(page: Page) -> None:
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3_000)
+    wait_paused(page)
+
+
+def wait_paused(page: Page) -> None:
+    """Wait for the frame that says the run has stopped (the last week it reached)."""
+    page.wait_for_function(f"() => document.querySelector('{LIVE}').__dv.st.playing === false")
 
 
 def set_speed(page: Page, key: str) -> None:
@@ -219,7 +225,7 @@ def rates(page: Page, seconds: float) -> tuple[float, float]:
 
 
 # ---- the page ---------------------------------------------------------------------------------
-def test_page_loads_with_status_agents_and_charts_and_nothing_fetched_from_outside(page, server):
+def test_page_loads_with_named_controls_described_pictures_and_nothing_from_outside(page, server):
     FIGURES["page load (s, to the first frame drawn)"] = round(page.load_seconds, 2)
     for label in ("Play", "Step", "Reset", "Release prisoners"):
         expect(page.get_by_role("button", name=label)).to_be_visible()
@@ -237,9 +243,7 @@ def test_page_loads_with_status_agents_and_charts_and_nothing_fetched_from_outsi
     no_error_text(page)
     assert "Could not load URL" not in server["log"].read_text()  # nothing fetched from outside
     page.screenshot(path=OUT / "page-1440.png", full_page=True)
-
-
-def test_every_control_has_an_accessible_name_and_every_picture_a_text(page):
+    # every control has an accessible name, every picture a text alternative
     sliders = page.get_by_role("slider")
     assert sliders.count() >= 10  # speed, population, eight levers
     for i in range(sliders.count()):
@@ -279,7 +283,7 @@ def test_layout_fits_a_small_screen_and_a_phone(browser, server, width, height):
         page.context.close()
 
 
-def test_step_and_keyboard(page):
+def test_step_keyboard_and_a_refused_reset(page):
     started = time.perf_counter()
     page.get_by_role("button", name="Step").click()
     wait_drawn(page, 1)
@@ -295,8 +299,23 @@ def test_step_and_keyboard(page):
     expect(page.get_by_role("button", name="Pause")).to_be_visible(timeout=3_000)
     page.keyboard.press("Space")
     expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3_000)
+    wait_paused(page)
     assert status_week(page) > 4
     no_error_text(page)
+    # a bad seed is refused with a message and the run goes on
+    week = status_week(page)
+    seed = page.get_by_label("Seed")
+    seed.fill("abc")
+    expect(page.get_by_text("seed: must be a whole number").first).to_be_visible()
+    page.get_by_role("button", name="Reset").click()
+    expect(page.locator(".run-error")).to_contain_text("Reset refused")
+    assert status_week(page) == week  # the current run goes on
+    step(page)
+    seed.fill("7")
+    page.get_by_role("button", name="Reset").click()
+    wait_drawn(page, 0)
+    expect(page.locator(".run-error")).to_have_count(0)
+    assert "seed=7" in page.locator(".dv-link").input_value()
 
 
 def test_pause_is_applied_within_half_a_second_and_a_lever_moved_mid_play_holds_from_next_week(
@@ -328,7 +347,7 @@ def test_pause_is_applied_within_half_a_second_and_a_lever_moved_mid_play_holds_
     no_error_text(page)
 
 
-def test_a_shared_link_replays_the_same_numbers(browser, server, page):
+def test_a_shared_link_replays_the_same_numbers_in_a_run_of_its_own(browser, server, page):
     step(page, 2)
     page.get_by_role("slider", name="Witch-hunt of former officials").press("Home")
     step(page, 3)
@@ -342,6 +361,8 @@ def test_a_shared_link_replays_the_same_numbers(browser, server, page):
             assert data(other, key) == data(page, key), key
         entries = ".dv-status .dv-entry"
         assert other.locator(entries).all_inner_texts() == page.locator(entries).all_inner_texts()
+        step(other)  # two visitors, two runs: stepping one leaves the other alone
+        assert status_week(page) == 7 and status_week(other) == 8
     finally:
         other.context.close()
 
@@ -383,33 +404,6 @@ def test_compare_shows_two_runs_sharing_the_weeks_before_the_fork(page):
     assert data(page, "isk_strength")[:3] == data(page, "isk_strength", compare=True)[:3]
     expect(page.locator(".status-compare")).to_contain_text("Comparison (without week 3")
     page.screenshot(path=OUT / "compare.png", full_page=True)
-
-
-def test_two_visitors_run_independently(browser, server, page):
-    other = open_page(browser, server["url"])
-    try:
-        step(page, 3)
-        assert status_week(other) == 0
-        step(other)
-        assert status_week(page) == 3 and status_week(other) == 1
-    finally:
-        other.context.close()
-
-
-def test_invalid_seed_shows_an_error_and_the_page_keeps_working(page):
-    step(page, 2)
-    seed = page.get_by_label("Seed")
-    seed.fill("abc")
-    expect(page.get_by_text("seed: must be a whole number").first).to_be_visible()
-    page.get_by_role("button", name="Reset").click()
-    expect(page.locator(".run-error")).to_contain_text("Reset refused")
-    assert status_week(page) == 2  # the current run goes on
-    step(page)
-    seed.fill("7")
-    page.get_by_role("button", name="Reset").click()
-    wait_drawn(page, 0)
-    expect(page.locator(".run-error")).to_have_count(0)
-    assert "seed=7" in page.locator(".dv-link").input_value()
 
 
 # ---- under load ---------------------------------------------------------------------------------
@@ -476,11 +470,11 @@ def test_a_killed_browser_stops_its_run(playwright, server):
         busy = server_cpu.cpu_percent()
         killed.send_signal(signal.SIGKILL)  # no goodbye: the socket just drops
         killed.wait(10)
-        time.sleep(10)  # grace period (5 s here) and the watchdog's round
+        time.sleep(7)  # the grace period (3 s here) and the watchdog's round
         server_cpu.cpu_percent()
-        time.sleep(4)
+        time.sleep(3)
         quiet = server_cpu.cpu_percent()
-        FIGURES["killed browser: server CPU % playing / 10-14 s after the kill"] = [busy, quiet]
+        FIGURES["killed browser: server CPU % playing / 7-10 s after the kill"] = [busy, quiet]
         assert busy > 8, f"the run was not busy ({busy}%)"
         assert quiet < max(2.0, busy / 4), f"the server still works at {quiet}% after the kill"
         assert "paused a run whose page disconnected" in server["log"].read_text()
@@ -489,30 +483,34 @@ def test_a_killed_browser_stops_its_run(playwright, server):
             killed.kill()
 
 
-@pytest.mark.parametrize("agents", [2_000, 10_000])
-def test_figures_at_default_and_top_speed(browser, server, agents):
+def test_figures_at_default_and_top_speed(browser, server):
     """Visible updates and weeks per second under load (reported, checked only loosely)."""
     page = open_page(browser, server["url"])
     try:
-        if agents != 2_000:
-            page.get_by_role("slider", name="Population in agents").press("End")
-            expect(page.locator(".slider-population")).to_contain_text(f"{agents:,} agents")
-            page.get_by_role("button", name="Reset").click()
-            expect(page.locator(".status-agents .dv-value")).to_have_text(
-                f"{agents:,}", timeout=30_000
-            )
-        play(page)
-        page.wait_for_timeout(1_000)
-        weeks, updates = rates(page, 5)
-        set_speed(page, "End")
-        page.wait_for_timeout(1_000)
-        top_weeks, top_updates = rates(page, 5)
-        pause(page)
-        FIGURES[f"{agents:,} agents"] = {
-            "default speed (20 weeks/s)": {"weeks/s": round(weeks, 1), "updates/s": round(updates, 1)},
-            "top speed (100 weeks/s)": {"weeks/s": round(top_weeks, 1), "updates/s": round(top_updates, 1)},
-        }  # fmt: skip
-        assert weeks >= 8 and updates >= 2 and top_weeks > weeks
+        for agents in (2_000, 10_000):
+            if agents != 2_000:
+                page.get_by_role("slider", name="Population in agents").press("End")
+                expect(page.locator(".slider-population")).to_contain_text(f"{agents:,} agents")
+                page.get_by_role("button", name="Reset").click()
+                expect(page.locator(".status-agents .dv-value")).to_have_text(
+                    f"{agents:,}", timeout=30_000
+                )
+                set_speed(page, "Home")
+                for _ in range(19):
+                    set_speed(page, "ArrowRight")
+                expect(page.locator(".slider-speed")).to_contain_text("20 weeks/s")
+            play(page)
+            page.wait_for_timeout(1_000)
+            weeks, updates = rates(page, 5)
+            set_speed(page, "End")
+            page.wait_for_timeout(1_000)
+            top_weeks, top_updates = rates(page, 5)
+            pause(page)
+            FIGURES[f"{agents:,} agents"] = {
+                "default speed (20 weeks/s)": {"weeks/s": round(weeks, 1), "updates/s": round(updates, 1)},
+                "top speed (100 weeks/s)": {"weeks/s": round(top_weeks, 1), "updates/s": round(top_updates, 1)},
+            }  # fmt: skip
+            assert weeks >= 5 and updates >= 1 and top_weeks > weeks
         no_error_text(page)
     finally:
         page.context.close()
