@@ -157,6 +157,16 @@ def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
         "figure and a report that states the design, the statistical check, and what "
         "follows by construction versus what is emergent.",
         "",
+        *(
+            [
+                "> **Quick mode** (`--quick`): 3 seeds per condition and coarse grids, so these "
+                "point verdicts are indicative; `defection reproduce --all` runs the full "
+                "designs.",
+                "",
+            ]
+            if "quick" in modes
+            else []
+        ),
         "| claim | source | expected | measured (95% interval) | verdict | figure |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
