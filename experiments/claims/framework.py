@@ -341,11 +341,13 @@ class SweepExperiment(Claim):
         runs = measure_runs(data, self.outcomes, self.outputs())
         if self.analyse is not None:
             return self.analyse(self, data, runs)
-        notes = [
-            level_means(runs, c.factor, c.outcome)
-            for c in self.checks
-            if isinstance(c, Trend | DoseResponse)
-        ]
+        notes = list(
+            dict.fromkeys(
+                level_means(runs, c.factor, c.outcome)
+                for c in self.checks
+                if isinstance(c, Trend | DoseResponse)
+            )
+        )
         return Finding([check.evaluate(runs) for check in self.checks], data, runs, notes)
 
 
