@@ -180,7 +180,7 @@ def test_identical_trajectories_when_the_step_draws_nothing(setting):
 
 
 def test_the_settings_cover_every_way_out():
-    """Across the settings: joins, desertions, returns, IS-K desertion, a binding budget."""
+    """Across the settings: joins, desertions, returns, IS-K desertion, a budget that binds."""
     seen = Counter()
     for name, setting in SETTINGS.items():
         fast = run(40, 3, population=500, **(NO_DRAWS | setting))
@@ -189,14 +189,14 @@ def test_the_settings_cover_every_way_out():
         seen[f"{name} desertions"] = frame["desertions"].sum() > 0
         seen[f"{name} returns"] = frame["returns"].sum() > 0
         seen[f"{name} left IS-K"] = frame["isk_deserted"].sum() > 0
-        seen[f"{name} binding"] = (frame["isk_capacity"] < np.inf).all() and frame[
+        seen[f"{name} budget moves"] = (frame["isk_capacity"] < np.inf).all() and frame[
             "isk_capacity"
         ].nunique() > 1
     assert seen["all-levers joins"] and seen["crackdown joins"] and seen["reach-off joins"]
     assert seen["adaptive joins"] and seen["isk-desertion left IS-K"]
     assert seen["no-destination desertions"] and seen["no-destination returns"]
     assert not seen["no-destination joins"] and not seen["pipeline joins"]
-    assert seen["pipeline returns"] and seen["pipeline binding"]
+    assert seen["pipeline returns"] and seen["pipeline budget moves"]
 
 
 # ---- 2. distributions, every mechanism on --------------------------------------------
@@ -223,6 +223,8 @@ SETTING = dict(  # the test's own values where a detection below depends on them
 def weekly_outcomes(model) -> dict[str, float]:
     """Outcomes from the DataCollector (the two models share these columns), in people."""
     frame = model.datacollector.get_model_vars_dataframe()
+    weeks = frame.iloc[1:]
+    assert (weeks["isk_intake"] <= weeks["isk_capacity"] + 1e-9).all(), "intake above B"
     final = frame.iloc[-1]
     return {
         "isk_strength": final["isk_strength"],
