@@ -752,6 +752,23 @@ def test_a_shared_link_opens_the_same_run_at_the_same_week():
     assert problem.startswith("This link could not be replayed (link: preset")
 
 
+def test_the_page_never_loads_matplotlib():
+    """Matplotlib is not thread-safe: two sessions drawing with it could crash the server."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, solara\n"
+        "from viz.app import Page\n"
+        "box, rc = solara.render(Page(), handle_error=False)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+        "rc.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_the_module_exposes_the_page_for_solara_and_jupyter():
     import viz.app
 

@@ -27,7 +27,6 @@ from typing import Any
 import ipyvuetify as v
 import solara
 import traitlets
-from mesa.visualization.utils import update_counter
 
 from model import DefectionModel
 from viz.frames import FrameSource
@@ -147,6 +146,9 @@ class ModelFeed:
 
 
 def _model_view(model: DefectionModel, parts: tuple[str, ...]) -> None:
+    # Imported here: mesa.visualization loads matplotlib, which the page itself never needs.
+    from mesa.visualization.utils import update_counter
+
     frame = update_counter.value
     feed = solara.use_memo(lambda: ModelFeed(model), [model])
     element = LiveWidget.element(parts=list(parts))
