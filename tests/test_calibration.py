@@ -117,6 +117,11 @@ def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
     assert ensemble.parameters == ["attack_rate", "attrition_rate"]
     assert ensemble.meta["fitted_to"] == [p.name for p in pat.CONSTRAINING]
     assert ensemble.table["attack_rate"].between(20, 100).all()
+    # --resume continues the same database with a further generation
+    more = abc.calibrate(
+        tmp_path, ["attack_rate", "attrition_rate"], budget, resume=True, progress=False
+    )
+    assert len(more["generations"]) == 2 and more["simulations"] > fit["simulations"]
 
 
 def test_run_takes_a_posterior_draw_and_refuses_draw_without_posterior(tmp_path, capsys):
