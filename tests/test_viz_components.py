@@ -309,6 +309,24 @@ def test_a_frame_carries_one_week_for_status_agents_and_charts(model):
     json.dumps(frame, allow_nan=False)  # NaN is sent as null, never as invalid JSON
 
 
+def test_a_large_run_draws_one_agent_in_k(model, monkeypatch):
+    import viz.frames
+
+    monkeypatch.setattr(viz.frames, "MAX_DRAWN", 150)
+    source = FrameSource(model)
+    stride = source.stride
+    assert stride == -(-model.population.n // 150) and source.config()["stride"] == stride
+    first = source.frame([])
+    assert first["agents"]["slots"] == list(range(0, model.population.n, stride))
+    browser: dict[int, int] = {}
+    _apply(browser, first)
+    for _ in range(3):
+        model.step()
+        _apply(browser, source.frame([]))
+    codes = agent_codes(model)
+    assert browser == {slot: int(codes[slot]) for slot in range(0, model.population.n, stride)}
+
+
 def test_agent_codes_encode_allegiance_recruiter_and_loyalty(model):
     pop = model.population
     member = int(np.flatnonzero(pop.group == 0)[0])
@@ -327,7 +345,7 @@ def test_new_arrivals_get_their_spots_in_the_next_frame(model):
     model.step()
     frame = source.frame([])
     agents = frame["agents"]
-    assert model.population.n > before and agents["from"] == before
+    assert model.population.n > before and agents["new"] == list(range(before, model.population.n))
     assert len(agents["group"]) == model.population.n - before
     assert len(agents["home"]) == 2 * (model.population.n - before)
     assert set(range(before, model.population.n)) <= set(agents["slots"])
