@@ -139,7 +139,14 @@ def _say(args: argparse.Namespace, text: str) -> None:
 # ---- run ------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from experiments import folders
-    from experiments.run import check_memory, format_summary, simulate, summary, write_outputs
+    from experiments.run import (
+        check_memory,
+        format_summary,
+        records_agents,
+        simulate,
+        summary,
+        write_outputs,
+    )
     from experiments.spec import expand
     from model.parameters import resolve
     from model.presets import preset
@@ -160,7 +167,18 @@ def _run(args: argparse.Namespace) -> int:
     _say(args, format_summary(summary(model), model))
     for path in paths:
         _say(args, f"wrote {path}")
+    if not records_agents(values) and _setting(values, "collect_agent_data") == "auto":
+        _say(
+            args,
+            f"agent records not kept ({_setting(values, 'population'):,} agents is over the "
+            "automatic limit); --set collect_agent_data=on keeps them",
+        )
     return 0
+
+
+def _setting(values: Any, name: str) -> Any:
+    """One resolved parameter, whether the registry gives a mapping or a frozen object."""
+    return values[name] if isinstance(values, dict) else getattr(values, name)
 
 
 def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:

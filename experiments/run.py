@@ -67,12 +67,13 @@ def available_memory() -> int | None:
     return None
 
 
-def records_agents(values: Mapping[str, Any]) -> bool:
+def records_agents(values: Any) -> bool:
     """Whether a run with these resolved parameters records agent reporters.
 
     The registry's ``collect_agent_data`` is a switch (True/False) or, in model v2,
     ``auto``/``on``/``off`` where ``auto`` records up to ``AGENT_DATA_LIMIT`` agents.
     """
+    values = _as_dict(values)
     setting = values.get("collect_agent_data", False)
     if setting == "auto":
         limit = getattr(registry, "AGENT_DATA_LIMIT", 10_000)

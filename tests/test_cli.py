@@ -78,6 +78,13 @@ def test_agent_records_are_written_when_affordable(tmp_path):
     assert not (off / "agents.parquet").exists()
 
 
+def test_agent_records_are_not_kept_by_default_for_a_large_run(tmp_path, capsys):
+    out = tmp_path / "big"
+    assert main(["run", "--steps", "1", "--set", "population=12000", "--out", str(out)]) == 0
+    assert not (out / "agents.parquet").exists()
+    assert "collect_agent_data=on keeps them" in capsys.readouterr().out
+
+
 def test_agent_recording_rule_and_memory_check():
     values = {name: p.default for name, p in PARAMETERS.items()}
     assert records_agents(values | {"population": 2_000})  # default: on where affordable
