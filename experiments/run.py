@@ -36,6 +36,9 @@ MAX_STEPS = registry.MAX_STEPS
 # Mesa keeps one record per agent per week; measured at about 60 bytes each (tuples of
 # shared strings and a float), plus the DataFrame built from them when written.
 AGENT_RECORD_BYTES = 120
+# The model itself (arrays, network, a step's temporaries): 818 MB at 1,000,000 agents in
+# benchmarks/scale.py, with a margin.
+MODEL_BYTES_PER_AGENT = 1_000
 IDENTITY = ("seed", "preset")  # columns put in front of every time-series row
 
 
@@ -82,14 +85,22 @@ def records_agents(values: Any) -> bool:
 
 
 def check_memory(values: Any, steps: int, option: str = "--set") -> None:
-    """Refuse, before it starts, a run whose agent records cannot fit in memory."""
+    """Refuse, before it starts, a run that cannot fit in memory (the model or its records)."""
     values = _as_dict(values)
+    agents = int(values.get("population", 0))
+    have = available_memory()
+    if have is None:
+        return
+    model = agents * MODEL_BYTES_PER_AGENT
+    if model > 0.8 * have:
+        raise ValueError(
+            f"{option} population: {agents:,} agents need about {model / 1e9:,.1f} GB, "
+            f"{have / 1e9:,.1f} GB available; use fewer agents"
+        )
     if not records_agents(values):
         return
-    agents = int(values.get("population", 0))
-    need = agents * (steps + 1) * AGENT_RECORD_BYTES
-    have = available_memory()
-    if have is not None and need > 0.8 * have:
+    need = model + agents * (steps + 1) * AGENT_RECORD_BYTES
+    if need > 0.8 * have:
         raise ValueError(
             f"{option} collect_agent_data: recording {agents:,} agents for {steps + 1:,} weeks "
             f"needs about {need / 1e9:,.1f} GB, {have / 1e9:,.1f} GB available; use "

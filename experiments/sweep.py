@@ -312,10 +312,29 @@ def run_sweep(
         raise ValueError("--retry-failed: only with --resume (it re-runs a sweep's failed runs)")
     folders.check(out, "sweep")
     _check_folder(out, spec, resume)
+    _check_memory(spec, workers or cores(), local=not (scheduler or local_cluster))
     with executor(workers, scheduler, local_cluster) as pool, folders.claim(out, "sweep"):
         _check_folder(out, spec, resume)  # again, now that the folder is ours
         engine = _engine_name(workers, scheduler, local_cluster)
         return _run_pending(spec, out, pool, engine, resume, retry_failed, progress, argv)
+
+
+def _check_memory(spec: SweepSpec, workers: int, local: bool) -> None:
+    """Refuse a sweep whose largest run, once per local worker, cannot fit in memory."""
+    from experiments.run import MODEL_BYTES_PER_AGENT, _as_dict, available_memory
+    from model.parameters import resolve
+    from model.presets import preset
+
+    if not local or not spec.points:
+        return
+    default = int(_as_dict(resolve(preset(spec.preset) | expand(spec.fixed)))["population"])
+    agents = max(int(point.get("population", default)) for point in spec.points)
+    need, have = agents * MODEL_BYTES_PER_AGENT * workers, available_memory()
+    if have is not None and need > 0.8 * have:
+        raise ValueError(
+            f"--workers: {workers} runs of {agents:,} agents at once need about "
+            f"{need / 1e9:,.1f} GB, {have / 1e9:,.1f} GB available; use fewer --workers"
+        )
 
 
 def _engine_name(workers: int | None, scheduler: str | None, local_cluster: bool) -> str:

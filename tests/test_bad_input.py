@@ -354,6 +354,12 @@ CASES: list[Case] = [
     # ---- sweep: options and folders ------------------------------------------------------
     *(spec_case(VALID_SPEC, "--workers", "--workers", v) for v in ("0", "-1", "abc", "2000")),
     spec_case(VALID_SPEC, "--retry-failed", "--retry-failed"),
+    spec_case(
+        VALID_SPEC.replace("population = 100", "population = 5000000"),
+        "--workers",
+        "--workers",
+        "1024",
+    ),  # fmt: skip
     spec_case(VALID_SPEC, "--scheduler", "--scheduler", "not-an-address"),
     Case(["sweep", "{spec}", "--out", "{out}"], "--out", spec=VALID_SPEC, setup="file"),
     Case(["sweep", "{spec}", "--out", "{out}"], "--out", spec=VALID_SPEC, setup="foreign"),
