@@ -432,6 +432,7 @@ class Run:
         with self.lock:
             self.settings, self.model, self.actions = settings, fresh, []
             self.source = FrameSource(fresh)
+            self._full = True
             self.compare = None
             self._pending.clear()
             self._events.clear()
@@ -476,7 +477,7 @@ class Run:
                             apply(model, action)
                     model.step()
                 self.compare = Comparison(label, settings, actions, fork, model)
-                self._full = True
+                self._full = True  # the browser starts both runs' series afresh
         except Exception as exc:
             logger.exception("comparison run")
             self.error = f"The comparison run could not be built: {exc}"
@@ -597,15 +598,15 @@ class Run:
                           "kind": "fork"})  # fmt: skip
         return marks
 
-    def frame(self) -> dict[str, Any]:
-        """The next frame for the browser (under the lock)."""
+    def frame(self, full: bool = False) -> dict[str, Any]:
+        """The next frame for the browser: a change since the last one, or everything."""
         with self.lock:
-            if self._full:
+            if full:
                 self.source.reset()
                 if self.compare is not None:
                     self.compare.sent_rows = 0
             marks = self.marks()
-            key = len(marks) if not self._full else -1
+            key = len(marks) if not full else -1
             extra: dict[str, Any] = {}
             if self.compare is not None:
                 c = self.compare
@@ -629,14 +630,12 @@ class Run:
         sender, config_sender = self._sender, self._config_sender
         if sender is None:
             return
-        full = self._full
-        if full and config_sender is not None:
-            with self.lock:
-                config = self.source.config()
+        with self.lock:  # config and frame of one source, even if Reset swaps it meanwhile
+            full, self._full, self._dirty = self._full, False, False
+            config = self.source.config() if full else None
+            frame = self.frame(full)
+        if config is not None and config_sender is not None:
             config_sender(config)
-        frame = self.frame()
-        self._full = False
-        self._dirty = False
         self._sent_seq, self._sent_at, self._sent_week = frame["seq"], now, frame["week"]
         if full:
             self._acked_seq = frame["seq"] - 1
