@@ -34,7 +34,7 @@ from viz.style import lever_help, lever_label, plural
 
 LEVER_STEP = 0.05
 FORK, OTHER = "Fork this run", "Other scenario"
-SMALL = {"font-size": "12px", "color": "#444"}
+SMALL = {"font-size": "12px", "color": "#444", "display": "block"}
 logger = logging.getLogger(__name__)
 
 
