@@ -1,5 +1,8 @@
 """Browser front end: watch factions fracture while you move the leadership's levers.
 
 Start it with ``defection app`` or ``solara run viz/app.py``; in Jupyter, display
-``viz.app.Page()``. Every browser session builds its own model (see viz/session.py).
+``viz.app.Page()``. Each browser session gets its own run (viz/runner.py): the server
+steps the model and sends frames of data (viz/frames.py); the browser draws them
+(viz/live.py, viz/live.vue). Runs are recipes of settings and dated actions
+(viz/journal.py), which is what links, comparisons and downloads are built on.
 """

@@ -4,10 +4,11 @@ Why a loop of its own rather than Solara re-rendering the page each step: a rend
 per frame is what made the old page overrun ("Too many renders triggered") and freeze
 its controls. Here one thread per session steps the model at the chosen speed and, at
 most :data:`FRAME_INTERVAL` apart, sends the browser a *frame* — the data of one week,
-as a change since the last frame (viz/frames.py). A new frame is sent only once the
-browser has drawn all but :data:`IN_FLIGHT` - 1 of those sent (or :data:`ACK_TIMEOUT`
-has passed), so frames are dropped, never queued, whatever the load. Solara re-renders the controls only when
-something they show changes (play/pause, a message), not per frame.
+as a change since the last frame (viz/frames.py). A new frame is sent only while fewer
+than :data:`IN_FLIGHT` sent frames wait to be drawn by the browser (or once
+:data:`ACK_TIMEOUT` has passed), so frames are dropped, never queued, whatever the load.
+Solara re-renders a control only when something it shows changes (see
+:meth:`Run.subscribe`), never per frame.
 
 Every read or write of a model happens under the session's lock. User actions are
 dated and journalled (viz/journal.py); lever moves wait for the week boundary, so a
