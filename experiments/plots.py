@@ -36,7 +36,9 @@ def final_outcomes(out: Path) -> tuple[pd.DataFrame, list[str]]:
         raise ValueError(f"FOLDER: {out}/manifest.json is damaged (not a sweep manifest)") from None
     results = read_results(out)
     if results.empty:
-        raise ValueError(f"FOLDER: {out} has no finished runs yet")
+        failed = sum(r.get("status") == "failed" for r in manifest.get("runs", []))
+        why = f"all {failed} finished runs failed (see manifest.json)" if failed else "yet"
+        raise ValueError(f"FOLDER: {out} has no successful runs {why}")
     last = results.loc[results.groupby("run")["step"].idxmax()]
     return last, varied
 

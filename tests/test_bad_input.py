@@ -42,7 +42,7 @@ HINTS = (
     "not a sweep",
     "no such file",
     "not valid TOML",
-    "no finished runs",
+    "no successful runs",
     "in use",
     "cannot",
     "required",
