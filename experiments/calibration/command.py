@@ -179,6 +179,7 @@ def write_posterior(
         generations=fit["generations"],
         final_epsilon=fit["final_epsilon"],
         acceptance_rate=fit["acceptance_rate"],
+        effective_sample_size=ess(fit["weights"]),
         inferred=inferred,
         fixed=kept["fixed"],
         priors={n: [PRIORS[n].low, PRIORS[n].high, PRIORS[n].shape] for n in inferred},
@@ -233,9 +234,9 @@ def diagnose(
         "green: reported band",
     )
     diagnostics.marginals_figure(table, weights, out / "marginals.png")
-    if len(inferred) <= 14:
-        diagnostics.pairs_figure(table, weights, out / "pairs.png")
     ident = diagnostics.identifiability(table, weights)
+    shown = ident.sort_values("width_share").parameter.head(8).tolist()  # the most informed
+    diagnostics.pairs_figure(table[shown], weights, out / "pairs.png")
     ident.to_csv(out / "identifiability.csv", index=False)
     return {
         "predictive": summary,
@@ -289,6 +290,14 @@ def coverage_check(
     return summary
 
 
+def ess(weights: Any) -> float:
+    """Kish's effective sample size of normalised importance weights."""
+    import numpy as np
+
+    w = np.asarray(weights, float)
+    return float(w.sum() ** 2 / (w**2).sum())
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if x == x and abs(x) != float("inf") else "n/a"
 
@@ -318,7 +327,10 @@ def write_report(
         f"{fit['simulations']:,} simulations ({budget.agents:,} agents, {pat.STEPS} weeks "
         f"each), {fit['seconds'] / 60:.1f} min of ABC, {seconds / 60:.1f} min in all. "
         f"Final tolerance {_fmt(fit['final_epsilon'])} (0 = every band met); acceptance "
-        f"rate of the last generation {fit['acceptance_rate']:.1%}.",
+        f"rate of the last generation {fit['acceptance_rate']:.1%}. Effective sample size of "
+        f"the final weights {ess(fit['weights']):.1f} of {len(fit['weights'])} (1 / sum of "
+        "squared weights): below about 50, every weighted summary below rests on few "
+        "distinct particles and is itself uncertain.",
         "",
         "| generation | tolerance | simulations | acceptance rate |",
         "| --- | --- | --- | --- |",
@@ -349,7 +361,8 @@ def write_report(
             for r in ident.itertuples()
         ],
         "",
-        "Strongest posterior correlations (parameters that trade off against each other): "
+        "Pairwise plot: the 8 parameters with the narrowest credible intervals. Strongest "
+        "posterior correlations (parameters that trade off against each other): "
         + ("; ".join(report["correlations"]) or "none")
         + ".",
         "",

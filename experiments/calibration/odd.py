@@ -35,7 +35,7 @@ def section(folder: Path = POSTERIOR) -> str:
     predictive = pd.read_csv(folder / "predictive.csv")
     values = predictive[[p.name for p in pat.PATTERNS]]
     gens = meta["generations"]
-    fixed = "; ".join(f"`{k}` ({v.split(':')[0]})" for k, v in screen["fixed"].items())
+    fixed = "; ".join(f"`{k}` ({v.split(' (rule')[0]})" for k, v in screen["fixed"].items())
     words = {w: ident[ident.identified.str.startswith(w)].parameter.tolist() for w in
              ("identified", "weakly", "not")}  # fmt: skip
     coverage = folder / "coverage.csv"
@@ -114,7 +114,16 @@ def section(folder: Path = POSTERIOR) -> str:
         + ", ".join(
             f"t={g['t']} {g['acceptance']:.0%} (tolerance {_f(g['epsilon'])})" for g in gens
         )  # fmt: skip
-        + f". Model version {meta['model_version']}; created {meta['created']}. "
+        + f". Effective sample size of the final importance weights "
+        f"{meta.get('effective_sample_size', float('nan')):.1f} of {meta['particles']}: in "
+        f"{len(inferred)} dimensions the perturbation kernel's density varies so much that a "
+        "few particles carry most of the weight, so every weighted summary below rests on "
+        "few distinct parameter sets. The wall-time budget, on a machine shared with other "
+        "jobs (about 0.4 simulations per second), allowed two generations; the tolerance "
+        "is far from 0. This posterior is a first, honest step, not a converged one: more "
+        "generations (`defection calibrate --resume`), fewer inferred parameters or more "
+        "informative patterns are needed before its shape means much. "
+        f"Model version {meta['model_version']}; created {meta['created']}. "
         "`results/posterior/calibration.md` has the tables below with figures.",
         "",
         "**Posterior predictive check** (`predictive.png`: every pattern's band against the "
@@ -171,6 +180,9 @@ def section(folder: Path = POSTERIOR) -> str:
         f"{', '.join(f'`{n}`' for n in words['identified']) or 'none'}. Weakly identified: "
         f"{', '.join(f'`{n}`' for n in words['weakly']) or 'none'}. Not identified "
         f"(posterior close to the prior): {', '.join(f'`{n}`' for n in words['not']) or 'none'}. "
+        "With an effective sample size this small these words overstate identification: a "
+        "narrow weighted interval may only reflect a few heavy particles (coverage on "
+        "synthetic data, §9.6, is the check that would tell). "
         "The patterns are stocks and counts of the baseline only; they say nothing about "
         "responses to moves the Taliban did not make, so the strengths that carry the "
         "claims (outbidding, fraternity, repression, propaganda, inclusion) are informed "
