@@ -64,9 +64,10 @@ class Cells:
         Fighters hold positions 0..fighters-1, cell by cell; ``cell_of`` maps a position
         to its cell, so picking a fighter uniformly (a cell in proportion to its size)
         is one lookup. A merge relabels the smaller cell's fighters, a shattering the
-        cell's own, so no event scans all cells. A cell's list of positions is built
-        only when an event first needs it (until then it is a contiguous range). All
-        draws are made at once: events do not change the number of fighters.
+        cell's own, so no event scans all cells. A cell's positions are its contiguous
+        range plus the fighters merged into it since (``_Positions``): absorbing a small
+        cell never lists a large one. All draws are made at once: events do not change
+        the number of fighters.
         """
         total = self.fighters
         if not self.active or total < 2 or events <= 0:
@@ -74,20 +75,19 @@ class Cells:
         picks = rng.integers(0, total, size=(events, 2))
         shatters = (rng.random(events) < fragmentation).tolist()
         sizes = self.sizes.tolist()
-        starts = (np.cumsum(self.sizes) - self.sizes).tolist()
         cell_of = np.repeat(np.arange(len(sizes)), self.sizes).tolist()
-        members: list[list[int] | None] = [None] * len(sizes)
+        where = _Positions((np.cumsum(self.sizes) - self.sizes).tolist(), list(sizes))
         for first, second, shatter in zip(
             picks[:, 0].tolist(), picks[:, 1].tolist(), shatters, strict=True
         ):
             cell = cell_of[first]
             if shatter:
-                for fighter in _positions(cell, members, starts, sizes)[1:]:
+                kept, *freed = where.of(cell)
+                for fighter in freed:
                     cell_of[fighter] = len(sizes)
-                    members.append(None)
-                    starts.append(fighter)
+                    where.add(fighter)
                     sizes.append(1)
-                del members[cell][1:]
+                where.reset(cell, kept)
                 sizes[cell] = 1
                 continue
             other = cell_of[second]
@@ -95,10 +95,10 @@ class Cells:
                 continue
             if sizes[cell] < sizes[other]:
                 cell, other = other, cell
-            moving = _positions(other, members, starts, sizes)
+            moving = where.of(other)
             for fighter in moving:
                 cell_of[fighter] = cell
-            _positions(cell, members, starts, sizes).extend(moving)
+            where.absorb(cell, other, moving)
             sizes[cell] += sizes[other]
             sizes[other] = 0
         merged = np.array(sizes, dtype=np.int64)
@@ -113,13 +113,34 @@ class Cells:
         return self.sizes[rng.integers(0, len(self.sizes), attacks)]
 
 
-def _positions(
-    cell: int, members: list[list[int] | None], starts: list[int], sizes: list[int]
-) -> list[int]:
-    """The positions of ``cell``'s fighters, built from its range on first use."""
-    if members[cell] is None:
-        members[cell] = list(range(starts[cell], starts[cell] + sizes[cell]))
-    return members[cell]
+class _Positions:
+    """Where each cell's fighters sit: a contiguous range, plus those merged in since."""
+
+    def __init__(self, starts: list[int], spans: list[int]) -> None:
+        self.starts, self.spans = starts, spans
+        self.merged: list[list[int] | None] = [None] * len(starts)
+
+    def of(self, cell: int) -> list[int]:
+        """Every position of ``cell``, range first, in the order fighters joined it."""
+        own = list(range(self.starts[cell], self.starts[cell] + self.spans[cell]))
+        return own + self.merged[cell] if self.merged[cell] else own
+
+    def add(self, fighter: int) -> None:
+        """A new singleton cell at ``fighter``'s position."""
+        self.starts.append(fighter)
+        self.spans.append(1)
+        self.merged.append(None)
+
+    def reset(self, cell: int, fighter: int) -> None:
+        """``cell`` now holds ``fighter`` alone."""
+        self.starts[cell], self.spans[cell], self.merged[cell] = fighter, 1, None
+
+    def absorb(self, cell: int, other: int, moving: list[int]) -> None:
+        """``other``'s fighters (``moving``) join ``cell``; ``other`` is empty."""
+        if self.merged[cell] is None:
+            self.merged[cell] = []
+        self.merged[cell].extend(moving)
+        self.spans[other], self.merged[other] = 0, None
 
 
 def courting(levers: dict[str, float]) -> float:

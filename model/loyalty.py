@@ -99,7 +99,10 @@ def grievance(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.
 
 def exposure(pop: Population, idx: np.ndarray, c: Conditions, p: Params) -> np.ndarray:
     """Recruiters among one's contacts wear loyalty down, saturating with their number."""
-    return p.recruitment_strength * (1.0 - np.exp(-c.recruiter_contacts))
+    exposed = c.recruiter_contacts > 0  # few are: exp only where it is not 0
+    wear = np.zeros(len(exposed))
+    wear[exposed] = 1.0 - np.exp(-c.recruiter_contacts[exposed])
+    return p.recruitment_strength * wear
 
 
 TERMS = (  # (mechanism switch, term, sign): ODD §7.3, in its order. A term without a

@@ -327,26 +327,26 @@ class DefectionModel(mesa.Model):
         )
         disaffected = defection.crosses_threshold(push, pop.threshold[deciding])
         applying = disaffected.copy() if p.isk_destination else np.zeros_like(disaffected)
-        if p.reach:
+        if p.reach and applying.any():  # draws for the disaffected only: the rest never apply
             chance = isk.reach_chance(self.isk_strength, p)
-            applying &= defection.reached(recruiter_contacts, isk_contacts, chance, self.rng)
-        applicants = deciding[applying]
-        taken = applicants
+            applying[applying] = defection.reached(
+                recruiter_contacts[applying], isk_contacts[applying], chance, self.rng
+            )
+        joined = applying  # of the deciding: those IS-K takes
         self.capacity = float("inf")
         if p.absorption:
             self.capacity = isk.absorptive_budget(self.isk_strength, self.carried_capacity, p)
-            taken = applicants[isk.screen(pop.people[applicants], self.capacity, self.rng)]
-            intake = float(pop.people[taken].sum())
-            self.carried_capacity = self.capacity - intake
+            joined = np.zeros_like(applying)
+            joined[applying] = isk.screen(pop.people[deciding[applying]], self.capacity, self.rng)
+            self.carried_capacity = self.capacity - float(pop.people[deciding[joined]].sum())
         was_deserted = pop.allegiance[deciding] == DESERTED
-        self.join_isk(taken)
+        self.join_isk(deciding[joined])
         if not p.desertion:
             return
-        joined = np.isin(deciding, taken)
-        leaving = disaffected & ~joined & ~was_deserted
-        self.desert(deciding[leaving & (self.rng.random(len(deciding)) < p.desertion_rate)])
-        returning = ~disaffected & was_deserted
-        self.rejoin(deciding[returning & (self.rng.random(len(deciding)) < p.return_rate)])
+        leaving = deciding[disaffected & ~joined & ~was_deserted]
+        self.desert(leaving[self.rng.random(len(leaving)) < p.desertion_rate])
+        returning = deciding[~disaffected & was_deserted]
+        self.rejoin(returning[self.rng.random(len(returning)) < p.return_rate])
         self._isk_desertion()
 
     def _move(self, slots: np.ndarray, allegiance: int, flow: str) -> None:
@@ -470,4 +470,4 @@ class DefectionModel(mesa.Model):
     @property
     def isk_strength(self) -> float:
         """IS-K members in people."""
-        return float(self.population.people_in(IN_ISK).sum())
+        return self.population.strength(IN_ISK)

@@ -55,10 +55,23 @@ class Population:
         self.n += k
         return slots
 
+    def tally(self) -> np.ndarray:
+        """People by allegiance (rows, by code) and origin group (columns; last IS-K).
+
+        One pass over the arrays: cheaper than one masked count per allegiance.
+        """
+        groups = len(GROUPS) + 1
+        cells = self.allegiance.astype(np.int64) * groups + self.group
+        counts = np.bincount(cells, weights=self.people, minlength=len(ALLEGIANCES) * groups)
+        return counts.reshape(len(ALLEGIANCES), groups)
+
     def people_in(self, allegiance: int) -> np.ndarray:
         """People by origin group (last entry IS-K) whose allegiance is ``allegiance``."""
-        mask = self.allegiance == allegiance
-        return np.bincount(self.group[mask], weights=self.people[mask], minlength=len(GROUPS) + 1)
+        return self.tally()[allegiance]
+
+    def strength(self, allegiance: int) -> float:
+        """All people whose allegiance is ``allegiance`` (a small group: a masked sum)."""
+        return float(self.people[self.allegiance == allegiance].sum())
 
 
 def group_sizes(p) -> np.ndarray:

@@ -155,7 +155,8 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
     size = len(GROUPS) + 1
     loyal = pop.allegiance == LOYAL
     in_isk = pop.allegiance == IN_ISK
-    members = pop.people_in(LOYAL)
+    tally = pop.tally()
+    members = tally[LOYAL]
     loyalty_sum = np.bincount(
         pop.group[loyal], weights=pop.loyalty[loyal] * pop.people[loyal], minlength=size
     )
@@ -190,7 +191,7 @@ def statistics(model: DefectionModel) -> dict[str, Any]:
         "counter_isk_effort": model.effort,
         "taliban_strength": float(members[factions].sum()),
         "taliban_loyalty": _mean(loyalty_sum[factions].sum(), members[factions].sum()),
-        "deserters": float(pop.people_in(DESERTED).sum()),
+        "deserters": float(tally[DESERTED].sum()),
         "defections": float(flows["defected"].sum()),
         "desertions": float(flows["deserted"].sum()),
         "returns": float(flows["returned"].sum()),
