@@ -195,7 +195,9 @@ def pause(page: Page) -> None:
 
 def wait_paused(page: Page) -> None:
     """Wait for the frame that says the run has stopped (the last week it reached)."""
-    page.wait_for_function(f"() => document.querySelector('{LIVE}').__dv.st.playing === false")
+    page.wait_for_function(
+        f"() => {{ const e = document.querySelector('{LIVE}'); return e && e.__dv.st.playing === false; }}"
+    )
 
 
 def set_speed(page: Page, key: str) -> None:
@@ -334,7 +336,9 @@ def test_pause_is_applied_within_half_a_second_and_a_lever_moved_mid_play_holds_
     clicked = page.evaluate("() => Date.now() / 1000")  # the server's clock too (one machine)
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3_000)
-    page.wait_for_function(f"() => document.querySelector('{LIVE}').__dv.st.playing === false")
+    page.wait_for_function(
+        f"() => {{ const e = document.querySelector('{LIVE}'); return e && e.__dv.st.playing === false; }}"
+    )
     last_step = page.evaluate(f"() => document.querySelector('{LIVE}').__dv.st.steppedAt")
     FIGURES["Pause: last step after the click (s)"] = round(last_step - clicked, 3)
     assert last_step - clicked < 0.5  # the run stopped stepping within half a second
@@ -435,6 +439,7 @@ def test_three_tabs_play_at_default_and_top_speed_without_errors(browser, server
                 "updates/s per tab": [round((b["frames"] - a["frames"]) / took, 1) for a, b in zip(before, after, strict=True)],
             }  # fmt: skip
         for tab in tabs:
+            expect(tab.locator(".run-message")).to_have_count(0)  # nobody paused it meanwhile
             pause(tab)
             no_error_text(tab)
         FIGURES[f"3 tabs playing {SOAK_SECONDS:g} s (2,000 agents, CPU burner beside)"] = measured

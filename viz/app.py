@@ -107,12 +107,13 @@ def Page() -> None:
 
         with solara.v.Html(tag="div", class_="dv-main"):
             solara.v.Html(tag="h1", children=[TITLE])
-            if problem:
-                solara.Warning(problem, classes=["link-error"])
-            if run.error:
-                solara.Error(run.error, classes=["run-error"])
-            if run.message:
-                solara.Info(run.message, classes=["run-message"])
+            with solara.Column(gap="4px"):  # its own box: a message never moves the live view
+                if problem:
+                    solara.Warning(problem, classes=["link-error"])
+                if run.error:
+                    solara.Error(run.error, classes=["run-error"])
+                if run.message:
+                    solara.Info(run.message, classes=["run-message"])
             LiveView(run)
 
 
