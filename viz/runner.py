@@ -56,7 +56,7 @@ MAX_BACKLOG = 0.5  # seconds of missed steps made up after a stall; older ones a
 DEFAULT_SPEED, MAX_SPEED = 20, 100
 TOPICS = ("state", "levers", "actions")  # weeks per second
 LEVER_REFRESH = 0.5  # seconds between checks that the sliders still show the levers in force
-MAX_WEEKS = 5_200  # a run pauses after 100 years: the history a session holds is bounded
+MAX_WEEKS = 10_400  # a run pauses after 200 years: the history a session holds is bounded
 DISCONNECT_GRACE = float(os.environ.get("DEFECTION_DISCONNECT_GRACE", "10"))  # seconds
 HEARTBEAT_TIMEOUT = float(os.environ.get("DEFECTION_HEARTBEAT_TIMEOUT", "90"))  # seconds
 
