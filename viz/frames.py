@@ -99,7 +99,7 @@ def chart_panels(model: DefectionModel) -> list[Panel]:
     panels = [
         Panel("defected", "Defected to IS-K so far (share of each group)", "percent",
               _groups(GROUP_NAMES, "defection_rate", present)),
-        Panel("deserted", "Deserted so far (share of each group)", "percent",
+        Panel("deserted", "Deserted now (share of each group; deserters may return)", "percent",
               _groups(GROUP_NAMES, "desertion_rate", present)),
         Panel("strength", "IS-K vs Taliban strength (people, log scale)", "log",
               taliban + line("isk_strength", "IS-K", ISK_COLOR, "dashed", width=2.2)),
