@@ -671,6 +671,20 @@ def test_page_renders_controls_with_accessible_names_and_the_live_view():
         run.close()
 
 
+def settled_week(run, quiet: float = 0.3, limit: float = 10.0) -> int:
+    """The run's week once no step has landed for ``quiet`` seconds (after a pause)."""
+    deadline = time.monotonic() + limit
+    week = run.model.week
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        with run.lock:
+            now = run.model.week
+        if now == week:
+            return week
+        week = now
+    raise AssertionError("the run kept stepping after Pause")
+
+
 def test_step_button_keys_and_reset_drive_the_page_run():
     box, rc = solara.render(Page(), handle_error=False)
     run = page_run(rc)
@@ -686,7 +700,7 @@ def test_step_button_keys_and_reset_drive_the_page_run():
         seed = rc.find(v.TextField, label="Seed").widget
         seed.v_model = "abc"
         assert seed.error and "seed: must be a whole number" in seed.messages[0]
-        week = run.model.week
+        week = settled_week(run)  # a step already under way when Pause came may finish
         button(rc, "Reset").click()
         assert run.model.week == week and run.error.startswith("Reset refused")
         assert rc.find(v.Alert).widgets  # the refusal is on the page
