@@ -22,8 +22,8 @@ from experiments.claims.plots import contrast_figure, trend_figure
 from model.groups import GROUPS, TALIBAN_FACTIONS
 from model.presets import preset
 
-ALI = "seeds/000_b1a45e93ee9bf1b0.txt (Ali)"
-PEREIRA = "seeds/003_83966b9c09c14b4b.txt (Pereira)"
+ALI = "[Ali] (S. Ali, The Resurgence of IS-K in Afghanistan; docs/ODD.md References)"
+PEREIRA = "[Pereira] (A. Pereira, 1 Dec 2021; docs/ODD.md References)"
 MOVE_WEEK = 26  # February 2022: six months into the regime
 _SIZE = {g.name: g.size for g in GROUPS}
 _BASELINE = preset("baseline")
