@@ -33,6 +33,10 @@ def test_experiment_completes_with_verdict_data_figure_and_report(quick_run, nam
     result = json.loads((folder / "result.json").read_text())
     assert result["verdict"] == verdicts[name] and result["mode"] == "quick"
     assert result["checks"] and all(isinstance(c["passed"], bool) for c in result["checks"])
+    for check in result["checks"]:  # numbers as numbers beside the text
+        if check["value"] is not None:
+            assert isinstance(check["value"], (int, float))
+            assert check["low"] <= check["high"]
     assert (folder / "figure.png").read_bytes()[:4] == b"\x89PNG"
     assert len(pd.read_parquet(folder / "data.parquet")) > 0
     report = (folder / "report.md").read_text()

@@ -102,6 +102,10 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
                 "label": c.label,
                 "expected": c.expected,
                 "measured": c.measured_text(),
+                # the numbers themselves, for analysis (None where a check is not an estimate)
+                "value": c.measured.value if c.measured else None,
+                "low": c.measured.low if c.measured else None,
+                "high": c.measured.high if c.measured else None,
                 "passed": c.passed,
                 "primary": c.primary,
             }
