@@ -706,7 +706,11 @@ def _silence_stdout() -> None:
 
 def entry() -> None:
     """Console-script entry point: exit with main's status, even when stdout has gone."""
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C outside the command's own handler (start-up, exit)
+        print("defection: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     try:
         sys.stdout.flush()
     except BrokenPipeError:

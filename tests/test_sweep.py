@@ -274,8 +274,9 @@ def test_a_killed_local_worker_costs_no_run(tmp_path):
 def test_ctrl_c_stops_a_sweep_promptly_and_it_resumes(tmp_path):
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(
-        "[sweep]\nname='int'\nsteps=30\nreplicates=12\nseed=4\noutputs=['isk_strength']\n"
-        "[fixed]\npopulation=1000\n"
+        # long enough (about 0.3 s a run, 40 runs on 2 workers) that Ctrl-C lands mid-sweep
+        "[sweep]\nname='int'\nsteps=150\nreplicates=40\nseed=4\noutputs=['isk_strength']\n"
+        "[fixed]\npopulation=2000\n"
     )
     out = tmp_path / "out"
     command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out), "--workers", "2"]
@@ -295,7 +296,7 @@ def test_ctrl_c_stops_a_sweep_promptly_and_it_resumes(tmp_path):
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert main(["sweep", str(spec_file), "--out", str(out), "--resume", "--workers", "2"]) == 0
-    assert read_results(out)["run"].nunique() == 12
+    assert read_results(out)["run"].nunique() == 40
 
 
 def test_an_unreachable_scheduler_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
