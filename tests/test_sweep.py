@@ -244,8 +244,9 @@ def test_a_killed_local_worker_costs_no_run(tmp_path):
     """The OOM killer or a segfault takes one worker: the lost runs are run again."""
     spec_file = tmp_path / "spec.toml"
     spec_file.write_text(
-        "[sweep]\nname='oom'\nsteps=25\nreplicates=6\nseed=2\noutputs=['isk_strength']\n"
-        "[fixed]\npopulation=1000\n"
+        # long enough (about 0.3 s a run, 16 runs on 2 workers) that a worker dies mid-sweep
+        "[sweep]\nname='oom'\nsteps=150\nreplicates=16\nseed=2\noutputs=['isk_strength']\n"
+        "[fixed]\npopulation=2000\n"
     )
     out = tmp_path / "out"
     command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out), "--workers", "2"]
