@@ -697,10 +697,12 @@ def test_step_button_keys_and_reset_drive_the_page_run():
         assert run.playing and button(rc, "Pause")
         live.vue_shortcut("toggle")
         assert not run.playing
+        # A step already under way when Pause came may finish, and its re-render runs on the
+        # play thread: let it land first, so the typed seed is rendered on this thread.
+        week = settled_week(run)
         seed = rc.find(v.TextField, label="Seed").widget
         seed.v_model = "abc"
         assert seed.error and "seed: must be a whole number" in seed.messages[0]
-        week = settled_week(run)  # a step already under way when Pause came may finish
         button(rc, "Reset").click()
         assert run.model.week == week and run.error.startswith("Reset refused")
         assert rc.find(v.Alert).widgets  # the refusal is on the page
