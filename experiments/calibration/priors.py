@@ -40,6 +40,11 @@ class Prior:
         """The registry's default (the v2 point fit or the modeller's guess)."""
         return float(PARAMETERS[self.name].default)
 
+    @property
+    def width(self) -> float:
+        """The length of the prior's range (its density is 1 / width on it)."""
+        return self.high - self.low
+
     def scipy(self) -> stats.rv_continuous:
         """The prior as a frozen scipy distribution."""
         return stats.uniform(self.low, self.high - self.low)

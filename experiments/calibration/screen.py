@@ -28,7 +28,8 @@ from SALib.sample import morris as morris_sample  # noqa: E402
 from experiments.calibration import patterns as pat  # noqa: E402
 from experiments.calibration.priors import PRIORS  # noqa: E402
 
-SHARE = 0.2
+SHARE = 0.2  # inferred at all
+KERNEL_SHARE = 0.4  # inferred and moved by the SMC kernel (the rest are redrawn from the prior)
 LEVELS = 4
 SEED = 2021
 
@@ -133,12 +134,16 @@ def analyse(matrix: np.ndarray, values: pd.DataFrame, out: Path) -> dict[str, An
         for n in PRIORS
         if n not in inferred
     }
+    kernel = [n for n in inferred if strongest.get(n, 0.0) >= KERNEL_SHARE]
     summary = {
         "method": f"Morris elementary effects (SALib), {len(matrix)} runs "
         f"({len(matrix) // (len(PRIORS) + 1)} trajectories x {len(PRIORS) + 1}), {LEVELS} "
         f"levels, seed {SEED}; outcome: each constraining pattern's distance outside its band",
         "rule": f"inferred if mu* >= {SHARE:.0%} of the largest mu* for some pattern",
         "inferred": inferred,
+        "kernel_rule": f"moved by the SMC kernel if mu* >= {KERNEL_SHARE:.0%} of the largest "
+        "for some pattern; the other inferred parameters are redrawn from their prior",
+        "kernel": kernel,
         "drivers": drivers,
         "fixed": fixed,
         "runs": len(matrix),
@@ -172,6 +177,15 @@ def figure(table: pd.DataFrame, inferred: list[str], path: Path) -> None:
 
 
 def load(out: Path) -> dict[str, Any] | None:
-    """The screening summary of a folder, if any."""
+    """The screening summary of a folder, if any (with its kernel set, from screen.csv)."""
     path = out / "screen.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    if "kernel" not in summary:  # a screen written before the kernel split: same rule, same csv
+        table = pd.read_csv(out / "screen.csv")
+        strongest = table[table.pattern != "total"].groupby("parameter")["relative"].max()
+        summary["kernel"] = [
+            n for n in summary["inferred"] if strongest.get(n, 0.0) >= KERNEL_SHARE
+        ]
+    return summary
