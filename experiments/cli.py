@@ -183,9 +183,9 @@ def _setting(values: Any, name: str) -> Any:
 
 def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:
     """The parameters of draw ``k`` of a posterior ensemble (default: its first draw)."""
-    from experiments.ensemble import load_ensemble
+    from experiments.ensemble import load_posterior
 
-    ensemble = load_ensemble(path)
+    ensemble = load_posterior(path)
     table = ensemble.table
     ids = table["draw"].tolist()
     k = ids[0] if k is None else k
@@ -200,9 +200,9 @@ def _posterior_points(spec: Any, path: str, draws: int | None) -> Any:
     """The spec's design crossed with ``draws`` posterior draws (its values win on clashes)."""
     import numpy as np
 
-    from experiments.ensemble import draw, load_ensemble
+    from experiments.ensemble import draw, load_posterior
 
-    sample = draw(load_ensemble(path), draws or 20, np.random.default_rng(spec.seed))
+    sample = draw(load_posterior(path), draws or 20, np.random.default_rng(spec.seed))
     points = [d.params | dict(point) for point in spec.points for d in sample]
     return spec.with_points(points)
 
@@ -266,9 +266,9 @@ def _reproduce(args: argparse.Namespace) -> int:
     if args.draws is not None and not args.posterior:
         raise InputError("--draws: only with --posterior FILE")
     if args.posterior:
-        from experiments.ensemble import load_ensemble
+        from experiments.ensemble import load_posterior
 
-        load_ensemble(args.posterior)  # a bad file ends here, in one line, before any run
+        load_posterior(args.posterior)  # a bad file ends here, in one line, before any run
     for name in args.names:
         if name not in EXPERIMENTS:
             raise InputError(

@@ -13,7 +13,8 @@ File format (the interface between the two):
     Parameters without a column keep their defaults.
 ``NAME.json`` (the sidecar, same folder and stem)
     ``model_version`` (text: the package version, and commit if known, the model was
-    fitted with), ``fitted_to`` (the patterns or data fitted, a list of names or a text),
+    fitted with), ``model_source`` (optional: :func:`model_source` when it was written;
+    commands that read the file warn when the model has changed since), ``fitted_to`` (the patterns or data fitted, a list of names or a text),
     ``created`` (ISO 8601 date-time). Other keys (method, simulations, acceptance rate)
     are kept as they are.
 
@@ -30,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,9 @@ __all__ = [
     "defaults_ensemble",
     "draw",
     "load_ensemble",
+    "load_posterior",
+    "model_source",
+    "stale_warning",
     "write_ensemble",
 ]
 
@@ -106,6 +111,39 @@ class Ensemble:
     def varying(self) -> list[str]:
         """The parameters that take more than one value across the draws."""
         return [p for p in self.parameters if self.table[p].nunique(dropna=False) > 1]
+
+
+def model_source() -> str:
+    """A fingerprint of the model's source (``model/`` and ``agents/``): 16 hex digits.
+
+    A posterior is only a posterior of the model it was fitted to; any change to a
+    mechanism, default or reporter changes this, where the package version would not.
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for file in sorted([*root.glob("model/**/*.py"), *root.glob("agents/**/*.py")]):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stale_warning(ensemble: Ensemble) -> str | None:
+    """A line saying the posterior was fitted to another model's source, or None."""
+    fitted = ensemble.meta.get("model_source")
+    if ensemble.is_defaults or fitted is None or fitted == model_source():
+        return None
+    return (
+        f"warning: posterior {ensemble.source}: fitted to another version of the model "
+        f"(source {fitted}, now {model_source()}); its draws may no longer fit the patterns "
+        "- refit with defection calibrate"
+    )
+
+
+def load_posterior(path: Path | str) -> Ensemble:
+    """:func:`load_ensemble` for commands: also says on stderr if the model changed since."""
+    ensemble = load_ensemble(path)
+    if warning := stale_warning(ensemble):
+        print(warning, file=sys.stderr)
+    return ensemble
 
 
 def defaults_ensemble() -> Ensemble:
@@ -224,7 +262,12 @@ def write_ensemble(
     path = Path(path)
     table = _validate_table(table.reset_index(drop=True), f"posterior {path.name}")
     created = created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    meta = {"model_version": model_version, "fitted_to": fitted_to, "created": created} | extra
+    meta = {
+        "model_version": model_version,
+        "model_source": model_source(),
+        "fitted_to": fitted_to,
+        "created": created,
+    } | extra
     path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = sidecar_path(path)
     staging = sidecar.with_name(f".{sidecar.name}.tmp")

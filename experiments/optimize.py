@@ -112,11 +112,11 @@ def _positive(text: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """The subcommand: validate everything, run, print where the results are; exit status."""
-    from experiments.ensemble import defaults_ensemble, load_ensemble
+    from experiments.ensemble import defaults_ensemble, load_posterior
     from experiments.policy_search.spec import load_optimize_spec
 
     spec = load_optimize_spec(args.spec, quick=args.quick)
-    ensemble = load_ensemble(args.posterior) if args.posterior else defaults_ensemble()
+    ensemble = load_posterior(args.posterior) if args.posterior else defaults_ensemble()
     suffix = "-quick" if args.quick else ""
     out = Path(args.out or Path("results/optimize") / f"{spec.name}{suffix}")
     outcome = optimize(

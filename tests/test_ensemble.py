@@ -13,6 +13,8 @@ from experiments.ensemble import (
     defaults_ensemble,
     draw,
     load_ensemble,
+    load_posterior,
+    model_source,
     sidecar_path,
     write_ensemble,
 )
@@ -145,3 +147,31 @@ def test_integer_parameters_stored_as_floats_are_accepted(tmp_path):
     _table().astype({P2: float}).to_parquet(path, index=False)  # as another tool may write it
     ensemble = load_ensemble(path)
     assert all(isinstance(v, int) for v in ensemble.table[P2])
+
+
+def test_a_posterior_of_another_model_source_is_flagged_when_read(tmp_path, capsys):
+    path = _write(tmp_path)
+    assert load_ensemble(path).meta["model_source"] == model_source()
+    load_posterior(path)
+    assert capsys.readouterr().err == ""  # fitted to this very model: nothing to say
+    meta = json.loads(sidecar_path(path).read_text())
+    sidecar_path(path).write_text(json.dumps(meta | {"model_source": "0123456789abcdef"}))
+    ensemble = load_posterior(path)
+    err = capsys.readouterr().err
+    assert "fitted to another version of the model" in err and "0123456789abcdef" in err
+    assert len(ensemble.table) == 5  # a warning, not a refusal: the draws are still usable
+
+
+def test_the_model_source_changes_with_a_mechanism(tmp_path, monkeypatch):
+    import experiments.ensemble as ensemble_module
+
+    for folder in ("model", "agents"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.py").write_text("RATE = 1\n")
+    (tmp_path / "experiments").mkdir()
+    monkeypatch.setattr(ensemble_module, "__file__", str(tmp_path / "experiments" / "e.py"))
+    before = model_source()
+    (tmp_path / "experiments" / "cli.py").write_text("changed = True\n")
+    assert model_source() == before  # the CLI is not the model
+    (tmp_path / "model" / "x.py").write_text("RATE = 2\n")
+    assert model_source() != before

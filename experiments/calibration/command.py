@@ -55,7 +55,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="also check coverage: N synthetic data sets calibrated in quick mode",
     )
     cal.add_argument("--particles", type=int, help="particles per generation (default 200)")
-    cal.add_argument("--simulations", type=int, help="simulation budget (default 3,000)")
+    cal.add_argument("--simulations", type=int, help="simulation budget (default 12,000)")
     cal.add_argument(
         "--minutes", type=float, help="wall-time budget of the ABC in minutes (default 45)"
     )
