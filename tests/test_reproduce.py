@@ -82,3 +82,42 @@ def test_paired_bootstrap_is_tighter_than_unpaired_under_common_seeds():
     paired = bootstrap_difference(treatment, control, paired=True)
     unpaired = bootstrap_difference(treatment, control)
     assert paired.low > 0.9 and paired.high - paired.low < unpaired.high - unpaired.low
+
+
+def test_report_links_the_policy_search_and_says_what_it_was_judged_across(tmp_path):
+    from experiments.claims.report import policy_analysis
+
+    folder = tmp_path / "robust-levers"
+    before = policy_analysis(folder=folder)
+    assert "--posterior results/posterior/posterior.parquet" in before  # how to make it
+    folder.mkdir()
+    (folder / "report.md").write_text("# report\n")
+    label = "posterior posterior.parquet (64 draws of 25 parameters)"
+    (folder / "manifest.json").write_text(json.dumps({"ensemble": {"label": label}}))
+    after = policy_analysis("results/reproduce/", folder=folder)
+    assert f"](results/reproduce/../../{folder.as_posix()}/report.md)" in after
+    assert f"Judged across: {label}." in after
+
+
+def test_posterior_caveats_state_how_far_the_fit_got(tmp_path):
+    from experiments.calibration.verdicts import caveats
+    from experiments.ensemble import write_ensemble
+
+    path = tmp_path / "posterior.parquet"
+    table = pd.DataFrame({"draw": [0, 1], "weight": [0.25, 0.75], "isk_reach": [0.03, 0.05]})
+    write_ensemble(
+        table,
+        path,
+        model_version="test",
+        fitted_to=["isk_2024"],
+        mode="full",
+        generations=[{"t": 0}, {"t": 1}, {"t": 2}],
+        simulations=4321,
+        final_epsilon=1.234,
+        effective_sample_size=57.4,
+        particles=200,
+    )
+    text = caveats(path)
+    assert "3 generations, 4,321 simulations, final tolerance 1.23" in text
+    assert "effective sample size 57 of 200" in text
+    assert "could not be read" in caveats(tmp_path / "missing.parquet")

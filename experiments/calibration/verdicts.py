@@ -410,7 +410,29 @@ def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
             f"{effect.replace('|', '/')} | **{r['verdict']}** | {r['region'] or '—'} | "
             f"{NATURE.get(name, '')} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", caveats(Path(source))]) + "\n"
+
+
+def caveats(posterior: Path) -> str:
+    """What the posterior behind the table is, from its sidecar: how far the fit got."""
+    from experiments.ensemble import sidecar_path
+
+    tail = (
+        "Claims run on their coarse (--quick) grids with one seed per draw; a difference "
+        "'holds' in a draw when it has the claimed sign. See docs/ODD.md section 9."
+    )
+    try:
+        meta = json.loads(sidecar_path(posterior).read_text())
+        fit = (
+            f"ABC-SMC ({meta['mode']} mode): {len(meta['generations'])} generations, "
+            f"{meta['simulations']:,} simulations, final tolerance {meta['final_epsilon']:.3g} "
+            "(0 = every band met; the tolerance is the norm of the misses in band widths), "
+            f"effective sample size {meta['effective_sample_size']:.0f} of "
+            f"{meta['particles']} weighted draws"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        fit = "a calibration whose sidecar could not be read"
+    return f"**Caveats.** The posterior (`{posterior}`) comes from {fit}. {tail}"
 
 
 def reproduce_posterior(

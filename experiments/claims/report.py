@@ -199,24 +199,38 @@ def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
     return "\n".join(lines + [READING_NOTE, "", policy_analysis(link_prefix), ""])
 
 
-def policy_analysis(link_prefix: str = "") -> str:
+OPTIMIZE_EXAMPLE = Path("results/optimize/robust-levers")
+
+
+def policy_analysis(link_prefix: str = "", folder: Path = OPTIMIZE_EXAMPLE) -> str:
     """The "Policy analysis" section: where the robust policy search and its report live.
 
     ``link_prefix`` is the one the claim links get (the folder of the reproduction
-    results, two levels below the repository's root).
+    results, two levels below the repository's root). When the example's results are in
+    ``folder``, the section links its report and says what it was judged across.
     """
     readme = f"{link_prefix}../../README.md#robust-policy-search-which-lever-paths-across-what-we-do-not-know"
-    return (
+    text = (
         "## Policy analysis\n\n"
         "Which lever paths contain IS-K, keep the regime together and win standing, judged "
         "across parameter draws and seeds rather than at one point, and when moderation "
         f"pays, is the job of `defection optimize` ([README: robust policy search]({readme})). "
-        "`defection optimize experiments/specs/optimize_example.toml` writes "
-        "`results/optimize/robust-levers/report.md`: the Pareto set, its figures, and where "
-        "the actual 2021-23 policy and the inclusive government stand against the front. "
-        "Until it is given the calibration's posterior (`--posterior "
-        "results/posterior/posterior.parquet`) it runs at the default parameters only and "
-        "says so: not robust across the posterior."
+    )
+    manifest = folder / "manifest.json"
+    if not (folder / "report.md").exists() or not manifest.exists():
+        return text + (
+            "`defection optimize experiments/specs/optimize_example.toml --posterior "
+            "results/posterior/posterior.parquet` writes `results/optimize/robust-levers/"
+            "report.md`: the Pareto set, its figures, and where the actual 2021-23 policy "
+            "and the inclusive government stand against the front."
+        )
+    meta = json.loads(manifest.read_text())
+    report = f"{link_prefix}../../{folder.as_posix()}/report.md"
+    return text + (
+        f"The example (`experiments/specs/optimize_example.toml`) is in [{folder.as_posix()}"
+        f"/report.md]({report}): the Pareto set, its figures, where the actual 2021-23 "
+        "policy and the inclusive government stand against the front, and when moderation "
+        f"pays. Judged across: {meta['ensemble']['label']}."
     )
 
 
