@@ -212,10 +212,11 @@ def ceiling(design: DoseDesign, seeds: int = 8) -> Ceiling:
 
 def plot_doses(table: pd.DataFrame, path: Path) -> Path:
     """Rows: levers; columns: lost to IS-K, deserted (per group), IS-K strength."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     levers = list(dict.fromkeys(table.lever))
-    fig, axes = plt.subplots(len(levers), 4, figsize=(15, 2.1 * len(levers)), squeeze=False)
+    fig = Figure(figsize=(15, 2.1 * len(levers)))
+    axes = fig.subplots(len(levers), 4, squeeze=False)
     for row, lever in zip(axes, levers, strict=True):
         data = table[table.lever == lever]
         for kind, ax in zip(("defection", "desertion"), row[:2], strict=True):
@@ -253,7 +254,6 @@ def plot_doses(table: pd.DataFrame, path: Path) -> Path:
     )
     fig.tight_layout(rect=(0, 0.035, 1, 0.98))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
     return path
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.sweep import atomic_write, mean_interval, read_results  # noqa: E402
+from experiments.sweep import atomic_write, mean_interval, read_results
 
 
 def final_outcomes(out: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -67,7 +64,8 @@ def plot_sweep(
             f"--outcome: {outcome!r} was not recorded (recorded: {', '.join(recorded[:12])}"
             f"{', ...' if len(recorded) > 12 else ''})"
         )
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     if y is None:
         rows = [
             mean_interval(outcome, g[outcome].to_numpy(float), seed=i) | {x: v}
@@ -99,7 +97,6 @@ def plot_sweep(
     fig.tight_layout()
     path = Path(path or out / f"{outcome}_by_{x}{'_' + y if y else ''}.png")
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
-    plt.close(fig)
     return path
 
 

@@ -19,18 +19,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from experiments.provenance import provenance  # noqa: E402
-from model import DefectionModel  # noqa: E402
-from model import parameters as registry  # noqa: E402
-from model.groups import GROUP_LABELS, GROUP_NAMES  # noqa: E402
-from model.policy import Schedule  # noqa: E402
+from experiments.provenance import provenance
+from model import DefectionModel
+from model import parameters as registry
+from model.groups import GROUP_LABELS, GROUP_NAMES
+from model.policy import Schedule
 
 MAX_STEPS = registry.MAX_STEPS
 # Mesa keeps one record per agent per week; measured at about 60 bytes each (tuples of
@@ -225,7 +222,8 @@ def timeseries(model: DefectionModel) -> pd.DataFrame:
 def plot_defection(frame: pd.DataFrame, path: Path, title: str) -> None:
     """Cumulative defection rate per group, and IS-K strength with weekly attacks."""
     dates = pd.to_datetime(frame["date"])
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), sharex=True)
+    fig = Figure(figsize=(10, 8))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     for name in GROUP_NAMES:
         top.plot(dates, 100 * frame[f"{name}_defection_rate"], label=GROUP_LABELS[name])
     top.set_ylabel("defected to IS-K (% of group)")
@@ -239,7 +237,6 @@ def plot_defection(frame: pd.DataFrame, path: Path, title: str) -> None:
     bottom.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _plain(value: Any) -> Any:

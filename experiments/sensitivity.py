@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from SALib.analyze import sobol as sobol_analyze
+from SALib.sample import sobol as sobol_sample
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from SALib.analyze import sobol as sobol_analyze  # noqa: E402
-from SALib.sample import sobol as sobol_sample  # noqa: E402
-
-from experiments.errors import RunsFailedError  # noqa: E402
-from experiments.spec import SweepSpec, parameter  # noqa: E402
-from experiments.sweep import atomic_write, run_sweep  # noqa: E402
+from experiments.errors import RunsFailedError
+from experiments.spec import SweepSpec, parameter
+from experiments.sweep import atomic_write, run_sweep
 
 DEFAULT_OUTCOMES = ("isk_strength", "cumulative_defections")
 
@@ -86,7 +83,8 @@ def sobol_indices(spec: SweepSpec, results: pd.DataFrame, outcomes: list[str]) -
 def plot_indices(table: pd.DataFrame, path: Path) -> None:
     """One panel per outcome: first-order and total index per parameter, with intervals."""
     outcomes = list(dict.fromkeys(table["outcome"]))
-    fig, axes = plt.subplots(1, len(outcomes), figsize=(5 * len(outcomes), 4), squeeze=False)
+    fig = Figure(figsize=(5 * len(outcomes), 4))
+    axes = fig.subplots(1, len(outcomes), squeeze=False)
     for ax, outcome in zip(axes[0], outcomes, strict=True):
         part = table[table["outcome"] == outcome]
         x = np.arange(len(part))
@@ -98,7 +96,6 @@ def plot_indices(table: pd.DataFrame, path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
-    plt.close(fig)
 
 
 def sensitivity(

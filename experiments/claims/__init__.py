@@ -4,10 +4,6 @@
 them and writes ``results/reproduce/NAME/`` and the summary ``REPORT.md``.
 """
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files; no display needed
-
 from experiments.claims.bohorquez import G3
 from experiments.claims.calibration import C10
 from experiments.claims.catch22 import C5

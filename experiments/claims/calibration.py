@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from experiments.calibration.patterns import (
     CONSTRAINING,
@@ -204,7 +205,8 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
     """The defaults' band against every reported point, and where the fit lies."""
     band, data = finding.extra["band"], finding.data
     defaults = data[data.arm == "defaults"]
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig = Figure(figsize=(16, 9))
+    axes = fig.subplots(2, 3)
     fig.suptitle(
         f"{experiment.name} {experiment.title}: the calibrated baseline against reported "
         f"facts ({len(band)} seeds) — verdict: {finding.verdict}",
@@ -226,7 +228,7 @@ def _by_week(frame: pd.DataFrame, column: str) -> tuple[pd.DatetimeIndex, pd.Dat
     return pd.to_datetime(quantiles.index), quantiles
 
 
-def _strength_panel(ax: plt.Axes, defaults: pd.DataFrame) -> None:
+def _strength_panel(ax: Axes, defaults: pd.DataFrame) -> None:
     dates, q = _by_week(defaults, "isk_strength")
     ax.fill_between(dates, q[0.05], q[0.95], alpha=0.25, label="model 5-95%")
     ax.plot(dates, q[0.5], label="model median")
@@ -248,7 +250,7 @@ def _strength_panel(ax: plt.Axes, defaults: pd.DataFrame) -> None:
     ax.tick_params(axis="x", labelrotation=30)
 
 
-def _attacks_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
+def _attacks_panel(ax: Axes, band: pd.DataFrame) -> None:
     periods = ["attacks_2021", "attacks_2022", "attacks_2023"]
     ax.boxplot([band[p] for p in periods], positions=range(3), widths=0.5)
     reported = {0: [136, 365], 1: [141, 170, 181], 2: [181 * 0.14, 181 * 0.25]}
@@ -259,7 +261,7 @@ def _attacks_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
     ax.set_title("attacks per period: model (boxes) vs reported (red)", fontsize=9)
 
 
-def _pattern_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
+def _pattern_panel(ax: Axes, band: pd.DataFrame) -> None:
     values = pattern_values(band)
     for i, p in enumerate(PATTERNS):
         high = p.high if np.isfinite(p.high) else p.low + p.unit
@@ -272,7 +274,7 @@ def _pattern_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
     ax.set_title("every pattern, one dot per seed (grey: by construction)", fontsize=9)
 
 
-def _ttp_panel(ax: plt.Axes, defaults: pd.DataFrame) -> None:
+def _ttp_panel(ax: Axes, defaults: pd.DataFrame) -> None:
     dates, q = _by_week(defaults, "ttp_defection_rate")
     ax.fill_between(dates, 100 * q[0.05], 100 * q[0.95], alpha=0.25)
     ax.plot(dates, 100 * q[0.5])
@@ -283,7 +285,7 @@ def _ttp_panel(ax: plt.Axes, defaults: pd.DataFrame) -> None:
     ax.tick_params(axis="x", labelrotation=30)
 
 
-def _fall_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
+def _fall_panel(ax: Axes, band: pd.DataFrame) -> None:
     fall = band.attacks_2023 / band.attacks_2022.clip(lower=1)
     ax.hist(fall, bins=15, color="tab:blue", alpha=0.7)
     ax.axvspan(0.14, 0.25, color="red", alpha=0.2, label="reported: -75% to -86%")
@@ -292,9 +294,7 @@ def _fall_panel(ax: plt.Axes, band: pd.DataFrame) -> None:
     ax.legend(fontsize=7)
 
 
-def _sample_panel(
-    ax: plt.Axes, table: pd.DataFrame, candidates: pd.DataFrame, best: pd.Series
-) -> None:
+def _sample_panel(ax: Axes, table: pd.DataFrame, candidates: pd.DataFrame, best: pd.Series) -> None:
     for i, (name, (low, high)) in enumerate(RANGES.items()):
         scaled = (table[name] - low) / (high - low)
         ax.scatter(scaled, np.full(len(table), i) + 0.15, s=3, color="grey", alpha=0.4)

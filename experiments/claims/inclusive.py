@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import SymLogNorm
@@ -134,7 +133,6 @@ def plot(experiment: SweepExperiment, finding: Finding, path: Path) -> None:
         )
     fig.colorbar(image, ax=axes, label="IS-K strength change (people)", shrink=0.8)
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the colorbar spans all panels
-    plt.close(fig)
 
 
 C7 = SweepExperiment(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from experiments.claims.framework import (
     Arm,
@@ -26,20 +27,20 @@ PASS, FAIL = "tab:green", "tab:red"
 
 def panels(count: int, title: str, finding: Finding, width: float = 5.2) -> tuple:
     """A row of ``count`` panels under a title that states the verdict."""
-    fig, axes = plt.subplots(1, count, figsize=(width * count, 4.4), squeeze=False)
+    fig = Figure(figsize=(width * count, 4.4))
+    axes = fig.subplots(1, count, squeeze=False)
     fig.suptitle(f"{title} — verdict: {finding.verdict}", fontsize=11)
     return fig, list(axes[0])
 
 
-def save(fig: plt.Figure, path: Path) -> None:
-    """Write the figure as PNG and free it."""
+def save(fig: Figure, path: Path) -> None:
+    """Write the figure as PNG."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def bands(
-    ax: plt.Axes,
+    ax: Axes,
     data: pd.DataFrame,
     value: Callable[[pd.DataFrame], pd.Series],
     groups: dict[str, pd.Series],
@@ -63,7 +64,7 @@ def bands(
     ax.tick_params(axis="x", labelrotation=30)
 
 
-def effects(ax: plt.Axes, checks: Sequence[CheckResult], xlabel: str = "effect") -> None:
+def effects(ax: Axes, checks: Sequence[CheckResult], xlabel: str = "effect") -> None:
     """Each check's estimate with its 95% interval; green if it held, red if not."""
     shown = [c for c in checks if c.measured is not None]
     for i, check in enumerate(shown):
@@ -77,7 +78,7 @@ def effects(ax: plt.Axes, checks: Sequence[CheckResult], xlabel: str = "effect")
     ax.set_title("effects (green: check held)", fontsize=9)
 
 
-def trend(ax: plt.Axes, runs: pd.DataFrame, factor: str, outcome: str, ylabel: str) -> None:
+def trend(ax: Axes, runs: pd.DataFrame, factor: str, outcome: str, ylabel: str) -> None:
     """Mean outcome with its 95% interval at each lever level, and every run as a dot."""
     levels = sorted(runs[factor].astype(float).unique())
     means = [bootstrap_mean(runs.loc[runs[factor].astype(float) == v, outcome]) for v in levels]
@@ -94,7 +95,7 @@ def trend(ax: plt.Axes, runs: pd.DataFrame, factor: str, outcome: str, ylabel: s
     ax.set_ylabel(ylabel)
 
 
-def mark_week(ax: plt.Axes, data: pd.DataFrame, week: int, text: str) -> None:
+def mark_week(ax: Axes, data: pd.DataFrame, week: int, text: str) -> None:
     """A dashed vertical line at ``week`` (dates come from the data)."""
     dates = data.drop_duplicates("step").set_index("step")["date"]
     if week in dates.index:

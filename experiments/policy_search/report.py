@@ -11,22 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.ensemble import Ensemble  # noqa: E402
-from experiments.policy_search.analysis import (  # noqa: E402
+from experiments.ensemble import Ensemble
+from experiments.policy_search.analysis import (
     ModerationAnswer,
     ParetoSet,
     Placement,
     wilson,
 )
-from experiments.policy_search.robust import natural  # noqa: E402
-from experiments.policy_search.search import SearchResult  # noqa: E402
-from experiments.policy_search.spec import OptimizeSpec  # noqa: E402
+from experiments.policy_search.robust import natural
+from experiments.policy_search.search import SearchResult
+from experiments.policy_search.spec import OptimizeSpec
 
 FIGURES = {
     "convergence": "convergence.png",
@@ -52,7 +52,8 @@ def _style(i: int) -> tuple[str, str, str]:
 
 def plot_convergence(path: Path, spec: OptimizeSpec, result: SearchResult, ens: Ensemble) -> None:
     """Hypervolume per generation (normalised by generation 1) and the feasible share."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     generations = np.arange(1, len(result.hypervolume) + 1)
     ax.plot(generations, result.hypervolume, marker="o", color="tab:blue")
     ax.set_xlabel("generation")
@@ -64,7 +65,6 @@ def plot_convergence(path: Path, spec: OptimizeSpec, result: SearchResult, ens: 
     ax.set_title(_title(spec, ens, "convergence"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def _normalised(values: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
@@ -87,9 +87,10 @@ def plot_parallel(
     """
     all_losses = np.vstack([front.losses, *[r.losses[None] for r in references]])
     lows, highs = all_losses.min(axis=0), all_losses.max(axis=0)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(spec.objectives) + 2), 4.5))
+    fig = Figure(figsize=(max(6, 1.6 * len(spec.objectives) + 2), 4.5))
+    ax = fig.subplots()
     axes = np.arange(len(spec.objectives))
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     for row, level in zip(_normalised(front.losses, lows, highs), moderation, strict=True):
         ax.plot(axes, row, color=cmap(level), alpha=0.6, lw=1)
     for i, ref in enumerate(references):
@@ -101,14 +102,13 @@ def plot_parallel(
     ax.set_xticks(axes, [f"{o.name}\n({o.statistic}, {o.sense})" for o in spec.objectives])
     ax.set_ylabel("scaled loss: 0 best, 1 worst")
     ax.set_ylim(-0.05, 1.05)
-    scalar = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    scalar = ScalarMappable(cmap=cmap, norm=Normalize(0, 1))
     fig.colorbar(scalar, ax=ax, label="moderation (mean over periods)")
     if references:
         ax.legend(fontsize=8, loc="upper right")
     ax.set_title(_title(spec, ens, f"{len(front.x)} Pareto paths"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
 
 
 def plot_tradeoffs(
@@ -125,7 +125,8 @@ def plot_tradeoffs(
     pairs = list(itertools.combinations(range(len(spec.objectives)), 2)) or [(0, 0)]
     cols = min(3, len(pairs))
     rows = int(np.ceil(len(pairs) / cols))
-    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
     for ax, (a, b) in zip(grid.flat, pairs, strict=False):
         oa, ob = spec.objectives[a], spec.objectives[b]
         ax.scatter(
@@ -154,7 +155,6 @@ def plot_tradeoffs(
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
 
 
 def _zoom(ax: Any, front: np.ndarray, references: list[np.ndarray], oa: Any, ob: Any) -> None:
@@ -183,9 +183,10 @@ def plot_levers(
     n = len(spec.levers)
     cols = min(4, n)
     rows = int(np.ceil(n / cols))
-    fig, grid = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(3.4 * cols, 2.6 * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
     periods = np.arange(spec.periods + 1)
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     for i, (ax, lever) in enumerate(zip(grid.flat, spec.levers, strict=False)):
         block = slice(i * spec.periods, (i + 1) * spec.periods)
         for row, level in zip(front.x[:, block], moderation, strict=True):
@@ -204,7 +205,6 @@ def plot_levers(
     fig.suptitle(_title(spec, ens, "lever paths by period (week 0 = 15 Aug 2021)"), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------- report.md
