@@ -162,3 +162,39 @@ def test_reproduce_across_a_posterior_writes_shares_and_the_report_table(tmp_pat
     assert set(draws.attack_rate) <= {30.0, 70.0} and len(draws) == 3
     report = (out / "REPORT.md").read_text()
     assert "## Verdicts across the posterior" in report and "| [C9](C9/posterior.md)" in report
+
+
+def test_the_proposal_keeps_every_importance_weight_bounded_and_redraws_weak_parameters():
+    """prior / proposal <= 1 / DEFENSIVE_SHARE anywhere in the prior: no weight collapse."""
+    from experiments.calibration.priors import PRIORS
+
+    names, kernel = ["attack_rate", "attrition_rate", "isk_reach"], ["attack_rate"]
+    rng = np.random.default_rng(3)
+    population = pd.DataFrame(  # a population piled up in one corner of the prior
+        {n: PRIORS[n].low + PRIORS[n].width * rng.uniform(0, 0.05, 50) for n in names}
+    )
+    proposal = abc.transitions(names, kernel)
+    proposal.fit(population, np.full(50, 1 / 50))
+    np.random.seed(4)  # pyabc draws from NumPy's global generator
+    draws = pd.DataFrame([dict(proposal.rvs_single()) for _ in range(2_000)])
+    prior = np.prod([1 / PRIORS[n].width for n in names])
+    weights = prior / proposal.pdf(draws[names])
+    assert weights.max() <= 1 / abc.DEFENSIVE_SHARE + 1e-9
+    # the kernel stays near the population; the weak parameters spread over their prior
+    corner = PRIORS["attack_rate"].low + 0.2 * PRIORS["attack_rate"].width
+    assert (draws.attack_rate < corner).mean() > 0.7
+    isk = (draws.isk_reach - PRIORS["isk_reach"].low) / PRIORS["isk_reach"].width
+    assert 0.4 < isk.mean() < 0.6 and isk.between(0, 1).all()
+    # and a point far from the population is still proposed with the prior's share
+    far = pd.DataFrame([{n: PRIORS[n].high - 1e-9 for n in names}])
+    assert proposal.pdf(far)[0] >= abc.DEFENSIVE_SHARE * prior * (1 - 1e-9)
+
+
+def test_coverage_only_needs_a_finished_calibration(tmp_path, capsys):
+    from experiments.cli import main
+
+    out = tmp_path / "empty"
+    assert main(["calibrate", "--coverage", "2", "--coverage-only", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "error: --out: no finished calibration" in err and len(err.splitlines()) == 1
+    assert not out.exists()
