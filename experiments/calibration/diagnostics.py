@@ -15,15 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.calibration import patterns as pat  # noqa: E402
-from experiments.calibration.priors import PRIORS  # noqa: E402
+from experiments.calibration import patterns as pat
+from experiments.calibration.priors import PRIORS
 
 LEVEL = 0.90
 
@@ -93,7 +90,8 @@ def predictive_figure(values: pd.DataFrame, path: Path, title: str) -> None:
     shown = list(pat.PATTERNS)
     cols = 4
     rows = int(np.ceil(len(shown) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows))
+    fig = Figure(figsize=(4 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols)
     for ax, p in zip(axes.flat, shown, strict=False):
         data = values[p.name].to_numpy(float)
         data = data[np.isfinite(data)]
@@ -109,7 +107,6 @@ def predictive_figure(values: pd.DataFrame, path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def marginals_figure(table: pd.DataFrame, weights: np.ndarray, path: Path) -> None:
@@ -117,7 +114,8 @@ def marginals_figure(table: pd.DataFrame, weights: np.ndarray, path: Path) -> No
     names = list(table.columns)
     cols = 4
     rows = max(int(np.ceil(len(names) / cols)), 1)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(4 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         prior = PRIORS[name]
         bins = np.linspace(prior.low, prior.high, 16)
@@ -132,14 +130,14 @@ def marginals_figure(table: pd.DataFrame, weights: np.ndarray, path: Path) -> No
     fig.suptitle("marginal posteriors (bars) against priors (dashed); red: v2 default", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def pairs_figure(table: pd.DataFrame, weights: np.ndarray, path: Path) -> None:
     """Pairwise scatter of posterior draws (size: weight) in prior coordinates."""
     names = list(table.columns)
     k = len(names)
-    fig, axes = plt.subplots(k, k, figsize=(1.7 * k + 1, 1.7 * k + 1), squeeze=False)
+    fig = Figure(figsize=(1.7 * k + 1, 1.7 * k + 1))
+    axes = fig.subplots(k, k, squeeze=False)
     size = 4 + 60 * weights / weights.max()
     for i, a in enumerate(names):
         for j, b in enumerate(names):
@@ -161,7 +159,6 @@ def pairs_figure(table: pd.DataFrame, weights: np.ndarray, path: Path) -> None:
                 ax.set_xlabel(b, fontsize=6, rotation=30, ha="right")
     fig.suptitle("pairwise posterior (axes span the prior ranges)", fontsize=10)
     fig.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(fig)
 
 
 def predictive_summary(values: pd.DataFrame) -> pd.DataFrame:

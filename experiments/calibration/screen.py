@@ -16,17 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from SALib.analyze import morris as morris_analyze
+from SALib.sample import morris as morris_sample
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from SALib.analyze import morris as morris_analyze  # noqa: E402
-from SALib.sample import morris as morris_sample  # noqa: E402
-
-from experiments.calibration import patterns as pat  # noqa: E402
-from experiments.calibration.priors import PRIORS  # noqa: E402
+from experiments.calibration import patterns as pat
+from experiments.calibration.priors import PRIORS
 
 SHARE = 0.2  # inferred at all
 KERNEL_SHARE = 0.4  # inferred and moved by the SMC kernel (the rest are redrawn from the prior)
@@ -159,7 +156,8 @@ def figure(table: pd.DataFrame, inferred: list[str], path: Path) -> None:
     """Heat map of relative mu* (parameter x pattern); inferred parameters in bold."""
     grid = table.pivot(index="parameter", columns="pattern", values="relative")
     grid = grid.reindex(index=list(PRIORS))
-    fig, ax = plt.subplots(figsize=(12, 9))
+    fig = Figure(figsize=(12, 9))
+    ax = fig.subplots()
     image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=60, ha="right", fontsize=8)
     ax.set_yticks(range(len(grid.index)), grid.index, fontsize=8)
@@ -173,7 +171,6 @@ def figure(table: pd.DataFrame, inferred: list[str], path: Path) -> None:
     )
     fig.colorbar(image, ax=ax, label="mu* / max mu* for the pattern")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def load(out: Path) -> dict[str, Any] | None:
