@@ -109,7 +109,9 @@ def section(folder: Path = POSTERIOR) -> str:
         "weighs more than five times the prior's; with a kernel over all 25 parameters the "
         "weights had collapsed to an effective sample size of 7 of 200. Budget: "
         f"{meta['particles']} particles per generation, at most {abc_budget()}; the run "
-        "stops at the first limit reached. pyabc's database (`abc.db`, not committed) lets "
+        "stops at the first limit reached, checked between generations (pyabc finishes the "
+        "generation under way, so the generation cap is what bounds the run's time). "
+        "pyabc's database (`abc.db`, not committed) lets "
         "`--resume` continue; `--scheduler`/`--local-cluster` use its Dask sampler.",
         "",
         "### 9.6 Results and diagnostics",
@@ -121,14 +123,8 @@ def section(folder: Path = POSTERIOR) -> str:
             f"t={g['t']} {g['acceptance']:.0%} (tolerance {_f(g['epsilon'])})" for g in gens
         )  # fmt: skip
         + f". Effective sample size of the final importance weights "
-        f"{meta.get('effective_sample_size', float('nan')):.1f} of {meta['particles']}: in "
-        f"{len(inferred)} dimensions the perturbation kernel's density varies so much that a "
-        "few particles carry most of the weight, so every weighted summary below rests on "
-        "few distinct parameter sets. The wall-time budget, on a machine shared with other "
-        "jobs (about 0.4 simulations per second), allowed two generations; the tolerance "
-        "is far from 0. This posterior is a first, honest step, not a converged one: more "
-        "generations (`defection calibrate --resume`), fewer inferred parameters or more "
-        "informative patterns are needed before its shape means much. "
+        f"{meta.get('effective_sample_size', float('nan')):.1f} of {meta['particles']}. "
+        f"{_convergence(meta)} "
         f"Model version {meta['model_version']}; created {meta['created']}. "
         "`results/posterior/calibration.md` has the tables below with figures.",
         "",
@@ -172,11 +168,10 @@ def section(folder: Path = POSTERIOR) -> str:
         ]
     else:
         lines += [
-            "**Coverage on synthetic data.** Implemented (`defection calibrate --coverage N`: "
-            "N parameter sets drawn from the prior, their simulated patterns as data, each "
-            "calibrated in quick mode, and the share of true values inside the 90% credible "
-            "interval) but not yet run for the committed posterior: on the shared two-core "
-            "machine it did not fit beside the calibration itself.",
+            "**Coverage on synthetic data.** Not run for this posterior (`defection "
+            "calibrate --coverage N --coverage-only` runs it: N parameter sets drawn from "
+            "the prior, their simulated patterns as data, each calibrated in quick mode, and "
+            "the share of true values inside the 90% credible interval).",
             "",
         ]
     lines += [
@@ -186,10 +181,10 @@ def section(folder: Path = POSTERIOR) -> str:
         f"{', '.join(f'`{n}`' for n in words['identified']) or 'none'}. Weakly identified: "
         f"{', '.join(f'`{n}`' for n in words['weakly']) or 'none'}. Not identified "
         f"(posterior close to the prior): {', '.join(f'`{n}`' for n in words['not']) or 'none'}. "
-        "With an effective sample size this small these words overstate identification: a "
-        "narrow weighted interval may only reflect a few heavy particles (coverage on "
-        "synthetic data, §9.6, is the check that would tell). "
-        "The patterns are stocks and counts of the baseline only; they say nothing about "
+        "Marginals hide what the patterns constrain jointly: each band can be met by "
+        "several combinations (the strongest posterior correlations are in "
+        "`calibration.md`), so a parameter 'not identified' alone may still be tied to "
+        "others. The patterns are stocks and counts of the baseline only; they say nothing about "
         "responses to moves the Taliban did not make, so the strengths that carry the "
         "claims (outbidding, fraternity, repression, propaganda, inclusion) are informed "
         "only through their side effects on the baseline. Verdicts of such claims are "
@@ -199,6 +194,29 @@ def section(folder: Path = POSTERIOR) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _convergence(meta: dict) -> str:
+    """How far the fit got, in words, from the sidecar's numbers."""
+    gens, ess = meta["generations"], meta.get("effective_sample_size", float("nan"))
+    epsilon = meta["final_epsilon"]
+    weights = (
+        "The weights are spread over many particles."
+        if ess >= 50
+        else "A few particles carry most of the weight, so every weighted summary below "
+        "rests on few distinct parameter sets."
+    )
+    if epsilon == 0:
+        return f"{weights} Every accepted particle met every band."
+    return (
+        f"{weights} The budget ran out at a tolerance of {_f(epsilon)}, not 0: the "
+        "accepted particles miss some bands by a root-sum-square of about "
+        f"{_f(epsilon)} band widths, and the acceptance rate had fallen to "
+        f"{gens[-1]['acceptance']:.0%}, so each further generation costs about twice the "
+        "last. The posterior is the model's best joint account of the patterns within "
+        "the budget, not a fit of every band; the predictive check below says which bands "
+        "the model meets and which it does not."
+    )
 
 
 def abc_budget() -> str:
