@@ -198,3 +198,20 @@ def test_coverage_only_needs_a_finished_calibration(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "error: --out: no finished calibration" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_default_point_check_counts_bands_and_names_the_ones_missed():
+    from experiments.calibration.command import points_section
+
+    points = pd.DataFrame(
+        {
+            "point": ["defaults"] * 2 + ["posterior median"] * 2,
+            "bands_met": [2, 1, 0, 1],
+            "isk_release": [True, True, False, True],
+            "attack_fall": [True, False, False, False],
+        }
+    )
+    text = "\n".join(points_section(points))
+    assert "| defaults | 1.5 [1, 2] | none |" in text  # attack_fall met in half: not most
+    assert "| posterior median | 0.5 [0, 1] | attack_fall |" in text
+    assert "Bands met (of 2)" in text and "2 seeds each" in text
