@@ -215,3 +215,11 @@ def test_the_default_point_check_counts_bands_and_names_the_ones_missed():
     assert "| defaults | 1.5 [1, 2] | none |" in text  # attack_fall met in half: not most
     assert "| posterior median | 0.5 [0, 1] | attack_fall |" in text
     assert "Bands met (of 2)" in text and "2 seeds each" in text
+
+
+def test_a_verdict_whose_interval_spans_a_threshold_is_marked_borderline():
+    from experiments.calibration.verdicts import borderline
+
+    assert borderline((0.83, 0.94)) and borderline((0.05, 0.16))  # 90% / 10% inside
+    assert borderline((0.96, 1.0)) == "" and borderline((0.0, 0.04)) == ""
+    assert borderline((0.55, 0.74)) == ""  # DEPENDS either way

@@ -407,10 +407,18 @@ def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
         lines.append(
             f"| [{name}]({link_prefix}{name}/{POSTERIOR_REPORT}) {title} | {r['draws']} | "
             f"{r['share']:.0%} [{r['share_interval'][0]:.0%}, {r['share_interval'][1]:.0%}] | "
-            f"{effect.replace('|', '/')} | **{r['verdict']}** | {r['region'] or '—'} | "
+            f"{effect.replace('|', '/')} | **{r['verdict']}**{borderline(r['share_interval'])} | "
+            f"{r['region'] or '—'} | "
             f"{NATURE.get(name, '')} |"
         )
     return "\n".join([*lines, "", caveats(Path(source))]) + "\n"
+
+
+def borderline(interval: tuple[float, float] | list[float]) -> str:
+    """A mark for a verdict whose Monte Carlo interval spans a threshold: more draws could flip it."""
+    low, high = interval
+    spans = any(low < threshold <= high for threshold in (HOLDS, FAILS))
+    return " (borderline: the interval spans a threshold)" if spans else ""
 
 
 def caveats(posterior: Path) -> str:
