@@ -296,10 +296,15 @@ def coverage_only(out: Path, n: int, *, workers: int | None = None) -> int:
     if kept is None or not report.exists():
         raise ValueError(f"--out: no finished calibration in {out} (run defection calibrate)")
     table = coverage_check(out, kept["inferred"], n, kernel=kept.get("kernel"), workers=workers)
-    text = report.read_text().split("\n## Coverage on synthetic data")[0].rstrip("\n")
-    report.write_text(text + "\n\n" + "\n".join(coverage_section(table)))
+    add_coverage_section(report, table)
     print(f"wrote {out / 'coverage.csv'} and its table in {report}")
     return 0
+
+
+def add_coverage_section(report: Path, table: pd.DataFrame) -> None:
+    """Put the coverage table in calibration.md (replacing an earlier one)."""
+    text = report.read_text().split("\n## Coverage on synthetic data")[0].rstrip("\n")
+    report.write_text(text + "\n\n" + "\n".join(coverage_section(table)))
 
 
 def coverage_check(
@@ -385,7 +390,10 @@ def points_section(points: pd.DataFrame) -> list[str]:
 def coverage_section(cov: pd.DataFrame) -> list[str]:
     """calibration.md's coverage table, and how to read it."""
     from experiments.calibration import abc
+    from experiments.calibration.verdicts import wilson
 
+    covered, fits = int(cov.covered.sum()), int(cov.fits.sum())
+    low, high = wilson(covered, fits)
     return [
         "## Coverage on synthetic data",
         "",
@@ -396,6 +404,9 @@ def coverage_section(cov: pd.DataFrame) -> list[str]:
         "interval: well below 90% means the method is over-confident; near 100% with a "
         "credible interval as wide as the prior's (last column near 1) means the quick fit "
         "learnt little, not that it is well calibrated.",
+        "",
+        f"Overall: the truth inside in {covered:,} of {fits:,} intervals ({covered / fits:.0%}; "
+        f"Wilson 95% [{low:.0%}, {high:.0%}]) against the nominal 90%.",
         "",
         "| parameter | synthetic fits | true value in the 90% CrI | mean CrI / prior |",
         "| --- | --- | --- | --- |",
