@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,10 +119,12 @@ def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
     assert ensemble.parameters == ["attack_rate", "attrition_rate"]
     assert ensemble.meta["fitted_to"] == [p.name for p in pat.CONSTRAINING]
     assert ensemble.table["attack_rate"].between(20, 100).all()
-    # --resume continues the same database with a further generation
-    more = abc.calibrate(
-        tmp_path, ["attack_rate", "attrition_rate"], budget, resume=True, progress=False
-    )
+    # --resume with the budget spent only re-reads; with a larger one it goes on
+    names = ["attack_rate", "attrition_rate"]
+    same = abc.calibrate(tmp_path, names, budget, resume=True, progress=False)
+    assert len(same["generations"]) == 1 and same["simulations"] == fit["simulations"]
+    larger = dataclasses.replace(budget, generations=2, simulations=40)
+    more = abc.calibrate(tmp_path, names, larger, resume=True, progress=False)
     assert len(more["generations"]) == 2 and more["simulations"] > fit["simulations"]
 
 
