@@ -24,7 +24,7 @@ run: $(STAMP)  ## the main job: a 100-week baseline run, results in results/run/
 browser: $(STAMP)  ## Chromium and the page's front-end files for the browser tests (nothing is downloaded at run time)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
-	$(BIN)/python -m viz.assets
+	$(BIN)/python -m isk_defection.viz.assets
 
 test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/ruff check .

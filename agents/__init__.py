@@ -1,6 +1,6 @@
 """Agent kinds of the defection model (views onto the model's population arrays)."""
 
-from agents.fighters import (
+from isk_defection.agents.fighters import (
     KINDS,
     AlQaedaMilitant,
     Fighter,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import mesa
 
 if TYPE_CHECKING:
-    from model.model import DefectionModel
+    from isk_defection.model.model import DefectionModel
 
 ALLEGIANCES = ("loyal", "isk", "removed", "deserted")  # codes 0-3 of model.population
 

@@ -36,7 +36,7 @@ def peak_mb() -> float:
 
 def idle() -> dict:
     """The interpreter with the model and the reference imported, no model built."""
-    import model  # noqa: F401
+    import isk_defection.model  # noqa: F401
     import tests.reference  # noqa: F401
 
     return {}
@@ -56,7 +56,7 @@ def timed_blocks(model, steps: int, repeats: int) -> list[float]:
 
 def fast(population: int, steps: int, repeats: int, agent_data: bool) -> dict:
     """Build time and step times of the vectorised model."""
-    from model import DefectionModel
+    from isk_defection.model import DefectionModel
 
     start = time.perf_counter()
     model = DefectionModel(population=population, rng=1, collect_agent_data=agent_data)
@@ -76,7 +76,7 @@ def reference(population: int, steps: int, repeats: int) -> dict:
 
 def full_scale(runs: int) -> dict:
     """Seconds per whole 100-week run of the full_scale preset, construction included."""
-    from model import DefectionModel
+    from isk_defection.model import DefectionModel
 
     seconds = []
     for seed in range(runs):

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from experiments.spec import load_spec
-from experiments.sweep import run_sweep, simulate_run
+from isk_defection.experiments.spec import load_spec
+from isk_defection.experiments.sweep import run_sweep, simulate_run
 
 
 def spec(runs: int, population: int, steps: int):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from model.parameters import group_table, markdown_table
+from isk_defection.model.parameters import group_table, markdown_table
 
 ODD = Path(__file__).with_name("ODD.md")
 SECTIONS = {"groups": group_table, "parameters": markdown_table}

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from experiments.run import check_seed, check_steps
-from experiments.spec import expand, parameter
-from model import DefectionModel
-from model.parameters import PARAMETERS
-from model.policy import LEVERS, Schedule
-from model.presets import PRESETS
-from model.reporters import columns
+from isk_defection.experiments.run import check_seed, check_steps
+from isk_defection.experiments.spec import expand, parameter
+from isk_defection.model import DefectionModel
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import LEVERS, Schedule
+from isk_defection.model.presets import PRESETS
+from isk_defection.model.reporters import columns
 
 __all__ = ["DEFAULT_OUTCOMES", "ema_model", "ema_parameters", "run", "salib_problem"]
 

@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from model.parameters import MAX_STEPS, PARAMETERS
-from model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
-from model.presets import PRESET_DESCRIPTIONS, PRESETS
+from isk_defection.model.parameters import MAX_STEPS, PARAMETERS
+from isk_defection.model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
+from isk_defection.model.presets import PRESET_DESCRIPTIONS, PRESETS
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 EXIT_BAD_INPUT, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 2, 1, 130
@@ -94,7 +94,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     name, raw = name.strip(), raw.strip()
     if not sep or not name or not raw:
         raise InputError(f"--set: expected NAME=VALUE (got {text!r})")
-    from experiments.spec import aliases, renamed
+    from isk_defection.experiments.spec import aliases, renamed
 
     if name in renamed():
         raise InputError(f"--set {name}: renamed to {renamed()[name]} (see defection params)")
@@ -138,8 +138,8 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 # ---- run ------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from experiments import folders
-    from experiments.run import (
+    from isk_defection.experiments import folders
+    from isk_defection.experiments.run import (
         check_memory,
         format_summary,
         records_agents,
@@ -147,9 +147,9 @@ def _run(args: argparse.Namespace) -> int:
         summary,
         write_outputs,
     )
-    from experiments.spec import expand
-    from model.parameters import resolve
-    from model.presets import preset
+    from isk_defection.experiments.spec import expand
+    from isk_defection.model.parameters import resolve
+    from isk_defection.model.presets import preset
 
     overrides = expand(dict(parse_assignment(text) for text in args.set))
     if args.draw is not None and not args.posterior:
@@ -183,7 +183,7 @@ def _setting(values: Any, name: str) -> Any:
 
 def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:
     """The parameters of draw ``k`` of a posterior ensemble (default: its first draw)."""
-    from experiments.ensemble import load_posterior
+    from isk_defection.experiments.ensemble import load_posterior
 
     ensemble = load_posterior(path)
     table = ensemble.table
@@ -200,7 +200,7 @@ def _posterior_points(spec: Any, path: str, draws: int | None) -> Any:
     """The spec's design crossed with ``draws`` posterior draws (its values win on clashes)."""
     import numpy as np
 
-    from experiments.ensemble import draw, load_posterior
+    from isk_defection.experiments.ensemble import draw, load_posterior
 
     sample = draw(load_posterior(path), draws or 20, np.random.default_rng(spec.seed))
     points = [d.params | dict(point) for point in spec.points for d in sample]
@@ -234,7 +234,7 @@ def _params(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         text = buffer.getvalue().rstrip("\n")
     elif args.format == "markdown":
-        from model.parameters import markdown_table
+        from isk_defection.model.parameters import markdown_table
 
         text = markdown_table()
     else:
@@ -258,15 +258,15 @@ def _text_table(rows: list[dict[str, Any]]) -> str:
 
 # ---- reproduce ------------------------------------------------------------------------
 def _reproduce(args: argparse.Namespace) -> int:
-    from experiments.claims import EXPERIMENTS
-    from experiments.claims.runner import reproduce
+    from isk_defection.experiments.claims import EXPERIMENTS
+    from isk_defection.experiments.claims.runner import reproduce
 
     if not args.names and not args.all:
         raise InputError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
     if args.draws is not None and not args.posterior:
         raise InputError("--draws: only with --posterior FILE")
     if args.posterior:
-        from experiments.ensemble import load_posterior
+        from isk_defection.experiments.ensemble import load_posterior
 
         load_posterior(args.posterior)  # a bad file ends here, in one line, before any run
     for name in args.names:
@@ -278,7 +278,7 @@ def _reproduce(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: {out} is a file, not a folder")
-    root = Path(__file__).resolve().parents[1] / "REPORT.md"
+    root = Path.cwd() / "REPORT.md"  # never into the installed package
     reproduce(
         list(EXPERIMENTS) if args.all else args.names,
         out,
@@ -303,7 +303,7 @@ def _add_reproduce(commands: Any, common: argparse.ArgumentParser) -> None:
         help="reproduce the published claims C1-C11 and classics G1-G3 with verdicts",
         description="Runs named experiments through the sweep engine and writes OUT/NAME/ "
         "(tidy data, figure, report.md) and OUT/REPORT.md; a full --all run also copies "
-        "REPORT.md to the repository root.",
+        "REPORT.md to the current folder (the repository root when run from a clone).",
     )
     reproduce.add_argument("names", nargs="*", metavar="NAME", help="experiments, e.g. C2 G1")
     reproduce.add_argument("--all", action="store_true", help="every experiment")
@@ -332,15 +332,15 @@ def _add_reproduce(commands: Any, common: argparse.ArgumentParser) -> None:
 def _app(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from viz.assets import cache_dir, missing
+    from isk_defection.viz.assets import cache_dir, missing
 
     _check_port(args.host, args.port)
     if missing(cache_dir()):
         print(
-            "defection: the page's browser files are missing: run python -m viz.assets",
+            "defection: the page's browser files are missing: run python -m isk_defection.viz.assets",
             file=sys.stderr,
         )
-    app = importlib.util.find_spec("viz.app").origin
+    app = importlib.util.find_spec("isk_defection.viz.app").origin
     command = [sys.executable, "-m", "solara", "run", app, "--host", args.host]
     command += ["--port", str(args.port), "--production", "--no-open"]
     print(f"open http://{args.host}:{args.port} in a browser", flush=True)
@@ -423,7 +423,7 @@ def _report_failures(results: Any, out: str) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from experiments.sweep import load_spec, run_sweep
+    from isk_defection.experiments.sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec)
     if args.draws is not None and not args.posterior:
@@ -441,8 +441,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    from experiments.sensitivity import sensitivity
-    from experiments.sweep import load_spec
+    from isk_defection.experiments.sensitivity import sensitivity
+    from isk_defection.experiments.sweep import load_spec
 
     spec = load_spec(args.spec)
     out = Path(args.out or Path("results/sensitivity") / spec.name)
@@ -453,7 +453,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from experiments.plots import plot_sweep
+    from isk_defection.experiments.plots import plot_sweep
 
     path = plot_sweep(Path(args.folder), args.x, args.y, args.outcome)
     _say(args, f"wrote {path}")
@@ -553,7 +553,7 @@ class _Version(argparse.Action):
     """``--version``: computed only when asked (it runs git), then exit 0."""
 
     def __call__(self, parser, namespace, values, option_string=None) -> NoReturn:
-        from experiments.provenance import version_line
+        from isk_defection.experiments.provenance import version_line
 
         print(version_line())
         raise SystemExit(0)
@@ -641,9 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(commands, common)
     _add_sensitivity(commands, common)
     _add_plot(commands, common)
-    from experiments.calibration.command import add_parser as add_calibrate
-    from experiments.doses import add_parser as add_doses
-    from experiments.optimize import add_parser as add_optimize
+    from isk_defection.experiments.calibration.command import add_parser as add_calibrate
+    from isk_defection.experiments.doses import add_parser as add_doses
+    from isk_defection.experiments.optimize import add_parser as add_optimize
 
     add_optimize(commands, common)
     add_doses(commands, common)
@@ -658,7 +658,7 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``defection`` command; returns the exit status."""
-    from experiments.errors import RunsFailedError
+    from isk_defection.experiments.errors import RunsFailedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.spec import load_spec
-from experiments.sweep import atomic_write, mean_interval, read_results, run_sweep
-from model.groups import GROUP_LABELS, GROUP_NAMES
-from model.policy import LEVERS
+from isk_defection.experiments.spec import load_spec
+from isk_defection.experiments.sweep import atomic_write, mean_interval, read_results, run_sweep
+from isk_defection.model.groups import GROUP_LABELS, GROUP_NAMES
+from isk_defection.model.policy import LEVERS
 
 WEEKS = 104
 DOSES = tuple(round(0.1 * i, 1) for i in range(11))
@@ -176,7 +176,7 @@ def dose_table(lever: str, results: pd.DataFrame, design: DoseDesign) -> pd.Data
 
 def ceiling(design: DoseDesign, seeds: int = 8) -> Ceiling:
     """Every lever at 1 at once for ``design.weeks`` weeks: IS-K's peak and fastest growth."""
-    from model import DefectionModel
+    from isk_defection.model import DefectionModel
 
     peaks, growths, ratios, start = [], [], [], 0.0
     for seed in range(seeds):

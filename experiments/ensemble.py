@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model.parameters import PARAMETERS
-from model.policy import LEVERS
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import LEVERS
 
 __all__ = [
     "DEFAULTS_LABEL",

@@ -43,8 +43,8 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that 
     import numpy as np
     import pandas as pd
 
-    from experiments.ensemble import Ensemble
-    from experiments.policy_search.spec import OptimizeSpec
+    from isk_defection.experiments.ensemble import Ensemble
+    from isk_defection.experiments.policy_search.spec import OptimizeSpec
 
 MANIFEST = "manifest.json"
 STRESS = "stress.npz"
@@ -112,8 +112,8 @@ def _positive(text: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """The subcommand: validate everything, run, print where the results are; exit status."""
-    from experiments.ensemble import defaults_ensemble, load_posterior
-    from experiments.policy_search.spec import load_optimize_spec
+    from isk_defection.experiments.ensemble import defaults_ensemble, load_posterior
+    from isk_defection.experiments.policy_search.spec import load_optimize_spec
 
     spec = load_optimize_spec(args.spec, quick=args.quick)
     ensemble = load_posterior(args.posterior) if args.posterior else defaults_ensemble()
@@ -188,9 +188,9 @@ def optimize(
     """Search, analyse and report; the same spec, ensemble and seed give the same files."""
     from tqdm import tqdm
 
-    from experiments.ensemble import defaults_ensemble
-    from experiments.folders import claim
-    from experiments.sweep import atomic_write, cores, executor
+    from isk_defection.experiments.ensemble import defaults_ensemble
+    from isk_defection.experiments.folders import claim
+    from isk_defection.experiments.sweep import atomic_write, cores, executor
 
     out = Path(out)
     ensemble = ensemble or defaults_ensemble()
@@ -221,8 +221,8 @@ def _text(content: str):
 
 def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[str, Any]:
 
-    from experiments.policy_search.analysis import pareto_set
-    from experiments.policy_search.search import (
+    from isk_defection.experiments.policy_search.analysis import pareto_set
+    from isk_defection.experiments.policy_search.search import (
         JOURNAL,
         Evaluations,
         Policy,
@@ -275,7 +275,7 @@ def _save_stress(
 ) -> None:
     import numpy as np
 
-    from experiments.sweep import atomic_write
+    from isk_defection.experiments.sweep import atomic_write
 
     def write(path: Path) -> None:
         with open(path, "wb") as handle:
@@ -308,7 +308,7 @@ def _manifest(
 ) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
-    from experiments.provenance import provenance
+    from isk_defection.experiments.provenance import provenance
 
     previous = out / MANIFEST
     earlier = json.loads(previous.read_text()) if previous.exists() else {}
@@ -345,13 +345,13 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     import numpy as np
     import pandas as pd
 
-    from experiments.policy_search import analysis, report
-    from experiments.policy_search.robust import (
+    from isk_defection.experiments.policy_search import analysis, report
+    from isk_defection.experiments.policy_search.robust import (
         constraint_violations,
         objective_losses,
     )
-    from experiments.policy_search.search import project
-    from experiments.sweep import atomic_write
+    from isk_defection.experiments.policy_search.search import project
+    from isk_defection.experiments.sweep import atomic_write
 
     result, front, fresh = found["result"], found["front"], found["fresh"]
     stress_values = found["stress_values"]
@@ -448,7 +448,7 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
 def _no_answer(spec: OptimizeSpec):
     import numpy as np
 
-    from experiments.policy_search.analysis import ModerationAnswer
+    from isk_defection.experiments.policy_search.analysis import ModerationAnswer
 
     empty = np.zeros(0, dtype=bool)
     return ModerationAnswer(
@@ -459,7 +459,7 @@ def _no_answer(spec: OptimizeSpec):
 def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:
     import pandas as pd
 
-    from experiments.policy_search.robust import natural
+    from isk_defection.experiments.policy_search.robust import natural
 
     rows = []
     for i, p in enumerate(placements):
@@ -477,7 +477,7 @@ def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:
 def _scenario_table(spec, ensemble, fresh) -> pd.DataFrame:
     import pandas as pd
 
-    from experiments.policy_search.search import scenarios, seed_streams
+    from isk_defection.experiments.policy_search.search import scenarios, seed_streams
 
     in_sample = scenarios(ensemble, spec.draws, spec.seeds, seed_streams(spec.seed)["in_sample"])
     rows = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from experiments.sweep import atomic_write, mean_interval, read_results
+from isk_defection.experiments.sweep import atomic_write, mean_interval, read_results
 
 
 def final_outcomes(out: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -23,11 +23,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from experiments.provenance import provenance
-from model import DefectionModel
-from model import parameters as registry
-from model.groups import GROUP_LABELS, GROUP_NAMES
-from model.policy import Schedule
+from isk_defection.experiments.provenance import provenance
+from isk_defection.model import DefectionModel
+from isk_defection.model import parameters as registry
+from isk_defection.model.groups import GROUP_LABELS, GROUP_NAMES
+from isk_defection.model.policy import Schedule
 
 MAX_STEPS = registry.MAX_STEPS
 # Mesa keeps one record per agent per week; measured at about 60 bytes each (tuples of

@@ -10,9 +10,9 @@ from matplotlib.figure import Figure
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import sobol as sobol_sample
 
-from experiments.errors import RunsFailedError
-from experiments.spec import SweepSpec, parameter
-from experiments.sweep import atomic_write, run_sweep
+from isk_defection.experiments.errors import RunsFailedError
+from isk_defection.experiments.spec import SweepSpec, parameter
+from isk_defection.experiments.sweep import atomic_write, run_sweep
 
 DEFAULT_OUTCOMES = ("isk_strength", "cumulative_defections")
 

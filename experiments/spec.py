@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from model import parameters as registry
-from model.parameters import PARAMETERS, Parameter, resolve
-from model.policy import Schedule
-from model.presets import preset as preset_overrides
-from model.reporters import columns
+from isk_defection.model import parameters as registry
+from isk_defection.model.parameters import PARAMETERS, Parameter, resolve
+from isk_defection.model.policy import Schedule
+from isk_defection.model.presets import preset as preset_overrides
+from isk_defection.model.reporters import columns
 
 SECTIONS: dict[str, set[str]] = {
     "sweep": {"name", "preset", "steps", "replicates", "seed", "record_every", "outputs"},

@@ -41,11 +41,11 @@ import pandas as pd
 from scipy import stats
 from tqdm import tqdm
 
-from experiments import folders
-from experiments.provenance import provenance
-from experiments.spec import Run, SweepSpec, expand, load_spec
-from model import DefectionModel
-from model.groups import GROUP_NAMES
+from isk_defection.experiments import folders
+from isk_defection.experiments.provenance import provenance
+from isk_defection.experiments.spec import Run, SweepSpec, expand, load_spec
+from isk_defection.model import DefectionModel
+from isk_defection.model.groups import GROUP_NAMES
 
 __all__ = ["load_spec", "read_results", "run_sweep", "simulate_run"]
 KEY_OUTCOMES = (
@@ -85,7 +85,7 @@ def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
 
 def _agent_data_off() -> Any:
     """The registry's 'off' value for ``collect_agent_data`` (False, or 'off' in model v2)."""
-    from model.parameters import PARAMETERS
+    from isk_defection.model.parameters import PARAMETERS
 
     choices = getattr(PARAMETERS["collect_agent_data"], "choices", ())
     return "off" if "off" in choices else False
@@ -152,7 +152,9 @@ class LocalPool:
     def _start(self) -> ProcessPoolExecutor:
         if "forkserver" in multiprocessing.get_all_start_methods():
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["model", "experiments.sweep"])
+            context.set_forkserver_preload(
+                ["isk_defection.model", "isk_defection.experiments.sweep"]
+            )
         else:  # Windows: no fork server; spawned workers import the model themselves
             context = multiprocessing.get_context("spawn")
         return ProcessPoolExecutor(
@@ -321,9 +323,9 @@ def run_sweep(
 
 def _check_memory(spec: SweepSpec, workers: int, local: bool) -> None:
     """Refuse a sweep whose largest run, once per local worker, cannot fit in memory."""
-    from experiments.run import MODEL_BYTES_PER_AGENT, _as_dict, available_memory
-    from model.parameters import resolve
-    from model.presets import preset
+    from isk_defection.experiments.run import MODEL_BYTES_PER_AGENT, _as_dict, available_memory
+    from isk_defection.model.parameters import resolve
+    from isk_defection.model.presets import preset
 
     if not local or not spec.points:
         return

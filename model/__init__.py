@@ -1,8 +1,8 @@
 """The factional-defection model: ``from model import DefectionModel``."""
 
-from model.model import DefectionModel
-from model.parameters import PARAMETERS
-from model.policy import LEVERS, Schedule
-from model.presets import PRESETS
+from isk_defection.model.model import DefectionModel
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import LEVERS, Schedule
+from isk_defection.model.presets import PRESETS
 
 __all__ = ["LEVERS", "PARAMETERS", "PRESETS", "DefectionModel", "Schedule"]

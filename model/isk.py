@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.parameters import Params
+from isk_defection.model.parameters import Params
 
 ABSORPTION_WEEKS = 4  # unused intake capacity is kept this long (a vetting pipeline)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from model.parameters import Params
-from model.regime import target_resources
+from isk_defection.model.parameters import Params
+from isk_defection.model.regime import target_resources
 
 SCORE_TIE = 1e-12  # scores closer than this are equal (rounding), ODD §7.11
 

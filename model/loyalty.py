@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.groups import AFFINITY_TO, GROUP_INDEX, GROUPS
-from model.parameters import Params
-from model.population import Population
-from model.regime import inclusion_benefit
+from isk_defection.model.groups import AFFINITY_TO, GROUP_INDEX, GROUPS
+from isk_defection.model.parameters import Params
+from isk_defection.model.population import Population
+from isk_defection.model.regime import inclusion_benefit
 
 # Crackdowns on allied groups ("guests"): the lever, its target group and the affinity
 # (ties to the target) that makes other members resent it [Ali, Counter-Terrorism Dilemma].

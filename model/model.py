@@ -16,13 +16,13 @@ from typing import Any
 import mesa
 import numpy as np
 
-from agents import KINDS, Fighter, ISKMember
-from model import defection, influence, isk, loyalty, network, regime
-from model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
-from model.leadership import ADAPTIVE_LEVERS, choose_levers
-from model.parameters import Params, collects_agent_data, expand_aliases, resolve
-from model.policy import LEVERS, Policy
-from model.population import (
+from isk_defection.agents import KINDS, Fighter, ISKMember
+from isk_defection.model import defection, influence, isk, loyalty, network, regime
+from isk_defection.model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
+from isk_defection.model.leadership import ADAPTIVE_LEVERS, choose_levers
+from isk_defection.model.parameters import Params, collects_agent_data, expand_aliases, resolve
+from isk_defection.model.policy import LEVERS, Policy
+from isk_defection.model.population import (
     DESERTED,
     IN_ISK,
     LOYAL,
@@ -31,8 +31,8 @@ from model.population import (
     agent_counts,
     draw_agents,
 )
-from model.presets import preset as preset_overrides
-from model.reporters import LEDGER, make_datacollector, statistics
+from isk_defection.model.presets import preset as preset_overrides
+from isk_defection.model.reporters import LEDGER, make_datacollector, statistics
 
 SUBMODELS = (  # ODD §7: (section, what, where)
     ("7.1", "policy: lever schedules, live moves, events", "model/policy.py"),

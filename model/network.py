@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from model.groups import AFFINITY_TO, GROUP_INDEX, ISK
+from isk_defection.model.groups import AFFINITY_TO, GROUP_INDEX, ISK
 
 # Whom a group's members prefer when they tie to other groups (default: anyone alike):
 # the TTP the pro-TTP lobby, Al-Qaeda the Haqqanis, the Uyghurs the few tied to them [Ali].

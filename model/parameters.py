@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from model.groups import GROUPS, TRAITS, Group
-from model.policy import LEVERS, Schedule, as_schedule
+from isk_defection.model.groups import GROUPS, TRAITS, Group
+from isk_defection.model.policy import LEVERS, Schedule, as_schedule
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.fighters import ALLEGIANCES
-from model.groups import GROUPS, ISK
+from isk_defection.agents.fighters import ALLEGIANCES
+from isk_defection.model.groups import GROUPS, ISK
 
 # Allegiance codes: positions in the agents' ALLEGIANCES, so names and codes never drift.
 LOYAL, IN_ISK, REMOVED, DESERTED = map(ALLEGIANCES.index, ("loyal", "isk", "removed", "deserted"))

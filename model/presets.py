@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from model.groups import GROUPS
-from model.parameters import PARAMETERS
-from model.policy import Schedule
+from isk_defection.model.groups import GROUPS
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import Schedule
 
 _BASELINE_LEVERS: dict[str, Schedule] = {
     # Promises of women's rights (Aug 2021); the secondary-school ban (23 Mar 2022, week 31);

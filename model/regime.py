@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.parameters import Params
+from isk_defection.model.parameters import Params
 
 
 def inclusion_benefit(levers: dict[str, float], p: Params) -> float:

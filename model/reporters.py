@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
-from agents.fighters import ALLEGIANCES
-from model.groups import GROUP_NAMES, GROUPS, TALIBAN_FACTIONS
-from model.policy import LEVERS
-from model.population import DESERTED, IN_ISK, LOYAL
+from isk_defection.agents.fighters import ALLEGIANCES
+from isk_defection.model.groups import GROUP_NAMES, GROUPS, TALIBAN_FACTIONS
+from isk_defection.model.policy import LEVERS
+from isk_defection.model.population import DESERTED, IN_ISK, LOYAL
 
 if TYPE_CHECKING:
-    from model.model import DefectionModel
+    from isk_defection.model.model import DefectionModel
 
 # Flows per origin group, in people, kept since week 0 (``model.ledger``) and per week.
 LEDGER = ("start", "joined", "defected", "deserted", "returned", "removed", "left_isk")

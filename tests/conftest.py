@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model import DefectionModel
+from isk_defection.model import DefectionModel
 
 SEEDS = (1, 2, 3, 4)
 

@@ -32,9 +32,9 @@ from typing import Any
 
 import mesa
 
-from model.groups import GROUPS, TALIBAN_FACTIONS
-from model.parameters import resolve
-from model.presets import preset as preset_overrides
+from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
+from isk_defection.model.parameters import resolve
+from isk_defection.model.presets import preset as preset_overrides
 
 ISK = "isk"
 LOYAL, IN_ISK, REMOVED, DESERTED = "loyal", "isk", "removed", "deserted"  # §2

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.api import (
+from isk_defection.experiments.api import (
     DEFAULT_OUTCOMES,
     ema_model,
     ema_parameters,
@@ -17,8 +17,8 @@ from experiments.api import (
     run,
     salib_problem,
 )
-from model import DefectionModel
-from model.parameters import PARAMETERS
+from isk_defection.model import DefectionModel
+from isk_defection.model.parameters import PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 

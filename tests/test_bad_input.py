@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from experiments.cli import main
-from model.policy import LEVERS
+from isk_defection.experiments.cli import main
+from isk_defection.model.policy import LEVERS
 
 HINTS = (
     "must be",
@@ -459,7 +459,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)  # a default --out (results/run) would land here
     if case.args and case.args[0] == "reproduce":
         try:
-            import experiments.claims  # noqa: F401
+            import isk_defection.experiments.claims  # noqa: F401
         except Exception as error:  # noqa: BLE001
             pytest.xfail(f"experiments/claims does not import with this model ({error!r})")
     out, spec = tmp_path / "out", tmp_path / "spec.toml"
@@ -541,7 +541,7 @@ API_CASES = [
 
 @pytest.mark.parametrize(("parameters", "options", "field_name"), API_CASES)
 def test_the_api_refuses_bad_input_with_one_line_naming_the_field(parameters, options, field_name):
-    from experiments.api import run
+    from isk_defection.experiments.api import run
 
     options = {"steps": 1} | options
     with pytest.raises(ValueError) as caught:

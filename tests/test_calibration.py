@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.calibration import abc, diagnostics, verdicts
-from experiments.calibration import patterns as pat
-from experiments.calibration.priors import PRIORS, sample
-from experiments.claims.framework import DoseResponse
-from experiments.ensemble import load_ensemble
-from model.parameters import PARAMETERS
+from isk_defection.experiments.calibration import abc, diagnostics, verdicts
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.priors import PRIORS, sample
+from isk_defection.experiments.claims.framework import DoseResponse
+from isk_defection.experiments.ensemble import load_ensemble
+from isk_defection.model.parameters import PARAMETERS
 
 
 def test_every_pattern_has_a_source_and_a_role():
@@ -106,7 +106,7 @@ def test_identifiability_words_follow_the_credible_interval_width():
 
 def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
     """Plumbing at a toy budget (300 agents): pyabc runs, the ensemble file loads."""
-    from experiments.calibration.command import write_posterior
+    from isk_defection.experiments.calibration.command import write_posterior
 
     budget = abc.Budget(particles=4, generations=1, simulations=12, minutes=3, agents=300)
     fit = abc.calibrate(tmp_path, ["attack_rate", "attrition_rate"], budget, progress=False)
@@ -131,8 +131,8 @@ def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
 def test_run_takes_a_posterior_draw_and_refuses_draw_without_posterior(tmp_path, capsys):
     import json
 
-    from experiments.cli import main
-    from experiments.ensemble import write_ensemble
+    from isk_defection.experiments.cli import main
+    from isk_defection.experiments.ensemble import write_ensemble
 
     table = pd.DataFrame({"draw": [0, 1], "weight": [0.5, 0.5], "attack_rate": [30.0, 70.0]})
     path = write_ensemble(
@@ -149,8 +149,8 @@ def test_run_takes_a_posterior_draw_and_refuses_draw_without_posterior(tmp_path,
 def test_reproduce_across_a_posterior_writes_shares_and_the_report_table(tmp_path):
     import json
 
-    from experiments.claims.runner import reproduce
-    from experiments.ensemble import write_ensemble
+    from isk_defection.experiments.claims.runner import reproduce
+    from isk_defection.experiments.ensemble import write_ensemble
 
     table = pd.DataFrame({"draw": [0, 1], "weight": [0.5, 0.5], "attack_rate": [30.0, 70.0]})
     path = write_ensemble(
@@ -170,7 +170,7 @@ def test_reproduce_across_a_posterior_writes_shares_and_the_report_table(tmp_pat
 
 def test_the_proposal_keeps_every_importance_weight_bounded_and_redraws_weak_parameters():
     """prior / proposal <= 1 / DEFENSIVE_SHARE anywhere in the prior: no weight collapse."""
-    from experiments.calibration.priors import PRIORS
+    from isk_defection.experiments.calibration.priors import PRIORS
 
     names, kernel = ["attack_rate", "attrition_rate", "isk_reach"], ["attack_rate"]
     rng = np.random.default_rng(3)
@@ -195,7 +195,7 @@ def test_the_proposal_keeps_every_importance_weight_bounded_and_redraws_weak_par
 
 
 def test_coverage_only_needs_a_finished_calibration(tmp_path, capsys):
-    from experiments.cli import main
+    from isk_defection.experiments.cli import main
 
     out = tmp_path / "empty"
     assert main(["calibrate", "--coverage", "2", "--coverage-only", "--out", str(out)]) == 2
@@ -205,7 +205,7 @@ def test_coverage_only_needs_a_finished_calibration(tmp_path, capsys):
 
 
 def test_the_default_point_check_counts_bands_and_names_the_ones_missed():
-    from experiments.calibration.command import points_section
+    from isk_defection.experiments.calibration.command import points_section
 
     points = pd.DataFrame(
         {
@@ -222,7 +222,7 @@ def test_the_default_point_check_counts_bands_and_names_the_ones_missed():
 
 
 def test_a_verdict_whose_interval_spans_a_threshold_is_marked_borderline():
-    from experiments.calibration.verdicts import borderline
+    from isk_defection.experiments.calibration.verdicts import borderline
 
     assert borderline((0.83, 0.94)) and borderline((0.05, 0.16))  # 90% / 10% inside
     assert borderline((0.96, 1.0)) == "" and borderline((0.0, 0.04)) == ""

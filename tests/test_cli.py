@@ -14,11 +14,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from experiments import provenance
-from experiments.cli import _progress, main
-from experiments.run import check_memory, records_agents
-from model.parameters import PARAMETERS
-from model.reporters import columns
+from isk_defection.experiments import provenance
+from isk_defection.experiments.cli import _progress, main
+from isk_defection.experiments.run import check_memory, records_agents
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.reporters import columns
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFECTION = Path(sys.executable).parent / "defection"
@@ -209,7 +209,7 @@ def test_model_imports_nothing_from_experiments_or_viz():
 
 def test_the_script_entry_point_is_the_experiments_cli():
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'defection = "experiments.cli:entry"' in text
+    assert 'defection = "isk_defection.experiments.cli:entry"' in text
     assert not (ROOT / "model" / "cli.py").exists()
 
 

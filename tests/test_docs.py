@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from model.parameters import MECHANISMS, PARAMETERS
+from isk_defection.model.parameters import MECHANISMS, PARAMETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 

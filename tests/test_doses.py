@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from experiments.doses import DOSES, DoseDesign, fastest_growth, run_doses
+from isk_defection.experiments.doses import DOSES, DoseDesign, fastest_growth, run_doses
 
 
 def test_dose_response_reports_every_dose_and_keeps_intake_within_capacity(tmp_path):

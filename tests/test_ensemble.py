@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.ensemble import (
+from isk_defection.experiments.ensemble import (
     DEFAULTS_LABEL,
     defaults_ensemble,
     draw,
@@ -18,7 +18,7 @@ from experiments.ensemble import (
     sidecar_path,
     write_ensemble,
 )
-from model.parameters import PARAMETERS
+from isk_defection.model.parameters import PARAMETERS
 
 # two numeric parameters that exist before and after model v2
 P1, P2 = "legitimacy_strength", "isk_size"
@@ -163,7 +163,7 @@ def test_a_posterior_of_another_model_source_is_flagged_when_read(tmp_path, caps
 
 
 def test_the_model_source_changes_with_a_mechanism(tmp_path, monkeypatch):
-    import experiments.ensemble as ensemble_module
+    import isk_defection.experiments.ensemble as ensemble_module
 
     for folder in ("model", "agents"):
         (tmp_path / folder).mkdir()

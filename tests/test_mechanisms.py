@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model import isk, regime
-from model.groups import GROUP_INDEX, TALIBAN_FACTIONS
-from model.loyalty import guest_duty
-from model.parameters import resolve
+from isk_defection.model import isk, regime
+from isk_defection.model.groups import GROUP_INDEX, TALIBAN_FACTIONS
+from isk_defection.model.loyalty import guest_duty
+from isk_defection.model.parameters import resolve
 from tests.conftest import mean_outcome, run
 
 HARDLINE = ("kandahar", "haqqani")

@@ -21,7 +21,7 @@ from mesa.visualization import SolaraViz, make_plot_component
 from mesa.visualization.solara_viz import ModelController, ModelCreator
 from mesa.visualization.user_param import Slider
 
-from model import DefectionModel
+from isk_defection.model import DefectionModel
 
 MODEL_PARAMS = {
     "rng": {"type": "InputText", "value": "7", "label": "Seed"},

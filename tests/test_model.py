@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents import FormerOfficial, ISKMember, TalibanMember
-from model import LEVERS, DefectionModel, Schedule
-from model.groups import GROUP_NAMES, GROUPS, ISK
-from model.parameters import MECHANISMS
-from model.population import DESERTED, IN_ISK, LOYAL, REMOVED
+from isk_defection.agents import FormerOfficial, ISKMember, TalibanMember
+from isk_defection.model import LEVERS, DefectionModel, Schedule
+from isk_defection.model.groups import GROUP_NAMES, GROUPS, ISK
+from isk_defection.model.parameters import MECHANISMS
+from isk_defection.model.population import DESERTED, IN_ISK, LOYAL, REMOVED
 from tests.conftest import run
 
 

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.cli import main
-from experiments.ensemble import load_ensemble, write_ensemble
-from experiments.optimize import optimize
-from experiments.policy_search.robust import (
+from isk_defection.experiments.cli import main
+from isk_defection.experiments.ensemble import load_ensemble, write_ensemble
+from isk_defection.experiments.optimize import optimize
+from isk_defection.experiments.policy_search.robust import (
     additive_epsilon,
     dominates,
     non_dominated,
     statistic,
 )
-from experiments.policy_search.search import CHECKPOINT
-from experiments.policy_search.spec import lever_targets, load_optimize_spec
-from model.policy import LEVERS
+from isk_defection.experiments.policy_search.search import CHECKPOINT
+from isk_defection.experiments.policy_search.spec import lever_targets, load_optimize_spec
+from isk_defection.model.policy import LEVERS
 
 ROOT = Path(__file__).absolute().parents[1]
 TINY_TOML = """
@@ -284,7 +284,7 @@ def test_sigkill_then_resume_gives_the_same_result(reference_run, tmp_path):
     spec_file = tmp_path / "tiny.toml"
     spec_file.write_text(TINY_TOML)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "experiments.cli", "optimize", str(spec_file)]
+    command = [sys.executable, "-m", "isk_defection.experiments.cli", "optimize", str(spec_file)]
     command += ["--out", str(out), "--workers", "1", "-q"]
     process = subprocess.Popen(command, cwd=ROOT, start_new_session=True)
     try:
@@ -357,9 +357,9 @@ def test_scenario_discovery_finds_where_moderation_pays():
     """Synthetic stress results: the moderating path beats the actual policy exactly when
     legitimacy_strength > 0.3; PRIM must find that box (the EMA Workbench path)."""
     pytest.importorskip("ema_workbench")
-    from experiments.ensemble import Ensemble
-    from experiments.policy_search.analysis import ParetoSet, moderation_pays
-    from experiments.policy_search.evaluate import Scenario
+    from isk_defection.experiments.ensemble import Ensemble
+    from isk_defection.experiments.policy_search.analysis import ParetoSet, moderation_pays
+    from isk_defection.experiments.policy_search.evaluate import Scenario
 
     spec = load_optimize_spec(TINY)
     rng = np.random.default_rng(1)

@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from model import DefectionModel
-from model.isk import Cells, screen
+from isk_defection.model import DefectionModel
+from isk_defection.model.isk import Cells, screen
 from tests.conftest import run
 from tests.reference import ReferenceModel, run_reference
 

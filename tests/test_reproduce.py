@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from experiments.claims import EXPERIMENTS
-from experiments.claims.framework import Verdict
-from experiments.claims.runner import reproduce
-from experiments.claims.stats import bootstrap_difference, fit_power_law
-from experiments.cli import main
+from isk_defection.experiments.claims import EXPERIMENTS
+from isk_defection.experiments.claims.framework import Verdict
+from isk_defection.experiments.claims.runner import reproduce
+from isk_defection.experiments.claims.stats import bootstrap_difference, fit_power_law
+from isk_defection.experiments.cli import main
 
 VERDICTS = {str(v) for v in Verdict}
 
@@ -85,7 +85,7 @@ def test_paired_bootstrap_is_tighter_than_unpaired_under_common_seeds():
 
 
 def test_report_links_the_policy_search_and_says_what_it_was_judged_across(tmp_path):
-    from experiments.claims.report import policy_analysis
+    from isk_defection.experiments.claims.report import policy_analysis
 
     folder = tmp_path / "robust-levers"
     before = policy_analysis(folder=folder)
@@ -100,8 +100,8 @@ def test_report_links_the_policy_search_and_says_what_it_was_judged_across(tmp_p
 
 
 def test_posterior_caveats_state_how_far_the_fit_got(tmp_path):
-    from experiments.calibration.verdicts import caveats
-    from experiments.ensemble import write_ensemble
+    from isk_defection.experiments.calibration.verdicts import caveats
+    from isk_defection.experiments.ensemble import write_ensemble
 
     path = tmp_path / "posterior.parquet"
     table = pd.DataFrame({"draw": [0, 1], "weight": [0.25, 0.75], "isk_reach": [0.03, 0.05]})

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.policy import MAX_WEEK, Schedule, as_schedule, parse_schedule
+from isk_defection.model.policy import MAX_WEEK, Schedule, as_schedule, parse_schedule
 
 values = st.floats(0.0, 1.0, allow_nan=False)
 weeks = st.integers(0, 2_000)

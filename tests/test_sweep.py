@@ -17,11 +17,11 @@ import psutil
 import pytest
 from filelock import FileLock
 
-from experiments import sweep as engine
-from experiments.cli import main
-from experiments.sensitivity import sensitivity
-from experiments.spec import load_spec
-from experiments.sweep import read_results, run_sweep
+from isk_defection.experiments import sweep as engine
+from isk_defection.experiments.cli import main
+from isk_defection.experiments.sensitivity import sensitivity
+from isk_defection.experiments.spec import load_spec
+from isk_defection.experiments.sweep import read_results, run_sweep
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]

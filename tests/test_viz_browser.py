@@ -2,7 +2,7 @@
 
 Debian's Chromium (/usr/bin/chromium) through Playwright's Python API; nothing is
 downloaded while the tests run (the page's front-end files come from Solara's local
-cache, filled at install time by `python -m viz.assets`). A process burning a core
+cache, filled at install time by `python -m isk_defection.viz.assets`). A process burning a core
 runs beside the server for the whole module, to stand for a loaded machine.
 
 The soak test plays three tabs for ``DEFECTION_SOAK_SECONDS`` (30 by default; the issue's
@@ -29,7 +29,7 @@ import psutil
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from viz import assets
+from isk_defection.viz import assets
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "viz-browser"
@@ -68,7 +68,7 @@ def burner():
 def server(burner):
     """The app under `solara run` on a free port; its log is checked for errors and downloads."""
     absent = assets.missing(assets.cache_dir())
-    assert not absent, f"front-end files missing {absent}: run `python -m viz.assets`"
+    assert not absent, f"front-end files missing {absent}: run `python -m isk_defection.viz.assets`"
     OUT.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = OUT / "server.log"

@@ -16,13 +16,13 @@ import pytest
 import solara
 from mesa.visualization import SolaraViz
 
-from model import DefectionModel
-from model.groups import GROUP_NAMES, ISK
-from viz import assets
-from viz import columns as cols
-from viz.app import Page
-from viz.controls import parquet_bytes, recipe, run_table
-from viz.frames import (
+from isk_defection.model import DefectionModel
+from isk_defection.model.groups import GROUP_NAMES, ISK
+from isk_defection.viz import assets
+from isk_defection.viz import columns as cols
+from isk_defection.viz.app import Page
+from isk_defection.viz.controls import parquet_bytes, recipe, run_table
+from isk_defection.viz.frames import (
     ALLEGIANCE_SHIFT,
     FrameSource,
     agent_codes,
@@ -31,7 +31,7 @@ from viz.frames import (
     lever_plan,
     status_lines,
 )
-from viz.journal import (
+from isk_defection.viz.journal import (
     ADAPTIVE,
     RELEASE,
     Action,
@@ -42,10 +42,10 @@ from viz.journal import (
     replay,
     to_query,
 )
-from viz.layout import ClusterLayout
-from viz.live import AgentsView, ChartsView, LiveWidget, StatusCard
-from viz.runner import IN_FLIGHT, SETTLE, PauseRules, Registry, Run
-from viz.style import GROUP_COLORS, ISK_COLOR, LEVER_INK, lever_help, lever_label
+from isk_defection.viz.layout import ClusterLayout
+from isk_defection.viz.live import AgentsView, ChartsView, LiveWidget, StatusCard
+from isk_defection.viz.runner import IN_FLIGHT, SETTLE, PauseRules, Registry, Run
+from isk_defection.viz.style import GROUP_COLORS, ISK_COLOR, LEVER_INK, lever_help, lever_label
 
 SMALL = Settings(population=400, seed=3)
 
@@ -185,7 +185,7 @@ def test_columns_are_found_under_either_name_and_missing_ones_are_none():
 
 
 def test_levers_and_allegiances_come_from_the_model(model):
-    from agents.fighters import ALLEGIANCES
+    from isk_defection.agents.fighters import ALLEGIANCES
 
     assert cols.levers(model) == tuple(model.policy.schedules)
     assert cols.allegiances() == tuple(ALLEGIANCES)
@@ -202,7 +202,7 @@ def test_lever_explanations_follow_the_odd_table():
     import re
     from pathlib import Path
 
-    from viz.style import LEVER_HELP
+    from isk_defection.viz.style import LEVER_HELP
 
     odd = (Path(__file__).resolve().parents[1] / "docs" / "ODD.md").read_text()
     table = odd[odd.index("**Levers as observable acts.**") :]
@@ -310,9 +310,9 @@ def test_a_frame_carries_one_week_for_status_agents_and_charts(model):
 
 
 def test_a_large_run_draws_one_agent_in_k(model, monkeypatch):
-    import viz.frames
+    from isk_defection.viz import frames
 
-    monkeypatch.setattr(viz.frames, "MAX_DRAWN", 150)
+    monkeypatch.setattr(frames, "MAX_DRAWN", 150)
     source = FrameSource(model)
     stride = source.stride
     assert stride == -(-model.population.n // 150) and source.config()["stride"] == stride
@@ -773,7 +773,7 @@ def test_a_shared_link_opens_the_same_run_at_the_same_week():
     settings, actions = Settings("baseline", 500, 8), [Action(2, "inclusion", 0.9)]
     query = to_query(settings, actions, 6)
     original = replay(settings, actions, 6)
-    from viz import app
+    from isk_defection.viz import app
 
     opened, problem = app._new_run(query)
     try:
@@ -793,7 +793,7 @@ def test_the_page_never_loads_matplotlib():
 
     code = (
         "import sys, solara\n"
-        "from viz.app import Page\n"
+        "from isk_defection.viz.app import Page\n"
         "box, rc = solara.render(Page(), handle_error=False)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
         "rc.close()\n"
@@ -804,10 +804,10 @@ def test_the_page_never_loads_matplotlib():
 
 
 def test_the_module_exposes_the_page_for_solara_and_jupyter():
-    import viz.app
+    from isk_defection.viz import app
 
-    assert viz.app.Page is Page and viz.app.page.component.f is Page.f
-    assert not any(isinstance(value, (DefectionModel, Run)) for value in vars(viz.app).values())
+    assert app.Page is Page and app.page.component.f is Page.f
+    assert not any(isinstance(value, (DefectionModel, Run)) for value in vars(app).values())
 
 
 def test_two_pages_have_their_own_runs():
@@ -837,7 +837,7 @@ def test_the_views_plug_into_mesas_solaraviz(model):
 
 
 def test_defection_app_prints_the_address_and_starts_solara(monkeypatch, capsys):
-    from experiments import cli
+    from isk_defection.experiments import cli
 
     started = {}
     monkeypatch.setattr("os.execve", lambda path, argv, env: started.update(argv=argv, env=env))
@@ -853,7 +853,7 @@ def test_page_displays_inline_in_a_jupyter_kernel():
 
     manager, client = start_new_kernel(kernel_name="python3")
     try:
-        request = client.execute("from viz.app import Page\nPage()")
+        request = client.execute("from isk_defection.viz.app import Page\nPage()")
         shown, errors = [], []
         while True:
             message = client.get_iopub_msg(timeout=120)

@@ -14,16 +14,16 @@ import logging
 
 import solara
 
-from viz.controls import (
+from isk_defection.viz.controls import (
     CompareControls,
     DownloadControls,
     PauseControls,
     PolicyControls,
     RunControls,
 )
-from viz.journal import from_query
-from viz.live import LiveView
-from viz.runner import Run
+from isk_defection.viz.journal import from_query
+from isk_defection.viz.live import LiveView
+from isk_defection.viz.runner import Run
 
 TITLE = "Taliban factions and IS-K: defection under policy moves"
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ registries, so that first fetch fails and the page stays blank. This puts the sa
 packages, at the exact versions Solara's page template names, into that cache with
 ``npm pack`` — once, at install time, never while the app or its tests run.
 
-Usage: ``python -m viz.assets`` (install what is missing) or ``--check`` (exit 1 and
+Usage: ``python -m isk_defection.viz.assets`` (install what is missing) or ``--check`` (exit 1 and
 name what is missing).
 """
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     absent = missing(root)
     if args.check:
         for name in absent:
-            print(f"missing {root / name} (run: python -m viz.assets)")
+            print(f"missing {root / name} (run: python -m isk_defection.viz.assets)")
         return 1 if absent else 0
     if absent:
         install(absent, root)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from model import DefectionModel
+from isk_defection.model import DefectionModel
 
 
 def levers(model: DefectionModel) -> tuple[str, ...]:
@@ -24,7 +24,7 @@ def levers(model: DefectionModel) -> tuple[str, ...]:
 
 def allegiances() -> tuple[str, ...]:
     """Allegiance names in code order (code i is ``allegiances()[i]``)."""
-    from agents.fighters import ALLEGIANCES
+    from isk_defection.agents.fighters import ALLEGIANCES
 
     return tuple(ALLEGIANCES)
 
@@ -81,6 +81,6 @@ def is_adaptive(model: DefectionModel) -> bool:
 
 def adaptive_levers() -> tuple[str, ...]:
     """The levers the adaptive rule sets."""
-    from model.leadership import ADAPTIVE_LEVERS
+    from isk_defection.model.leadership import ADAPTIVE_LEVERS
 
     return tuple(ADAPTIVE_LEVERS)

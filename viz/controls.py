@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 import solara
 
-from model import PRESETS
-from model.presets import PRESET_DESCRIPTIONS
-from viz import columns as cols
-from viz.journal import (
+from isk_defection.model import PRESETS
+from isk_defection.model.presets import PRESET_DESCRIPTIONS
+from isk_defection.viz import columns as cols
+from isk_defection.viz.journal import (
     DECAPITATION,
     POPULATION_MAX,
     POPULATION_MIN,
@@ -29,8 +29,8 @@ from viz.journal import (
     parse_seed,
     to_query,
 )
-from viz.runner import MAX_SPEED, PauseRules, Run
-from viz.style import lever_help, lever_label, plural
+from isk_defection.viz.runner import MAX_SPEED, PauseRules, Run
+from isk_defection.viz.style import lever_help, lever_label, plural
 
 LEVER_STEP = 0.05
 FORK, OTHER = "Fork this run", "Other scenario"

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from model import DefectionModel
-from model.groups import GROUP_NAMES, ISK, TALIBAN_FACTIONS
-from viz import columns as cols
-from viz.layout import ClusterLayout
-from viz.style import (
+from isk_defection.model import DefectionModel
+from isk_defection.model.groups import GROUP_NAMES, ISK, TALIBAN_FACTIONS
+from isk_defection.viz import columns as cols
+from isk_defection.viz.layout import ClusterLayout
+from isk_defection.viz.style import (
     GROUP_DASHES,
     ISK_COLOR,
     LEVER_INK,

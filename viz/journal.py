@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
-from model import PRESETS, DefectionModel
-from model.presets import preset as preset_overrides
+from isk_defection.model import PRESETS, DefectionModel
+from isk_defection.model.presets import preset as preset_overrides
 
 POPULATION_MIN, POPULATION_MAX, POPULATION_STEP = 200, 10_000, 100
 DEFAULT_POPULATION = 2_000
@@ -53,7 +53,7 @@ class Action:
 
     def describe(self) -> str:
         """The action in a few words, for marks and menus."""
-        from viz.style import lever_label
+        from isk_defection.viz.style import lever_label
 
         if self.name == RELEASE:
             return f"week {self.week}: prisoner release"

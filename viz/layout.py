@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.groups import GROUPS, ISK
-from model.population import IN_ISK
+from isk_defection.model.groups import GROUPS, ISK
+from isk_defection.model.population import IN_ISK
 
 LAYOUT_SEED = 20210815
 GAP = 3.0  # space between neighbouring discs, in the units of one agent's area (1)

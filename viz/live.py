@@ -28,8 +28,8 @@ import ipyvuetify as v
 import solara
 import traitlets
 
-from model import DefectionModel
-from viz.frames import FrameSource
+from isk_defection.model import DefectionModel
+from isk_defection.viz.frames import FrameSource
 
 logger = logging.getLogger(__name__)
 PARTS = ("status", "agents", "charts")

@@ -30,11 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model import DefectionModel
-from model.groups import GROUP_NAMES
-from viz import columns as cols
-from viz.frames import FrameSource, history_rows, status
-from viz.journal import (
+from isk_defection.model import DefectionModel
+from isk_defection.model.groups import GROUP_NAMES
+from isk_defection.viz import columns as cols
+from isk_defection.viz.frames import FrameSource, history_rows, status
+from isk_defection.viz.journal import (
     ADAPTIVE,
     DECAPITATION,
     RELEASE,
@@ -89,7 +89,7 @@ class PauseRules:
                 key = f"{group}_defection_rate"
                 now, then = cols.number(stats.get(key)), cols.number(before.get(key))
                 if now is not None and now >= self.share and (then is None or then < self.share):
-                    from viz.style import group_label
+                    from isk_defection.viz.style import group_label
 
                     return (
                         f"Paused at week {model.week}: {now:.0%} of {group_label(group)} "

@@ -24,7 +24,7 @@ from ema_workbench.analysis import prim  # noqa: E402
 from SALib.analyze import sobol as sobol_analyze  # noqa: E402
 from SALib.sample import sobol as sobol_sample  # noqa: E402
 
-from experiments.api import ema_model, run, salib_problem  # noqa: E402
+from isk_defection.experiments.api import ema_model, run, salib_problem  # noqa: E402
 
 UNCERTAINTIES = {
     "womens_rights": (0.0, 1.0),  # a lever, held constant over the run

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from experiments.calibration import patterns as pat
-from experiments.calibration.priors import PRIORS
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.priors import PRIORS
 
 POPULATION = 2_000  # agents: the model default, at which the v2 defaults were fitted
 POSTERIOR = Path("results/posterior/posterior.parquet")
@@ -68,7 +68,7 @@ def simulate_frame(
     params: dict[str, Any], seed: int, agents: int = POPULATION, preset: str = "baseline"
 ) -> pd.DataFrame:
     """The weekly model columns the patterns need, for one baseline run of STEPS weeks."""
-    from model import DefectionModel
+    from isk_defection.model import DefectionModel
 
     model = DefectionModel(
         preset=preset, rng=seed, population=agents, collect_agent_data="off", **params
@@ -407,7 +407,7 @@ def load_history(out: Path):
 
 def model_version() -> str:
     """The package version and the commit of this project, if known."""
-    from experiments.provenance import git_state, package_version
+    from isk_defection.experiments.provenance import git_state, package_version
 
     commit = git_state().get("commit") or ""
     version = package_version()

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the command line imports this module; the work imports the rest
     import pandas as pd
 
-    from experiments.calibration.abc import Budget
+    from isk_defection.experiments.calibration.abc import Budget
 
 PREDICTIVE = {False: 60, True: 8}  # posterior predictive simulations (full, quick)
 POINT_SEEDS = {False: 8, True: 2}  # seeds per point in the defaults-vs-median check
@@ -77,7 +77,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the command."""
-    from experiments.calibration import abc
+    from isk_defection.experiments.calibration import abc
 
     budget = abc.QUICK if args.quick else abc.FULL
     changes = {
@@ -128,8 +128,8 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Screen (or reuse the screen), calibrate, write the posterior and diagnostics."""
-    from experiments.calibration import abc, screen
-    from experiments.calibration.priors import PRIORS
+    from isk_defection.experiments.calibration import abc, screen
+    from isk_defection.experiments.calibration.priors import PRIORS
 
     engine = {"workers": workers, "scheduler": scheduler, "local_cluster": local_cluster}
     kept = None if rescreen else screen.load(out) or screen.load(abc.POSTERIOR.parent)
@@ -170,10 +170,10 @@ def write_posterior(
     """The posterior ensemble in the format of ``experiments.ensemble``."""
     import numpy as np
 
-    from experiments.calibration import abc
-    from experiments.calibration import patterns as pat
-    from experiments.calibration.priors import PRIORS
-    from experiments.ensemble import write_ensemble
+    from isk_defection.experiments.calibration import abc
+    from isk_defection.experiments.calibration import patterns as pat
+    from isk_defection.experiments.calibration.priors import PRIORS
+    from isk_defection.experiments.ensemble import write_ensemble
 
     table = fit["table"].copy()
     table.insert(0, "weight", fit["weights"])
@@ -221,7 +221,7 @@ def simulate_many(draws: pd.DataFrame, workers: int | None, seed: int) -> pd.Dat
     import numpy as np
     import pandas as pd
 
-    from experiments.calibration import abc
+    from isk_defection.experiments.calibration import abc
 
     rows = draws.to_dict("records")
     seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(len(rows))]
@@ -236,7 +236,7 @@ def diagnose(
     """Posterior predictive check, marginals, pairs and identifiability."""
     import pandas as pd
 
-    from experiments.calibration import diagnostics
+    from isk_defection.experiments.calibration import diagnostics
 
     table, weights = fit["table"], fit["weights"]
     draws = resample(table, weights, PREDICTIVE[quick], seed=7)
@@ -273,7 +273,7 @@ def point_check(ident: pd.DataFrame, seeds: int, workers: int | None) -> pd.Data
     """
     import pandas as pd
 
-    from experiments.calibration import patterns as pat
+    from isk_defection.experiments.calibration import patterns as pat
 
     median = dict(zip(ident.parameter, ident["median"], strict=True))
     values = pd.concat(  # the same seeds at both points (common random numbers)
@@ -288,7 +288,7 @@ def point_check(ident: pd.DataFrame, seeds: int, workers: int | None) -> pd.Data
 
 def coverage_only(out: Path, n: int, *, workers: int | None = None) -> int:
     """``--coverage-only``: the coverage check for the screen of a finished calibration."""
-    from experiments.calibration import screen
+    from isk_defection.experiments.calibration import screen
 
     if n < 1:
         raise ValueError(f"--coverage: must be >= 1 with --coverage-only (got {n})")
@@ -320,8 +320,8 @@ def coverage_check(
     import numpy as np
     import pandas as pd
 
-    from experiments.calibration import abc, diagnostics
-    from experiments.calibration.priors import sample
+    from isk_defection.experiments.calibration import abc, diagnostics
+    from isk_defection.experiments.calibration.priors import sample
 
     rng = np.random.default_rng(seed)
     truths = pd.DataFrame(sample(n, rng, inferred), columns=inferred)
@@ -389,8 +389,8 @@ def points_section(points: pd.DataFrame) -> list[str]:
 
 def coverage_section(cov: pd.DataFrame) -> list[str]:
     """calibration.md's coverage table, and how to read it."""
-    from experiments.calibration import abc
-    from experiments.calibration.verdicts import wilson
+    from isk_defection.experiments.calibration import abc
+    from isk_defection.experiments.calibration.verdicts import wilson
 
     covered, fits = int(cov.covered.sum()), int(cov.fits.sum())
     low, high = wilson(covered, fits)
@@ -443,8 +443,8 @@ def write_report(
 
     ``seconds``: the diagnostics' time (the ABC's own is in ``fit``).
     """
-    from experiments.calibration import abc
-    from experiments.calibration import patterns as pat
+    from isk_defection.experiments.calibration import abc
+    from isk_defection.experiments.calibration import patterns as pat
 
     ident, pred = report["identifiability"], report["predictive"]
     gens = fit["generations"]

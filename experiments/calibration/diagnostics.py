@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from experiments.calibration import patterns as pat
-from experiments.calibration.priors import PRIORS
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.priors import PRIORS
 
 LEVEL = 0.90
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.calibration import patterns as pat
-from experiments.calibration.priors import PRIORS, table_markdown
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.priors import PRIORS, table_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 ODD = ROOT / "docs" / "ODD.md"
@@ -233,8 +233,8 @@ def _convergence(meta: dict) -> str:
 
 def _coverage_words(cov: pd.DataFrame) -> str:
     """The coverage check overall, and what it does and does not test."""
-    from experiments.calibration.abc import QUICK
-    from experiments.calibration.verdicts import wilson
+    from isk_defection.experiments.calibration.abc import QUICK
+    from isk_defection.experiments.calibration.verdicts import wilson
 
     covered, fits = int(cov.covered.sum()), int(cov.fits.sum())
     low, high = wilson(covered, fits)
@@ -256,7 +256,7 @@ def _coverage_words(cov: pd.DataFrame) -> str:
 
 def abc_budget() -> str:
     """The full budget in words."""
-    from experiments.calibration.abc import FULL
+    from isk_defection.experiments.calibration.abc import FULL
 
     return (
         f"{FULL.generations} generations, {FULL.simulations:,} simulations or "

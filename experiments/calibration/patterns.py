@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from experiments.calibration.outcome import Outcome
-from model.groups import GROUPS, TALIBAN_FACTIONS
+from isk_defection.experiments.calibration.outcome import Outcome
+from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
 
 RELEASE, JUNE_2023, END_2021, END_2022, END_2023 = 4, 96, 19, 71, 124
 YEAR_2024 = (150, 202)

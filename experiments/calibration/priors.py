@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from model.parameters import PARAMETERS
+from isk_defection.model.parameters import PARAMETERS
 
 
 @dataclass(frozen=True)

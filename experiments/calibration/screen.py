@@ -22,8 +22,8 @@ from matplotlib.figure import Figure
 from SALib.analyze import morris as morris_analyze
 from SALib.sample import morris as morris_sample
 
-from experiments.calibration import patterns as pat
-from experiments.calibration.priors import PRIORS
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.priors import PRIORS
 
 SHARE = 0.2  # inferred at all
 KERNEL_SHARE = 0.4  # inferred and moved by the SMC kernel (the rest are redrawn from the prior)
@@ -57,7 +57,7 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the Morris design through the sweep engine; analyse; write screen.csv/json/png."""
-    from experiments.sweep import load_spec, run_sweep
+    from isk_defection.experiments.sweep import load_spec, run_sweep
 
     matrix = design(trajectories)
     names = list(PRIORS)

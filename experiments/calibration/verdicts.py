@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     ClassicExperiment,
     Context,
     Finding,
@@ -38,7 +38,7 @@ from experiments.claims.framework import (
     Verdict,
     measure_runs,
 )
-from experiments.claims.stats import spearman
+from isk_defection.experiments.claims.stats import spearman
 
 HOLDS, FAILS = 0.9, 0.1
 DEFAULT_DRAWS = 100
@@ -168,7 +168,7 @@ def _run_arms(
     experiment: SweepExperiment, ctx: Context, draws: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """Run every arm once per draw (same seeds across arms) and tag each run with its draw."""
-    from experiments.sweep import load_spec
+    from isk_defection.experiments.sweep import load_spec
 
     frames = []
     for arm in experiment.arms:
@@ -189,7 +189,7 @@ def _run_arms(
 def _sweep(ctx: Context, name: str, loaded) -> pd.DataFrame:
     import shutil
 
-    from experiments.sweep import run_sweep
+    from isk_defection.experiments.sweep import run_sweep
 
     folder = ctx.out / "sweeps" / name
     manifest = folder / "manifest.json"
@@ -234,8 +234,8 @@ def _decide_draw(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataF
 
 def _calibration_draws(experiment, ctx: Context, draws: list[dict[str, Any]]) -> pd.DataFrame:
     """C10 across the posterior: the baseline at each draw, every pattern checked."""
-    from experiments.calibration import patterns as pat
-    from experiments.sweep import load_spec
+    from isk_defection.experiments.calibration import patterns as pat
+    from isk_defection.experiments.sweep import load_spec
 
     spec = {
         "sweep": {
@@ -376,7 +376,7 @@ def load_claim(folder: Path) -> dict[str, Any] | None:
 
 def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
     """The REPORT.md section: one row per claim with a posterior result."""
-    from experiments.claims import EXPERIMENTS
+    from isk_defection.experiments.claims import EXPERIMENTS
 
     rows = [(n, load_claim(out / n)) for n in names]
     rows = [(n, r) for n, r in rows if r is not None]
@@ -423,7 +423,7 @@ def borderline(interval: tuple[float, float] | list[float]) -> str:
 
 def caveats(posterior: Path) -> str:
     """What the posterior behind the table is, from its sidecar: how far the fit got."""
-    from experiments.ensemble import sidecar_path
+    from isk_defection.experiments.ensemble import sidecar_path
 
     tail = (
         "Claims run on their coarse (--quick) grids with one seed per draw; a difference "
@@ -457,8 +457,8 @@ def reproduce_posterior(
     seed: int = 2_024,
 ) -> dict[str, str]:
     """Every named claim across ``draws`` posterior draws; per-claim files and verdicts."""
-    from experiments.claims import EXPERIMENTS
-    from experiments.ensemble import draw, load_ensemble
+    from isk_defection.experiments.claims import EXPERIMENTS
+    from isk_defection.experiments.ensemble import draw, load_ensemble
 
     ensemble = load_ensemble(posterior)
     sample = [d.params for d in draw(ensemble, draws, np.random.default_rng(seed))]

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import CheckResult, ClassicExperiment, Finding
-from experiments.claims.plots import panels, save
-from experiments.claims.stats import bootstrap_mean, fit_power_law
-from model.isk import Cells
-from model.parameters import PARAMETERS
+from isk_defection.experiments.claims.framework import CheckResult, ClassicExperiment, Finding
+from isk_defection.experiments.claims.plots import panels, save
+from isk_defection.experiments.claims.stats import bootstrap_mean, fit_power_law
+from isk_defection.model.isk import Cells
+from isk_defection.model.parameters import PARAMETERS
 
 ALPHA, TOLERANCE = 2.5, 0.2
 # IS-K at the scale the model runs: about 4,000-6,000 people at ~81 people per agent at

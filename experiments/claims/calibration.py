@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from experiments.calibration.patterns import (
+from isk_defection.experiments.calibration.patterns import (
     CONSTRAINING,
     END_2021,
     END_2022,
@@ -32,8 +32,8 @@ from experiments.calibration.patterns import (
     STEPS,
     misses,
 )
-from experiments.calibration.patterns import pattern_values as _pattern_values
-from experiments.claims.framework import (
+from isk_defection.experiments.calibration.patterns import pattern_values as _pattern_values
+from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Context,
@@ -41,10 +41,10 @@ from experiments.claims.framework import (
     SweepExperiment,
     measure_runs,
 )
-from experiments.claims.plots import save
-from experiments.claims.policy import ALI
-from experiments.claims.stats import bootstrap_mean
-from model.parameters import PARAMETERS
+from isk_defection.experiments.claims.plots import save
+from isk_defection.experiments.claims.policy import ALI
+from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.model.parameters import PARAMETERS
 
 RANGES: dict[str, tuple[float, float]] = {
     "recruitment_strength": (0.0, 0.3),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Finding,
@@ -22,9 +22,9 @@ from experiments.claims.framework import (
     SweepExperiment,
     align,
 )
-from experiments.claims.plots import panels, save
-from experiments.claims.policy import PEREIRA
-from experiments.claims.stats import bootstrap_difference, spearman
+from isk_defection.experiments.claims.plots import panels, save
+from isk_defection.experiments.claims.policy import PEREIRA
+from isk_defection.experiments.claims.stats import bootstrap_difference, spearman
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUICK_LEVELS = (0.0, 0.5, 1.0)

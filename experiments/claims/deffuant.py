@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import CheckResult, ClassicExperiment, Finding
-from experiments.claims.plots import panels, save
-from experiments.claims.stats import bootstrap_mean
-from model.influence import random_matching, relative_agreement
-from model.network import complete_network, edge_list
+from isk_defection.experiments.claims.framework import CheckResult, ClassicExperiment, Finding
+from isk_defection.experiments.claims.plots import panels, save
+from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.model.influence import random_matching, relative_agreement
+from isk_defection.model.network import complete_network, edge_list
 
 N, MU, U_EXTREMIST, EXTREME = 200, 0.2, 0.1, 0.8
 CASES = {  # name: (U, pe, attractor y)

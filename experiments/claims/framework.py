@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from experiments.calibration.outcome import Outcome
-from experiments.claims.stats import Estimate, bootstrap_difference, spearman
+from isk_defection.experiments.calibration.outcome import Outcome
+from isk_defection.experiments.claims.stats import Estimate, bootstrap_difference, spearman
 
 # Agents in --quick runs: None keeps the model's default (2,000). Model v2 counts people
 # and bounds IS-K's weekly intake (absorptive capacity, in people); at 500 agents one
@@ -93,7 +93,7 @@ class Context:
         Without ``resume``, or when the folder holds another spec (say a quick run), the
         folder is cleared first: the engine refuses to mix sweeps.
         """
-        from experiments.sweep import load_spec, run_sweep
+        from isk_defection.experiments.sweep import load_spec, run_sweep
 
         loaded = load_spec(spec)
         folder = self.out / "sweeps" / name

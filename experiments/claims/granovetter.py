@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import CheckResult, ClassicExperiment, Finding
-from experiments.claims.plots import panels, save
-from model import LEVERS, DefectionModel
-from model.defection import crosses_threshold, pressure
-from model.groups import GROUPS
-from model.parameters import MECHANISMS
+from isk_defection.experiments.claims.framework import CheckResult, ClassicExperiment, Finding
+from isk_defection.experiments.claims.plots import panels, save
+from isk_defection.model import LEVERS, DefectionModel
+from isk_defection.model.defection import crosses_threshold, pressure
+from isk_defection.model.groups import GROUPS
+from isk_defection.model.parameters import MECHANISMS
 
 CROWD = 100
 MEAN = 0.25  # thresholds ~ Normal(0.25 N, sigma N)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import SymLogNorm
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Finding,
@@ -24,10 +24,10 @@ from experiments.claims.framework import (
     SweepExperiment,
     align,
 )
-from experiments.claims.plots import panels
-from experiments.claims.policy import ALI
-from experiments.claims.stats import bootstrap_difference, bootstrap_mean
-from model.parameters import PARAMETERS
+from isk_defection.experiments.claims.plots import panels
+from isk_defection.experiments.claims.policy import ALI
+from isk_defection.experiments.claims.stats import bootstrap_difference, bootstrap_mean
+from isk_defection.model.parameters import PARAMETERS
 
 HORIZONS = (52, 104, 156, 208)
 INCLUSION = (0.2, 0.5, 0.8, 1.0)

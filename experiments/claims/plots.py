@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Difference,
@@ -18,8 +18,8 @@ from experiments.claims.framework import (
     Finding,
     Trend,
 )
-from experiments.claims.stats import bootstrap_mean
-from model.policy import LEVERS, as_schedule
+from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.model.policy import LEVERS, as_schedule
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
 PASS, FAIL = "tab:green", "tab:red"

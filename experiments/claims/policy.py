@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     Arm,
     Difference,
     DoseResponse,
@@ -18,9 +18,9 @@ from experiments.claims.framework import (
     SweepExperiment,
     Trend,
 )
-from experiments.claims.plots import contrast_figure, trend_figure
-from model.groups import GROUPS, TALIBAN_FACTIONS
-from model.presets import preset
+from isk_defection.experiments.claims.plots import contrast_figure, trend_figure
+from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
+from isk_defection.model.presets import preset
 
 ALI = "[Ali] (S. Ali, The Resurgence of IS-K in Afghanistan; docs/ODD.md References)"
 PEREIRA = "[Pereira] (A. Pereira, 1 Dec 2021; docs/ODD.md References)"

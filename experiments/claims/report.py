@@ -10,7 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from experiments.claims.framework import QUICK_POPULATION, Claim, Finding, SweepExperiment
+from isk_defection.experiments.claims.framework import (
+    QUICK_POPULATION,
+    Claim,
+    Finding,
+    SweepExperiment,
+)
 
 FIGURE, DATA, RUNS, REPORT, RESULT = (
     "figure.png",

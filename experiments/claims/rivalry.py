@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.claims.framework import (
+from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Finding,
@@ -23,9 +23,9 @@ from experiments.claims.framework import (
     SweepExperiment,
     align,
 )
-from experiments.claims.plots import FAIL, PASS, panels, save
-from experiments.claims.policy import ALI, MOVE_WEEK, baseline_text
-from experiments.claims.stats import bootstrap_difference, bootstrap_ratio
+from isk_defection.experiments.claims.plots import FAIL, PASS, panels, save
+from isk_defection.experiments.claims.policy import ALI, MOVE_WEEK, baseline_text
+from isk_defection.experiments.claims.stats import bootstrap_difference, bootstrap_ratio
 
 EQUIVALENCE = 0.25  # "no longer costs": the ablated cost is below a quarter of the full one
 MOVES = {  # move: (lever, control, treatment)

@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.claims import EXPERIMENTS
-from experiments.claims.framework import Context
-from experiments.claims.report import headline, load_result, summary, write
+from isk_defection.experiments.claims import EXPERIMENTS
+from isk_defection.experiments.claims.framework import Context
+from isk_defection.experiments.claims.report import headline, load_result, summary, write
 
 REPORT = "REPORT.md"
 
@@ -47,7 +47,10 @@ def reproduce(
     (``experiments.calibration.verdicts``) and REPORT.md gains that table.
     """
     if posterior is not None:
-        from experiments.calibration.verdicts import DEFAULT_DRAWS, reproduce_posterior
+        from isk_defection.experiments.calibration.verdicts import (
+            DEFAULT_DRAWS,
+            reproduce_posterior,
+        )
 
         verdicts = reproduce_posterior(
             resolve_names(names),
@@ -84,7 +87,7 @@ def reproduce(
 
 def _write_reports(out: Path, root_report: Path | None) -> None:
     """out/REPORT.md (point verdicts, then posterior verdicts if any) and its root copy."""
-    from experiments.calibration.verdicts import summary_table
+    from isk_defection.experiments.calibration.verdicts import summary_table
 
     names = list(EXPERIMENTS)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from experiments.ensemble import Ensemble
-from experiments.policy_search.evaluate import Scenario
-from experiments.policy_search.robust import (
+from isk_defection.experiments.ensemble import Ensemble
+from isk_defection.experiments.policy_search.evaluate import Scenario
+from isk_defection.experiments.policy_search.robust import (
     additive_epsilon,
     constraint_violations,
     dominance_matrix,
@@ -28,8 +28,8 @@ from experiments.policy_search.robust import (
     non_dominated,
     objective_losses,
 )
-from experiments.policy_search.search import SearchResult
-from experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.policy_search.search import SearchResult
+from isk_defection.experiments.policy_search.spec import OptimizeSpec
 
 QUANTILES = {"mean": None, "p10": 0.1, "p50": 0.5, "p90": 0.9}
 

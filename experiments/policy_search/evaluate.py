@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.policy_search.measures import Measure, faction_sizes
-from model import DefectionModel
+from isk_defection.experiments.policy_search.measures import Measure, faction_sizes
+from isk_defection.model import DefectionModel
 
 
 @dataclass(frozen=True)

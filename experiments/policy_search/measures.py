@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from model.groups import TALIBAN_FACTIONS
-from model.reporters import columns
+from isk_defection.model.groups import TALIBAN_FACTIONS
+from isk_defection.model.reporters import columns
 
 HOWS = ("final", "mean", "total", "peak")
 

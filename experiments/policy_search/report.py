@@ -17,16 +17,16 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from experiments.ensemble import Ensemble
-from experiments.policy_search.analysis import (
+from isk_defection.experiments.ensemble import Ensemble
+from isk_defection.experiments.policy_search.analysis import (
     ModerationAnswer,
     ParetoSet,
     Placement,
     wilson,
 )
-from experiments.policy_search.robust import natural
-from experiments.policy_search.search import SearchResult
-from experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.policy_search.robust import natural
+from isk_defection.experiments.policy_search.search import SearchResult
+from isk_defection.experiments.policy_search.spec import OptimizeSpec
 
 FIGURES = {
     "convergence": "convergence.png",
@@ -471,7 +471,7 @@ def _moderation_on_the_front(
     spec: OptimizeSpec, answer: ModerationAnswer, front: ParetoSet
 ) -> list[str]:
     """What the moderating Pareto paths buy and cost, against the other Pareto paths."""
-    from experiments.policy_search.analysis import moderation_level
+    from isk_defection.experiments.policy_search.analysis import moderation_level
 
     moderating = moderation_level(spec, front.x) >= answer.level - 1e-9
     if not moderating.any() or moderating.all():

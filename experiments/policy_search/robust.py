@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.policy_search.spec import OptimizeSpec
 
 QUANTILE = 0.9
 

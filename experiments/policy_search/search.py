@@ -29,16 +29,16 @@ from typing import Any
 import numpy as np
 from scipy.stats import qmc
 
-from experiments.ensemble import Ensemble, draw
-from experiments.policy_search.evaluate import RunTask, Scenario, run_task
-from experiments.policy_search.robust import (
+from isk_defection.experiments.ensemble import Ensemble, draw
+from isk_defection.experiments.policy_search.evaluate import RunTask, Scenario, run_task
+from isk_defection.experiments.policy_search.robust import (
     constraint_violations,
     non_dominated,
     objective_losses,
 )
-from experiments.policy_search.spec import OptimizeSpec
-from model import DefectionModel
-from model.policy import Schedule
+from isk_defection.experiments.policy_search.spec import OptimizeSpec
+from isk_defection.model import DefectionModel
+from isk_defection.model.policy import Schedule
 
 CHECKPOINT = "checkpoint.pkl"
 JOURNAL = "runs.jsonl"  # every finished run, appended as it finishes
@@ -301,7 +301,7 @@ def make_algorithm(spec: OptimizeSpec, initial: np.ndarray) -> Any:
     from pymoo.algorithms.moo.nsga3 import NSGA3
     from pymoo.operators.selection.tournament import TournamentSelection
 
-    from experiments.policy_search.pymoo_parts import (
+    from isk_defection.experiments.policy_search.pymoo_parts import (
         Rounding,
         cv_then_random,
         reference_directions,
@@ -371,7 +371,7 @@ def run_search(
     from pymoo.core.evaluator import Evaluator
     from pymoo.problems.static import StaticProblem
 
-    from experiments.policy_search.pymoo_parts import LeverProblem
+    from isk_defection.experiments.policy_search.pymoo_parts import LeverProblem
 
     streams = seed_streams(spec.seed)
     scenes = scenarios(ensemble, spec.draws, spec.seeds, streams["in_sample"])

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.policy_search.measures import Measure, measure_for
-from model.parameters import PARAMETERS, resolve
-from model.policy import LEVERS, Schedule
-from model.presets import preset as preset_overrides
+from isk_defection.experiments.policy_search.measures import Measure, measure_for
+from isk_defection.model.parameters import PARAMETERS, resolve
+from isk_defection.model.policy import LEVERS, Schedule
+from isk_defection.model.presets import preset as preset_overrides
 
 SECTIONS: dict[str, set[str] | None] = {
     "optimize": {
