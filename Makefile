@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := test,sweep,profile,ema
 
-.PHONY: install run test lint browser bench lock clean
+.PHONY: install run test typecheck lint browser bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
+
+typecheck: $(STAMP)  ## mypy over the package (settings in pyproject.toml; see .ci/typecheck)
+	.ci/typecheck
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (newest versions allowed)
 	$(BIN)/python -m pip install -q uv
