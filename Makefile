@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXTRAS := test,sweep,profile,ema
 
-.PHONY: install run test typecheck lint browser bench lock clean
+.PHONY: install run test typecheck params lint browser bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: $(STAMP) browser  ## the whole test suite
 
 typecheck: $(STAMP)  ## mypy over the package (settings in pyproject.toml; see .ci/typecheck)
 	.ci/typecheck
+
+params: $(STAMP)  ## regenerate the typed Params class in model/parameters.py from its registry
+	$(BIN)/python -c "from isk_defection.model.parameters import write_params_class as w; w()"
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (newest versions allowed)
 	$(BIN)/python -m pip install -q uv

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass, make_dataclass
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -49,9 +50,16 @@ class Parameter:
             if self.name == "start_date":
                 return f"a date YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}"
             return "text"
+        low, high = self.bounds()
         if self.kind is int:
-            return f"an integer in [{int(self.low):,}, {int(self.high):,}]"
-        return f"a number in [{self.low:g}, {self.high:g}]"
+            return f"an integer in [{int(low):,}, {int(high):,}]"
+        return f"a number in [{low:g}, {high:g}]"
+
+    def bounds(self) -> tuple[float, float]:
+        """The range of a numeric parameter (every numeric entry of the registry has one)."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"{self.name}: not a numeric parameter")
+        return self.low, self.high
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` converted to the parameter's type, or raise a one-line ValueError.
@@ -77,7 +85,8 @@ class Parameter:
             number = float(value)
         except OverflowError:  # an int too large for a float is out of every range
             raise error from None
-        if not math.isfinite(number) or not (self.low <= number <= self.high):
+        low, high = self.bounds()
+        if not math.isfinite(number) or not (low <= number <= high):
             raise error
         if self.kind is int:
             if not number.is_integer():
@@ -115,8 +124,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _p(name, default, low=None, high=None, unit="", meaning="", source="assumption", **kw):
-    return Parameter(name, default, low, high, unit, meaning, source, **kw)
+def _p(
+    name: str,
+    default: Any,
+    low: float | None = None,
+    high: float | None = None,
+    unit: str = "",
+    meaning: str = "",
+    source: str = "assumption",
+    choices: tuple[str, ...] = (),
+) -> Parameter:
+    return Parameter(name, default, low, high, unit, meaning, source, choices)
 
 
 AGENT_DATA_LIMIT = 10_000  # agents: agent reporters on by default up to this size
@@ -382,8 +400,10 @@ def _trait_source(group: Group, trait: str) -> str:
     if f"{group.name}_{trait}" in CALIBRATED_TRAITS:
         return "calibrated (C10): the TTP largely loyal while sheltered (UN 1988 Monitoring Team)"
     if trait in ("ttp_affinity", "aq_affinity", "uyghur_affinity"):
-        return "[Ali, Counter-Terrorism Dilemma] (pro-TTP lobby crosses cleavages; Al-Qaeda via "
-        "the Haqqanis); level assumption"
+        return (
+            "[Ali, Counter-Terrorism Dilemma] (pro-TTP lobby crosses cleavages; Al-Qaeda via "
+            "the Haqqanis); level assumption"
+        )
     if trait == "inclusion_stake":
         return "brief 'Model v2' [Ali, Conclusion] (sign); level assumption"
     return group.source if trait == "size" else "assumption"
@@ -413,7 +433,7 @@ RENAMED: dict[str, str] = {"cascade_strength": "contagion_weight", "walk_in": "i
 
 
 class _ParamsBase:
-    """Methods of the frozen parameter object (fields are generated from the registry)."""
+    """Methods of the frozen parameter object (its fields are generated below)."""
 
     __slots__ = ()
 
@@ -429,18 +449,255 @@ class _ParamsBase:
         """A copy with ``changes`` validated and applied."""
         return resolve(self.as_dict() | changes)
 
+    @staticmethod
+    def describe(name: str) -> Parameter:
+        """A field's unit, range, meaning and source (its entry in the registry)."""
+        return PARAMETERS[name]
 
-Params = make_dataclass(
-    "Params",
-    list(PARAMETERS),
-    bases=(_ParamsBase,),
-    frozen=True,
-    slots=True,
+
+_GENERATED = (
+    "# --- generated from PARAMETERS by `make params`; do not edit ---\n",
+    "# --- end of generated code ---\n",
 )
-Params.__doc__ = (
-    "Every model parameter as a typed, frozen attribute (a typo is an AttributeError); "
-    "generated from the registry, built by :func:`resolve`."
-)
+
+
+def params_class_source() -> str:
+    """The source of :class:`Params`: one typed field per registry entry, unit and range beside it.
+
+    Generated rather than built at run time (``make_dataclass``) so that type checkers
+    see every field; ``tests/test_types.py`` checks that the committed class is current.
+    """
+    lines = [
+        "@dataclass(frozen=True, slots=True)",
+        "class Params(_ParamsBase):",
+        '    """Every model parameter as a typed, frozen attribute (a typo is an AttributeError).',
+        "",
+        "    Built by :func:`resolve`; each field's unit, range, meaning and source are in",
+        "    ``PARAMETERS`` (``Params.describe(name)``) and in docs/ODD.md.",
+        '    """',
+        "",
+    ]
+    for p in PARAMETERS.values():
+        if p.choices:
+            kind = "Literal[" + ", ".join(f'"{c}"' for c in p.choices) + "]"
+        else:
+            kind = p.kind.__name__
+        note = "; ".join(part for part in (p.unit, p.allowed()) if part)
+        lines.append(f"    {p.name}: {kind}  # {note}")
+    return "\n".join(lines) + "\n"
+
+
+def write_params_class(path: Path = Path(__file__)) -> bool:
+    """Rewrite the generated :class:`Params` in ``path``; whether anything changed."""
+    text = path.read_text()
+    start, end = (text.index(marker) + len(marker) for marker in _GENERATED)
+    head, tail = text[:start], text[end - len(_GENERATED[1]) :]
+    new = head + "\n\n" + params_class_source() + "\n\n" + tail
+    if new == text:
+        return False
+    path.write_text(new)
+    return True
+
+
+# --- generated from PARAMETERS by `make params`; do not edit ---
+
+
+@dataclass(frozen=True, slots=True)
+class Params(_ParamsBase):
+    """Every model parameter as a typed, frozen attribute (a typo is an AttributeError).
+
+    Built by :func:`resolve`; each field's unit, range, meaning and source are in
+    ``PARAMETERS`` (``Params.describe(name)``) and in docs/ODD.md.
+    """
+
+    population: int  # agents; an integer in [10, 5,000,000]
+    start_date: str  # date; a date YYYY-MM-DD from 1900-01-01 to 2200-12-31
+    min_group_agents: int  # agents; an integer in [0, 1,000]
+    network: Literal["clustered", "complete"]  # one of clustered, complete
+    ties_within: int  # ties; an integer in [0, 100]
+    ties_between: int  # ties; an integer in [0, 100]
+    recruiter_ties: int  # ties; an integer in [0, 1,000]
+    trait_spread: float  # sd; a number in [0, 0.5]
+    threshold_spread: float  # sd; a number in [0, 0.5]
+    loyalty_adjustment: float  # 1/week; a number in [0, 1]
+    outbidding_strength: float  # loyalty/lever; a number in [0, 5]
+    fraternity_strength: float  # loyalty/lever; a number in [0, 5]
+    repression_strength: float  # loyalty/lever; a number in [0, 5]
+    propaganda_strength: float  # loyalty/lever; a number in [0, 5]
+    pashtunwali_strength: float  # multiplier; a number in [0, 5]
+    material_strength: float  # loyalty/resource; a number in [0, 5]
+    legitimacy_strength: float  # loyalty; a number in [0, 5]
+    inclusion_strength: float  # loyalty/lever; a number in [0, 5]
+    recruitment_strength: float  # loyalty; a number in [0, 5]
+    contagion_weight: float  # pressure/share; a number in [0, 5]
+    peer_interactions: float  # 1/week; a number in [0, 20]
+    influence_rate: float  # mu; a number in [0, 0.5]
+    uncertainty: float  # opinion units; a number in [0.01, 2]
+    extremist_uncertainty: float  # opinion units; a number in [0.01, 2]
+    extremist_hardline: float  # [0,1]; a number in [0, 1]
+    isk_reach: float  # 1/week per 1,000 IS-K; a number in [0, 10]
+    recruiter_share: float  # share; a number in [0, 1]
+    absorptive_capacity: float  # people/person/week; a number in [0, 1]
+    desertion_rate: float  # 1/week; a number in [0, 1]
+    return_rate: float  # 1/week; a number in [0, 1]
+    isk_desertion: float  # 1/week; a number in [0, 1]
+    resources_initial: float  # [0,1]; a number in [0, 1]
+    resources_base: float  # [0,1]; a number in [0, 1]
+    aid_womens_rights: float  # [0,1]/lever; a number in [0, 1]
+    aid_inclusion: float  # [0,1]/lever; a number in [0, 1]
+    aid_crackdown: float  # [0,1]/lever; a number in [0, 1]
+    aid_cooperation: float  # [0,1]/lever; a number in [0, 1]
+    resource_adjustment: float  # 1/week; a number in [0, 1]
+    legitimacy_initial: float  # [0,1]; a number in [0, 1]
+    legitimacy_inclusion: float  # [0,1]/lever; a number in [0, 0.5]
+    legitimacy_hit: float  # per attack; a number in [0, 0.1]
+    legitimacy_recovery: float  # 1/week; a number in [0, 1]
+    isk_size: int  # people; an integer in [0, 1,000,000]
+    release_week: int  # week; an integer in [-1, 10,000]
+    release_isk: int  # people; an integer in [0, 1,000,000]
+    release_ttp: int  # people; an integer in [0, 1,000,000]
+    attrition_rate: float  # 1/week; a number in [0, 1]
+    recruiter_attrition: float  # multiplier; a number in [0, 10]
+    aid_dependence: float  # share; a number in [0, 1]
+    capacity_inclusion: float  # capacity/lever; a number in [0, 2]
+    attack_rate: float  # attacks/week/1000; a number in [0, 100]
+    attack_suppression: float  # 1/lever; a number in [0, 20]
+    provocation_strength: float  # 1/lever; a number in [0, 5]
+    taliban_target_share: float  # share; a number in [0, 1]
+    decapitation_week: int  # week; an integer in [-1, 10,000]
+    decapitation_hazard: float  # 1/week/lever; a number in [0, 1]
+    decapitation_loss: float  # share; a number in [0, 1]
+    leadership_recovery: float  # 1/week; a number in [0, 1]
+    external_max: float  # share; a number in [0, 1]
+    external_adjustment: float  # 1/week; a number in [0, 1]
+    cell_events: float  # 1/member/week; a number in [0, 10]
+    fragmentation: float  # probability; a number in [0, 1]
+    fragmentation_ops: float  # probability/lever; a number in [0, 1]
+    adaptive_leadership: bool  # switch; true or false
+    adaptive_step: float  # lever/week; a number in [0, 1]
+    risk_aversion: float  # aid/defection; a number in [0, 100]
+    collect_agent_data: Literal["auto", "on", "off"]  # switch; one of auto, on, off
+    outbidding: bool  # switch; true or false
+    heterogeneity: bool  # switch; true or false
+    recruitment: bool  # switch; true or false
+    peer_influence: bool  # switch; true or false
+    cascade: bool  # switch; true or false
+    material: bool  # switch; true or false
+    legitimacy: bool  # switch; true or false
+    pashtunwali: bool  # switch; true or false
+    attrition: bool  # switch; true or false
+    fraternity: bool  # switch; true or false
+    repression: bool  # switch; true or false
+    reach: bool  # switch; true or false
+    cells: bool  # switch; true or false
+    inclusion_benefits: bool  # switch; true or false
+    desertion: bool  # switch; true or false
+    absorption: bool  # switch; true or false
+    isk_destination: bool  # switch; true or false
+    provocation: bool  # switch; true or false
+    decapitation: bool  # switch; true or false
+    external_operations: bool  # switch; true or false
+    womens_rights: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    inclusion: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    crackdown_ttp: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    crackdown_uyghur: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    crackdown_aq: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    foreign_cooperation: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    counter_isk: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    witch_hunt: Schedule  # [0,1]; a lever schedule with values in [0, 1]
+    kandahar_size: int  # people; an integer in [0, 10,000,000]
+    kandahar_hardline: float  # [0,1]; a number in [0, 1]
+    kandahar_loyalty: float  # [0,1]; a number in [0, 1]
+    kandahar_threshold: float  # [0,1]; a number in [0, 1]
+    kandahar_pashtun: float  # share; a number in [0, 1]
+    kandahar_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    kandahar_aq_affinity: float  # [0,1]; a number in [0, 1]
+    kandahar_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    kandahar_materialism: float  # [0,1]; a number in [0, 1]
+    kandahar_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    kabul_size: int  # people; an integer in [0, 10,000,000]
+    kabul_hardline: float  # [0,1]; a number in [0, 1]
+    kabul_loyalty: float  # [0,1]; a number in [0, 1]
+    kabul_threshold: float  # [0,1]; a number in [0, 1]
+    kabul_pashtun: float  # share; a number in [0, 1]
+    kabul_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    kabul_aq_affinity: float  # [0,1]; a number in [0, 1]
+    kabul_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    kabul_materialism: float  # [0,1]; a number in [0, 1]
+    kabul_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    haqqani_size: int  # people; an integer in [0, 10,000,000]
+    haqqani_hardline: float  # [0,1]; a number in [0, 1]
+    haqqani_loyalty: float  # [0,1]; a number in [0, 1]
+    haqqani_threshold: float  # [0,1]; a number in [0, 1]
+    haqqani_pashtun: float  # share; a number in [0, 1]
+    haqqani_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    haqqani_aq_affinity: float  # [0,1]; a number in [0, 1]
+    haqqani_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    haqqani_materialism: float  # [0,1]; a number in [0, 1]
+    haqqani_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    tajik_size: int  # people; an integer in [0, 10,000,000]
+    tajik_hardline: float  # [0,1]; a number in [0, 1]
+    tajik_loyalty: float  # [0,1]; a number in [0, 1]
+    tajik_threshold: float  # [0,1]; a number in [0, 1]
+    tajik_pashtun: float  # share; a number in [0, 1]
+    tajik_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    tajik_aq_affinity: float  # [0,1]; a number in [0, 1]
+    tajik_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    tajik_materialism: float  # [0,1]; a number in [0, 1]
+    tajik_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    uzbek_size: int  # people; an integer in [0, 10,000,000]
+    uzbek_hardline: float  # [0,1]; a number in [0, 1]
+    uzbek_loyalty: float  # [0,1]; a number in [0, 1]
+    uzbek_threshold: float  # [0,1]; a number in [0, 1]
+    uzbek_pashtun: float  # share; a number in [0, 1]
+    uzbek_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    uzbek_aq_affinity: float  # [0,1]; a number in [0, 1]
+    uzbek_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    uzbek_materialism: float  # [0,1]; a number in [0, 1]
+    uzbek_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    ttp_size: int  # people; an integer in [0, 10,000,000]
+    ttp_hardline: float  # [0,1]; a number in [0, 1]
+    ttp_loyalty: float  # [0,1]; a number in [0, 1]
+    ttp_threshold: float  # [0,1]; a number in [0, 1]
+    ttp_pashtun: float  # share; a number in [0, 1]
+    ttp_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    ttp_aq_affinity: float  # [0,1]; a number in [0, 1]
+    ttp_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    ttp_materialism: float  # [0,1]; a number in [0, 1]
+    ttp_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    uyghur_size: int  # people; an integer in [0, 10,000,000]
+    uyghur_hardline: float  # [0,1]; a number in [0, 1]
+    uyghur_loyalty: float  # [0,1]; a number in [0, 1]
+    uyghur_threshold: float  # [0,1]; a number in [0, 1]
+    uyghur_pashtun: float  # share; a number in [0, 1]
+    uyghur_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    uyghur_aq_affinity: float  # [0,1]; a number in [0, 1]
+    uyghur_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    uyghur_materialism: float  # [0,1]; a number in [0, 1]
+    uyghur_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    aq_imu_size: int  # people; an integer in [0, 10,000,000]
+    aq_imu_hardline: float  # [0,1]; a number in [0, 1]
+    aq_imu_loyalty: float  # [0,1]; a number in [0, 1]
+    aq_imu_threshold: float  # [0,1]; a number in [0, 1]
+    aq_imu_pashtun: float  # share; a number in [0, 1]
+    aq_imu_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    aq_imu_aq_affinity: float  # [0,1]; a number in [0, 1]
+    aq_imu_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    aq_imu_materialism: float  # [0,1]; a number in [0, 1]
+    aq_imu_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+    former_size: int  # people; an integer in [0, 10,000,000]
+    former_hardline: float  # [0,1]; a number in [0, 1]
+    former_loyalty: float  # [0,1]; a number in [0, 1]
+    former_threshold: float  # [0,1]; a number in [0, 1]
+    former_pashtun: float  # share; a number in [0, 1]
+    former_ttp_affinity: float  # [0,1]; a number in [0, 1]
+    former_aq_affinity: float  # [0,1]; a number in [0, 1]
+    former_uyghur_affinity: float  # [0,1]; a number in [0, 1]
+    former_materialism: float  # [0,1]; a number in [0, 1]
+    former_inclusion_stake: float  # [-1,1]; a number in [-1, 1]
+
+
+# --- end of generated code ---
 
 
 def expand_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
