@@ -98,7 +98,7 @@ class Ensemble:
     @property
     def label(self) -> str:
         """What the ensemble is, in words, for every output and report that uses it."""
-        if self.is_defaults:
+        if self.source is None:  # the defaults-only stand-in
             return DEFAULTS_LABEL
         fitted = self.meta.get("fitted_to")
         fitted = ", ".join(map(str, fitted)) if isinstance(fitted, list) else str(fitted)

@@ -31,8 +31,8 @@ class Prior:
     shape: str = "uniform"
 
     def __post_init__(self) -> None:
-        p = PARAMETERS[self.name]
-        if not (p.low <= self.low < self.high <= p.high):
+        low, high = PARAMETERS[self.name].bounds()
+        if not (low <= self.low < self.high <= high):
             raise ValueError(f"prior {self.name}: [{self.low}, {self.high}] outside the registry")
 
     @property

@@ -253,7 +253,11 @@ def _strength_panel(ax: Axes, defaults: pd.DataFrame) -> None:
 def _attacks_panel(ax: Axes, band: pd.DataFrame) -> None:
     periods = ["attacks_2021", "attacks_2022", "attacks_2023"]
     ax.boxplot([band[p] for p in periods], positions=range(3), widths=0.5)
-    reported = {0: [136, 365], 1: [141, 170, 181], 2: [181 * 0.14, 181 * 0.25]}
+    reported: dict[int, list[float]] = {
+        0: [136, 365],
+        1: [141, 170, 181],
+        2: [181 * 0.14, 181 * 0.25],
+    }
     for x, values in reported.items():
         ax.scatter([x + 0.3] * len(values), values, color="red", marker="D", s=18)
     ax.set_xticks(range(3), ["15 Aug-Dec 2021", "2022", "2023"])

@@ -11,6 +11,7 @@ r = N F(r) is what the cascade reaches; a crowd of 100 is shown beside it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,7 @@ KEPT = ("cascade", "isk_destination")
 def riot(thresholds: np.ndarray) -> pd.DataFrame:
     """Defectors week by week in Granovetter's crowd, run by the full model."""
     sizes = {f"{g.name}_size": 0 for g in GROUPS} | {"kandahar_size": len(thresholds)}
-    model = DefectionModel(
-        population=len(thresholds),
-        rng=0,
+    overrides: dict[str, Any] = dict(
         network="complete",
         isk_size=0,
         release_week=-1,
@@ -49,6 +48,7 @@ def riot(thresholds: np.ndarray) -> pd.DataFrame:
         **dict.fromkeys((m for m in MECHANISMS if m not in KEPT), False),
         **dict.fromkeys(LEVERS, 0.0),  # no policy (inclusion's cost to the core is always on)
     )
+    model = DefectionModel(population=len(thresholds), rng=0, **overrides)
     model.population.threshold[:] = thresholds / (len(thresholds) - 1)
     for _ in range(len(thresholds) + 1):
         model.step()

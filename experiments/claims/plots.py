@@ -66,13 +66,12 @@ def bands(
 
 def effects(ax: Axes, checks: Sequence[CheckResult], xlabel: str = "effect") -> None:
     """Each check's estimate with its 95% interval; green if it held, red if not."""
-    shown = [c for c in checks if c.measured is not None]
-    for i, check in enumerate(shown):
-        m = check.measured
+    shown = [(c, c.measured) for c in checks if c.measured is not None]
+    for i, (check, m) in enumerate(shown):
         color = PASS if check.passed else FAIL
         ax.errorbar(m.value, i, xerr=[[m.value - m.low], [m.high - m.value]], fmt="o", color=color)
     ax.axvline(0, color="grey", lw=0.8)
-    ax.set_yticks(range(len(shown)), [c.label for c in shown], fontsize=8)
+    ax.set_yticks(range(len(shown)), [c.label for c, _ in shown], fontsize=8)
     ax.set_ylim(-0.7, len(shown) - 0.3)
     ax.set_xlabel(f"{xlabel} (mean, 95% interval)")
     ax.set_title("effects (green: check held)", fontsize=9)

@@ -196,7 +196,13 @@ _WITCH_HUNT = baseline_text("witch_hunt")
 # 0.03)^2 = 31.4 -> 32 seeds. IS-K's total strength (s.d. about 700 people) would need
 # about 170 seeds to resolve +150 people, which is not affordable: it is reported as a
 # secondary, underpowered check.
-C8_POWER = {"effect": 0.03, "sd": 0.06, "alpha": 0.05, "power": 0.8, "replicates": 32}
+C8_POWER: dict[str, float] = {
+    "effect": 0.03,
+    "sd": 0.06,
+    "alpha": 0.05,
+    "power": 0.8,
+    "replicates": 32,
+}
 C8 = SweepExperiment(
     name="C8",
     title="witch-hunt",
@@ -223,7 +229,7 @@ C8 = SweepExperiment(
         Difference("IS-K stronger", "isk_strength", primary=False),
     ),
     plot=contrast_figure,
-    replicates=(C8_POWER["replicates"], 3),
+    replicates=(int(C8_POWER["replicates"]), 3),
     seed=108,
 )
 

@@ -11,6 +11,7 @@ the share of it that the rivalry accounts for is 1 - cost(off) / cost(on).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,8 @@ def _cost(runs: pd.DataFrame, move: str, switch: str) -> tuple[np.ndarray, np.nd
 
 def analyse(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
     """Per move: its cost with and without IS-K, and the share the rivalry explains."""
-    checks, table = [], []
+    checks: list[CheckResult] = []
+    table: list[dict[str, Any]] = []
     for move in MOVES:
         on_t, on_c, paired_on = _cost(runs, move, "on")
         off_t, off_c, paired_off = _cost(runs, move, "off")

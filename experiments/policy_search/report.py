@@ -210,7 +210,7 @@ def plot_levers(
 # ---------------------------------------------------------------- report.md
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | np.ndarray | None) -> str:
     if value is None or not np.isfinite(value):
         return "n/a"
     if abs(value) >= 100:

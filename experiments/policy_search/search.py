@@ -430,6 +430,7 @@ def run_search(
 
 
 def _result(state: SearchState) -> SearchResult:
+    assert state.reference_values is not None  # search() evaluates the references first
     x = np.concatenate(state.archive_x)
     values = np.concatenate(state.archive_values)
     generation = np.concatenate([np.full(len(xs), g + 1) for g, xs in enumerate(state.archive_x)])
