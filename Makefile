@@ -6,7 +6,7 @@ comma  := ,
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS := test,sweep,profile,ema
+EXTRAS := all,test,profile
 
 .PHONY: install run test typecheck params lint browser bench lock clean
 

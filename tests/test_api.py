@@ -117,3 +117,27 @@ def test_the_quickstart_notebook_executes():
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plots
+
+
+def test_a_command_without_its_extra_says_which_to_install(monkeypatch, tmp_path, capsys):
+    from isk_defection.experiments import extras
+    from isk_defection.experiments.cli import main
+
+    real = extras.importlib.util.find_spec
+    monkeypatch.setattr(
+        extras.importlib.util,
+        "find_spec",
+        lambda name, *rest: None if name == "SALib" else real(name, *rest),
+    )
+    assert extras.missing("analysis") == ["SALib"] and extras.missing("optimize") == []
+    spec = ROOT / "experiments" / "specs" / "example.toml"
+    out = tmp_path / "sens"
+    assert main(["sensitivity", str(spec), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "defection: error: defection sensitivity: needs the [analysis] extra "
+        "(SALib not installed): pip install 'isk-defection[analysis]'"
+    )
+    assert not out.exists()  # refused before anything was written
+    assert main(["calibrate", "--quick", "--out", str(out)]) == 2  # screening uses SALib
+    assert "[calibrate]" in capsys.readouterr().err and not out.exists()
