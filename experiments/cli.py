@@ -659,6 +659,7 @@ def _one_line(error: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``defection`` command; returns the exit status."""
     from isk_defection.experiments.errors import RunsFailedError
+    from isk_defection.experiments.extras import check_command
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -667,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_BAD_INPUT
     args.argv = argv
     try:
+        check_command(args)  # a missing optional extra: one line, exit 2
         return args.handler(args)
     except ValueError as error:
         _print_error(args, error, "")
