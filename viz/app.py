@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sys
 
 import solara
 
@@ -24,6 +26,7 @@ from isk_defection.viz.controls import (
 from isk_defection.viz.journal import from_query
 from isk_defection.viz.live import LiveView
 from isk_defection.viz.runner import Run
+from isk_defection.viz.server import ConfigError, limits, lock_down
 
 TITLE = "Taliban factions and IS-K: defection under policy moves"
 logger = logging.getLogger(__name__)
@@ -77,13 +80,12 @@ def Page() -> None:
     query = _query()
     run, problem = solara.use_memo(lambda: _new_run(query), [])
     state = solara.use_reactive(0)
-    levers = solara.use_reactive(0)
     actions = solara.use_reactive(0)
-    versions = {"state": state, "levers": levers, "actions": actions}
+    versions = {"state": state, "actions": actions}  # the lever controls update themselves
 
     def subscribe():
         def changed(topics: set[str]) -> None:
-            for topic in topics:
+            for topic in topics & versions.keys():
                 versions[topic].set(versions[topic].value + 1)
 
         unsubscribe = run.subscribe(changed)
@@ -100,7 +102,7 @@ def Page() -> None:
     with solara.v.Html(tag="div", class_="dv-page"):
         with solara.v.Html(tag="div", class_="dv-side"):
             RunControls(run, state.value)
-            PolicyControls(run, levers.value)
+            PolicyControls(run)
             PauseControls(run)
             CompareControls(run, (state.value, actions.value))
             DownloadControls(run)
@@ -117,4 +119,15 @@ def Page() -> None:
             LiveView(run)
 
 
+def _start_server() -> None:
+    """Check the server's settings (one line and exit 2 on a bad one) and close Solara's open doors."""
+    try:
+        limits()
+    except ConfigError as exc:
+        print(f"defection app: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)  # before the server takes any request; a traceback would hide the line
+    lock_down()
+
+
+_start_server()  # this module is the server's entry point (`solara run`, `defection app`)
 page = Page()

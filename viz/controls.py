@@ -21,7 +21,6 @@ from isk_defection.model import PRESETS
 from isk_defection.model.presets import PRESET_DESCRIPTIONS
 from isk_defection.viz import columns as cols
 from isk_defection.viz.journal import (
-    DECAPITATION,
     POPULATION_MAX,
     POPULATION_MIN,
     POPULATION_STEP,
@@ -29,8 +28,9 @@ from isk_defection.viz.journal import (
     parse_seed,
     to_query,
 )
-from isk_defection.viz.runner import MAX_SPEED, PauseRules, Run
-from isk_defection.viz.style import lever_help, lever_label, plural
+from isk_defection.viz.levers import LeverWidget
+from isk_defection.viz.runner import DEFAULT_PEOPLE, DEFAULT_SHARE, MAX_SPEED, PauseRules, Run
+from isk_defection.viz.style import plural
 
 LEVER_STEP = 0.05
 FORK, OTHER = "Fork this run", "Other scenario"
@@ -140,13 +140,11 @@ def NamedSlider(
     maximum: float = 1.0,
     step: float = LEVER_STEP,
     css: str = "",
-    on_start: Callable[[], None] | None = None,
-    on_end: Callable[[float], None] | None = None,
 ) -> None:
     """A labelled slider with an accessible name (the thumb's ``aria-label``)."""
     with solara.Column(gap="0px", classes=[f"slider-{css}"] if css else []):
         solara.v.Html(tag="div", children=[label], style_="font-size: 13px")
-        slider = solara.v.Slider(
+        solara.v.Slider(
             v_model=value,
             on_v_model=on_value,
             min=minimum,
@@ -157,154 +155,80 @@ def NamedSlider(
             hide_details=True,
             class_=css,
         )
-    solara.v.use_event(slider, "start", lambda *_: on_start and on_start())
-    solara.v.use_event(slider, "end", lambda _w, _e, new: on_end and on_end(float(new)))
 
 
 @solara.component
-def PolicyControls(run: Run, version: int = 0) -> None:
-    """A slider per lever, a prisoner release and the adaptive rule, acting on the run."""
-    adaptive = run.adaptive_shown()
-    with solara.Card("Leadership's levers", margin=0, classes=["dv-controls-card"]):
-        solara.Text(
-            "A move holds from next week on; the run is not reset. "
-            "Dotted lines in the lever chart show each lever's course ahead.",
-            style=SMALL,
-        )
-        for lever in cols.levers(run.model):
-            LeverSlider(run, lever, run.lever_value(lever), run.lever_source(lever))
-        solara.Button(
-            "Release prisoners",
-            color="error",
-            outlined=True,
-            disabled=run.release_pending(),
-            on_click=lambda: attempt(run, run.release_prisoners),
-        )
-        if run.release_pending():
-            solara.Text("Prisoner release set for next week.", style=SMALL)
-        if run.can_kill_isk_leader():
-            solara.Button(
-                "Kill an IS-K leader",
-                outlined=True,
-                disabled=run.event_pending(DECAPITATION),
-                on_click=lambda: attempt(run, run.kill_isk_leader),
-            )
-            if run.event_pending(DECAPITATION):
-                solara.Text("An IS-K leader is killed next week.", style=SMALL)
-        with solara.Row(gap="6px", style={"align-items": "center"}):
-            solara.Switch(
-                label="Adaptive leadership",
-                value=adaptive,
-                on_value=lambda on: attempt(run, run.set_adaptive, on),
-                color="success",
-            )
-            solara.v.Chip(
-                children=["ON: the rule sets the levers" if adaptive else "OFF: levers as set"],
-                color="success" if adaptive else None,
-                small=True,
-                class_="adaptive-state",
-            )
-        solara.Text(
-            "When on, the leadership rule weighs aid against defection risk each week and sets "
-            "the levers marked 'set each week by the adaptive rule'; the switch is marked in the "
-            "charts.",
-            style=SMALL,
-        )
+def PolicyControls(run: Run) -> None:
+    """The levers, a prisoner release, an IS-K leader killed and the adaptive rule.
 
-
-@solara.component
-def LeverSlider(run: Run, name: str, value: float, source: str) -> None:
-    """One lever's slider; a drag is one move, made when the thumb is released.
-
-    Vuetify reports a drag as ``start``, a stream of values and ``end``; a key press or a
-    click on the track is a single value. Values inside a drag are ignored; the run
-    turns a burst of key presses into one move (it waits for the value to settle).
+    Drawn by the browser (viz/levers.py): the server sends the levers' state when it
+    changes and never re-renders these controls, so no move is lost under the pointer.
     """
-    dragging = solara.use_ref(False)
-    show_help = solara.use_reactive(False)
+    with solara.Card("Leadership's levers", margin=0, classes=["dv-controls-card"]):
+        element = LeverWidget.element()
 
-    def move(new: float) -> None:
-        if abs(float(new) - value) > 1e-9:
-            attempt(run, run.move_lever, name, float(new))
+    def connect():
+        widget: LeverWidget = solara.get_widget(element)
+        widget.on_move = lambda name, value: attempt(run, run.move_lever, name, value)
+        widget.on_release = lambda: attempt(run, run.release_prisoners)
+        widget.on_kill = lambda: attempt(run, run.kill_isk_leader)
+        widget.on_adaptive = lambda on: attempt(run, run.set_adaptive, on)
+        widget.on_hello = lambda: widget.show(run.lever_state())
 
-    def on_value(new: float) -> None:
-        if not dragging.current:
-            move(new)
+        def changed(topics: set[str]) -> None:
+            if "levers" in topics:
+                widget.show(run.lever_state())
 
-    def on_start() -> None:
-        dragging.current = True
+        return run.subscribe(changed)
 
-    def on_end(new: float) -> None:
-        dragging.current = False
-        move(new)
-
-    label = lever_label(name)
-    with solara.Column(gap="0px", classes=[f"lever-{name}", "lever"]):
-        with solara.Row(gap="4px", style={"align-items": "baseline", "flex-wrap": "wrap"}):
-            solara.v.Html(tag="span", children=[label], style_="font-size: 13px")
-            solara.v.Html(
-                tag="span",
-                children=[f"{value:.2f}"],
-                class_="lever-value",
-                style_="font-size: 13px; font-weight: 600",
-            )
-            solara.Button(
-                "?",
-                text=True,
-                small=True,
-                on_click=lambda: show_help.set(not show_help.value),
-                attributes={"aria-label": f"What the levels of {label} mean"},
-                style={"min-width": "24px", "padding": "0 4px"},
-            )
-        slider = solara.v.Slider(
-            v_model=value,
-            on_v_model=on_value,
-            min=0.0,
-            max=1.0,
-            step=LEVER_STEP,
-            name=label,
-            thumb_label=True,
-            hide_details=True,
-            class_=f"lever-slider-{name}",
-        )
-        solara.v.Html(
-            tag="div",
-            children=[source],
-            class_="lever-source",
-            style_="font-size: 11px; color: #555",
-        )
-        if show_help.value:
-            with solara.v.Html(
-                tag="ul", class_="lever-help", style_="font-size: 11px; margin: 0 0 4px 14px"
-            ):
-                for level, text in lever_help(name):
-                    solara.v.Html(tag="li", children=[f"{level:g}: {text}"])
-    solara.v.use_event(slider, "start", lambda *_: on_start())
-    solara.v.use_event(slider, "end", lambda _w, _e, new: on_end(float(new)))
+    solara.use_effect(connect, [run])
 
 
 @solara.component
-def PauseControls(run: Run, version: int = 0) -> None:
-    """Pause on an event: many defections in one week, or a group passing a share."""
-    on_defections = solara.use_reactive(run.rules.defections is not None)
-    defections = solara.use_reactive(run.rules.defections or 20)
-    on_share = solara.use_reactive(run.rules.share is not None)
-    share = solara.use_reactive(int(round((run.rules.share or 0.10) * 100)))
+def PauseControls(run: Run) -> None:
+    """Pause on an event: more people defecting in a week than N, or a group passing a share.
 
-    def apply() -> None:
+    The rules live in the run alone; the controls keep their own state from the first
+    render on (never re-read from the run), so every click lands.
+    """
+    initial = run.rules
+    on_people, set_on_people = solara.use_state(initial.people is not None)
+    people, set_people = solara.use_state(initial.people or DEFAULT_PEOPLE)
+    on_share, set_on_share = solara.use_state(initial.share is not None)
+    share, set_share = solara.use_state(round((initial.share or DEFAULT_SHARE) * 100))
+
+    def update(**changes: Any) -> None:
+        chosen = {"on_people": on_people, "people": people, "on_share": on_share,
+                  "share": share} | changes  # fmt: skip
+        for name, setter in (("on_people", set_on_people), ("people", set_people),
+                             ("on_share", set_on_share), ("share", set_share)):  # fmt: skip
+            setter(chosen[name])
         run.set_rules(
             PauseRules(
-                defections=int(defections.value) if on_defections.value else None,
-                share=share.value / 100 if on_share.value else None,
+                people=max(0, int(chosen["people"])) if chosen["on_people"] else None,
+                share=min(max(chosen["share"], 0), 100) / 100 if chosen["on_share"] else None,
             )
         )
 
-    solara.use_effect(apply, [on_defections.value, defections.value, on_share.value, share.value])
     with solara.Card("Pause on an event", margin=0, classes=["dv-controls-card"]):
-        solara.Checkbox(label="more defections in one week than", value=on_defections)
-        solara.InputInt("Defections in one week", value=defections, continuous_update=True)
-        solara.Checkbox(label="a group's defected share passes", value=on_share)
-        solara.InputInt("Share of a group, in percent", value=share, continuous_update=True)
+        rules = (
+            ("more people defecting in one week than", "on_people", on_people,
+             "People defecting in one week", "people", people),
+            ("a group's defected share passes", "on_share", on_share,
+             "Share of a group, in percent", "share", share),
+        )  # fmt: skip
+        for label, switch, on, field, key, number in rules:
+            solara.Checkbox(
+                label=label, value=on, on_value=lambda v, s=switch: update(**{s: bool(v)})
+            )
+            solara.InputInt(
+                field, value=number, on_value=lambda n, k=key: update(**{k: n}),
+                continuous_update=True,
+            )  # fmt: skip
+        solara.Text(
+            f"One agent stands for about {run.people_per_agent():,.0f} people in this run.",
+            style=SMALL,
+        )
 
 
 @solara.component

@@ -365,6 +365,15 @@ def _initial_agents(model: DefectionModel) -> int:
     return int(model.population.n)
 
 
+def people_per_agent(model: DefectionModel) -> float:
+    """People one agent stands for on average at the start (1 if the model does not say)."""
+    ledger = getattr(model, "ledger", {})
+    start = ledger.get("start") if isinstance(ledger, dict) else None
+    if start is None:
+        return cols.people_per_agent(model) or 1.0
+    return float(np.sum(start)) / max(_initial_agents(model), 1)
+
+
 def status_lines(model: DefectionModel) -> dict[str, str]:
     """The status bar's entries, label -> text, for the model's current week."""
     return status(model)["entries"]

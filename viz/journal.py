@@ -10,6 +10,7 @@ the adaptive rule switched on or off. That recipe is what a shareable link carri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
@@ -20,7 +21,9 @@ POPULATION_MIN, POPULATION_MAX, POPULATION_STEP = 200, 10_000, 100
 DEFAULT_POPULATION = 2_000
 RELEASE, ADAPTIVE, DECAPITATION = "prisoner_release", "adaptive", "decapitation"
 EVENTS = (RELEASE, ADAPTIVE, DECAPITATION)
-MAX_REPLAY_WEEKS = 20_000  # a link asking for more is refused (it would hold the server)
+# A run pauses after 200 years, so a session's history is bounded; a link may ask for no
+# more than Play itself allows.
+MAX_WEEKS = 10_400
 
 
 @dataclass(frozen=True)
@@ -105,14 +108,19 @@ def apply(model: DefectionModel, action: Action) -> None:
         model.move_lever(action.name, float(action.value))
 
 
-def replay(settings: Settings, actions: list[Action], week: int) -> DefectionModel:
-    """The run of ``settings`` with ``actions``, stepped to ``week``."""
-    if not 0 <= week <= MAX_REPLAY_WEEKS:
-        raise ValueError(f"week: must be in 0-{MAX_REPLAY_WEEKS} (got {week})")
+def replay(
+    settings: Settings,
+    actions: list[Action],
+    week: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> DefectionModel:
+    """The run of ``settings`` with ``actions``, stepped to ``week`` (or until ``stop()``)."""
+    if not 0 <= week <= MAX_WEEKS:
+        raise ValueError(f"week: must be in 0-{MAX_WEEKS} (got {week})")
     model = build_model(settings)
     due = sorted(actions, key=lambda a: a.week)
     i = 0
-    while model.week < week:
+    while model.week < week and not stop():
         while i < len(due) and due[i].week <= model.week + 1:
             if due[i].week == model.week + 1:
                 apply(model, due[i])
@@ -149,8 +157,8 @@ def from_query(query: str) -> tuple[Settings, list[Action], int]:
                 )
             settings = replace(settings, population=population)
         week = int(fields.get("week", 0))
-        if not 0 <= week <= MAX_REPLAY_WEEKS:
-            raise ValueError(f"week: must be in 0-{MAX_REPLAY_WEEKS} (got {week})")
+        if not 0 <= week <= MAX_WEEKS:
+            raise ValueError(f"week: must be in 0-{MAX_WEEKS} (got {week})")
         actions = [_action(text) for text in fields.get("actions", "").split(",") if text]
     except ValueError as exc:
         raise ValueError(f"link: {exc}") from None

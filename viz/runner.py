@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 import weakref
@@ -33,10 +32,11 @@ from typing import Any
 from isk_defection.model import DefectionModel
 from isk_defection.model.groups import GROUP_NAMES
 from isk_defection.viz import columns as cols
-from isk_defection.viz.frames import FrameSource, history_rows, status
+from isk_defection.viz.frames import FrameSource, history_rows, people_per_agent, status
 from isk_defection.viz.journal import (
     ADAPTIVE,
     DECAPITATION,
+    MAX_WEEKS,
     RELEASE,
     Action,
     Settings,
@@ -45,6 +45,8 @@ from isk_defection.viz.journal import (
     replay,
     to_query,
 )
+from isk_defection.viz.server import Limits, limits
+from isk_defection.viz.style import group_label, lever_help, lever_label
 
 logger = logging.getLogger(__name__)
 
@@ -53,47 +55,43 @@ IN_FLIGHT = 2  # frames sent but not yet drawn, at most (then the next frame wai
 ACK_TIMEOUT = 1.0  # send the next frame anyway if the browser has not confirmed the last
 SETTLE = 0.3  # a slider value must rest this long before it becomes a move while playing
 MAX_BACKLOG = 0.5  # seconds of missed steps made up after a stall; older ones are dropped
-DEFAULT_SPEED, MAX_SPEED = 20, 100
-TOPICS = ("state", "levers", "actions")  # weeks per second
+DEFAULT_SPEED, MAX_SPEED = 20, 100  # weeks per second
+TOPICS = ("state", "levers", "actions")
+# Pause rules' defaults: more than 200 people defecting in a week (in the baseline at
+# 2,000 agents, about 1 week in 100 over 300 weeks), or a group's defected share passing 10 %.
+DEFAULT_PEOPLE, DEFAULT_SHARE = 200, 0.10
 LEVER_REFRESH = 0.5  # seconds between checks that the sliders still show the levers in force
-MAX_WEEKS = 10_400  # a run pauses after 200 years: the history a session holds is bounded
-DISCONNECT_GRACE = float(os.environ.get("DEFECTION_DISCONNECT_GRACE", "10"))  # seconds
-HEARTBEAT_TIMEOUT = float(os.environ.get("DEFECTION_HEARTBEAT_TIMEOUT", "90"))  # seconds
-
-
-def max_playing_default() -> int:
-    """The server-wide cap on runs playing at once (env ``DEFECTION_MAX_PLAYING``, default 6)."""
-    try:
-        return max(1, int(os.environ.get("DEFECTION_MAX_PLAYING", "6")))
-    except ValueError:
-        return 6
+REPLAY_SLICE = 0.05  # seconds of replay work between frames and checks (a link replays in slices)
 
 
 @dataclass
 class PauseRules:
-    """Pause on an event: more than ``defections`` in a week, or a group passing ``share``."""
+    """Pause on an event: more than ``people`` defecting in a week, or a group passing ``share``.
 
-    defections: int | None = None
+    Counted in people, as the status bar and charts are: one agent stands for ~80 people
+    at the page's default 2,000 agents, so a rule in agents would fire on any defection.
+    """
+
+    people: int | None = None
     share: float | None = None  # of a group's members who have defected, in [0, 1]
 
     def check(self, model: DefectionModel, before: dict[str, Any]) -> str:
         """Why the run should pause after this week ("" if it should not)."""
         stats = model.stats
-        if self.defections is not None and stats.get("defections", 0) > self.defections:
+        defected = cols.number(stats.get("defections")) or 0.0
+        if self.people is not None and round(defected) > self.people:
             return (
-                f"Paused at week {model.week}: {stats['defections']} defections this week "
-                f"(more than {self.defections})."
+                f"Paused at week {model.week}: {defected:,.0f} people defected this week, "
+                f"more than {self.people:,}."
             )
         if self.share is not None:
             for group in GROUP_NAMES:
                 key = f"{group}_defection_rate"
                 now, then = cols.number(stats.get(key)), cols.number(before.get(key))
                 if now is not None and now >= self.share and (then is None or then < self.share):
-                    from isk_defection.viz.style import group_label
-
                     return (
                         f"Paused at week {model.week}: {now:.0%} of {group_label(group)} "
-                        f"have defected (passed {self.share:.0%})."
+                        f"have defected, passing {self.share:.0%}."
                     )
         return ""
 
@@ -113,12 +111,23 @@ class Comparison:
 class Registry:
     """Every live run of this server: the cap on playing runs and the orphan watchdog."""
 
-    def __init__(self, max_playing: int | None = None) -> None:
-        self.max_playing = max_playing or max_playing_default()
+    def __init__(self, max_playing: int | None = None, limits: Limits | None = None) -> None:
+        self._limits = limits
+        self._max_playing = max_playing
         self._runs: weakref.WeakSet[Run] = weakref.WeakSet()
         self._playing: weakref.WeakSet[Run] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
+
+    @property
+    def limits(self) -> Limits:
+        """The server's limits (read from the environment on first use)."""
+        return self._limits or limits()
+
+    @property
+    def max_playing(self) -> int:
+        """Runs that may play, or replay a link, at once."""
+        return self._max_playing or self.limits.max_playing
 
     def add(self, run: Run) -> None:
         """Register ``run`` and make sure the watchdog is watching."""
@@ -188,8 +197,12 @@ class Run:
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
         self._wake = threading.Condition(threading.Lock())
-        self.model = replay(self.settings, self.actions, self.week)
-        self.actions = [a for a in self.actions if a.week <= self.model.week]
+        if not 0 <= self.week <= MAX_WEEKS:
+            raise ValueError(f"week: must be in 0-{MAX_WEEKS} (got {self.week})")
+        self.model = build_model(self.settings)
+        self._script = sorted(self.actions, key=lambda a: a.week)  # a link's actions, to replay
+        self.target = self.week  # the link's week: the loop replays to it, counted as playing
+        self.actions = []
         self.source = FrameSource(self.model)
         self.speed = DEFAULT_SPEED
         self.playing = False
@@ -214,9 +227,11 @@ class Run:
         self._gone_since: float | None = None
         self.frames_sent = 0
         self.stepped_at = 0.0
-        self._levers_shown: tuple = ()
+        self._levers_shown: dict[str, Any] = {}
         self._levers_checked = -1e9
         self.registry.add(self)
+        if not self.threaded:
+            self._replay_all()
         self._thread = threading.Thread(target=self._loop, name="defection-run", daemon=True)
         if self.threaded:
             self._thread.start()
@@ -238,28 +253,30 @@ class Run:
     def _changed(self, *topics: str) -> None:
         chosen = set(topics or TOPICS)
         if "levers" in chosen:
-            self._levers_shown = self._lever_view()
+            self._levers_shown = self.lever_state()
         for listener in list(self._listeners):
             try:
                 listener(chosen)
             except Exception:
                 logger.exception("a listener failed")
 
-    def _lever_view(self) -> tuple:
-        """What the lever controls show: values, who sets them, pending events."""
-        levers = cols.levers(self.model)
-        return (
-            tuple(
-                (lever, round(self.lever_value(lever), 2), self.lever_source(lever))
-                for lever in levers
-            ),
-            tuple(sorted(self._events.items())),
-            self.adaptive_shown(),
-        )
+    def lever_state(self) -> dict[str, Any]:
+        """What the lever controls show: values, who sets them, pending events, the switch."""
+        return {
+            "levers": [
+                {"name": lever, "label": lever_label(lever), "help": lever_help(lever),
+                 "value": round(self.lever_value(lever), 2), "source": self.lever_source(lever)}
+                for lever in cols.levers(self.model)
+            ],
+            "release": self.release_pending(),
+            "decapitation": self.event_pending(DECAPITATION),
+            "can_kill": self.can_kill_isk_leader(),
+            "adaptive": self.adaptive_shown(),
+        }  # fmt: skip
 
     def _levers_moved(self) -> None:
         """Re-render the lever controls if what they show has changed."""
-        if self._lever_view() != self._levers_shown:
+        if self.lever_state() != self._levers_shown:
             self._changed("levers")
 
     # ---- the browser side -------------------------------------------------------------------
@@ -292,9 +309,20 @@ class Run:
         self.heartbeat_at = self.clock()
 
     # ---- controls ---------------------------------------------------------------------------
+    @property
+    def replaying(self) -> bool:
+        """Whether a link is still being replayed to its week."""
+        return not self.closed and self.model is not None and self.model.week < self.target
+
     def play(self) -> bool:
         """Start playing, if the server's cap on playing runs allows."""
         if self.closed:
+            return False
+        if self.replaying:
+            self.message = (
+                f"The link is still replaying (week {self.model.week:,} of {self.target:,})."
+            )
+            self._changed("state")
             return False
         if not self.registry.claim(self):
             cap = self.registry.max_playing
@@ -334,8 +362,8 @@ class Run:
         self._poke()
 
     def step(self) -> None:
-        """One week, by hand (ignored while playing)."""
-        if self.playing:
+        """One week, by hand (ignored while playing or replaying a link)."""
+        if self.playing or self.replaying:
             return
         self._guarded(self._advance, force=True)
         self._poke()
@@ -422,6 +450,11 @@ class Run:
             return f"scenario timeline: {value:.2f} by week {week:g}"
         return "scenario timeline: final level"
 
+    def people_per_agent(self) -> float:
+        """People one agent stands for on average at the start of this run."""
+        with self.lock:
+            return people_per_agent(self.model)
+
     def set_rules(self, rules: PauseRules) -> None:
         """Pause on these events from now on."""
         self.rules = rules
@@ -432,6 +465,7 @@ class Run:
         self.pause()
         with self.lock:
             self.settings, self.model, self.actions = settings, fresh, []
+            self.target, self._script = 0, []
             self.source = FrameSource(fresh)
             self._full = True
             self.compare = None
@@ -449,6 +483,8 @@ class Run:
         fork: "what if I had not moved this lever?"; none: a copy that later moves do not
         touch); ``preset``: another scenario with the same seed and population.
         """
+        if self.building:
+            raise ValueError(f"a comparison run is already being built ({self.building})")
         with self.lock:
             settings, actions, week = self.settings, list(self.actions), self.model.week
         if preset is not None:
@@ -470,7 +506,11 @@ class Run:
 
     def _build_compare(self, label, settings, actions, week, fork) -> None:
         try:
-            model = replay(settings, [a for a in actions if a.week <= week], week)
+            model = replay(
+                settings, [a for a in actions if a.week <= week], week, lambda: self.closed
+            )
+            if self.closed:
+                return
             with self.lock:  # catch up with the main run, which may have gone on meanwhile
                 while model.week < self.model.week:
                     for action in actions:
@@ -518,17 +558,75 @@ class Run:
                 self._gone_since = None
             elif self._gone_since is None:
                 self._gone_since = now
+        limits = self.registry.limits
+        busy = self.playing or self.replaying
         if (
-            self.playing
+            busy
             and self._gone_since is not None
-            and now - self._gone_since >= DISCONNECT_GRACE
+            and now - self._gone_since >= limits.disconnect_grace
         ):
+            self.stop_replay()
             self.pause("Paused: the page was disconnected.")
             logger.warning("paused a run whose page disconnected (week %d)", self.model.week)
         beat = self.heartbeat_at
-        if self.playing and beat is not None and now - beat > HEARTBEAT_TIMEOUT:
+        if self.playing and beat is not None and now - beat > limits.heartbeat_timeout:
             self.pause("Paused: the page stopped answering.")
             logger.warning("paused a run whose page sent no heartbeat (week %d)", self.model.week)
+
+    def stop_replay(self) -> None:
+        """Give up replaying a link where it has got to (its page has gone)."""
+        with self.lock:
+            if self.model is not None:
+                self.target = min(self.target, self.model.week)
+        if not self.playing:
+            self.registry.release(self)
+
+    def _replay_all(self) -> None:
+        """Replay a link to its week at once (no loop: tests drive the run by hand)."""
+        while self.replaying:
+            self._replay_slice(float("inf"))
+
+    def _replay_slice(self, budget: float) -> None:
+        """Replay the link's weeks for up to ``budget`` seconds, its actions at their weeks."""
+        started = self.clock()
+        with self.lock:
+            model = self.model
+            while model.week < self.target and not self.closed:
+                while self._script and self._script[0].week <= model.week + 1:
+                    action = self._script.pop(0)
+                    if action.week == model.week + 1:
+                        apply(model, action)
+                        self.actions.append(action)
+                model.step()
+                if self.clock() - started >= budget:
+                    break
+            self.stepped_at = time.time()
+            self._dirty = True
+        if not self.replaying:
+            self._script = []
+            if not self.playing:
+                self.registry.release(self)
+            self.message = ""
+            self._changed("state", "actions", "levers")
+
+    def _replay_turn(self) -> None:
+        """One slice of a link's replay, if the server's cap lets this run work now."""
+        if not self.registry.claim(self):
+            wanted = (
+                f"Waiting to replay the link: the server is already running "
+                f"{self.registry.max_playing} runs (its limit)."
+            )
+            if self.message != wanted:
+                self.message = wanted
+                self._changed("state")
+            with self._wake:
+                self._wake.wait(1.0)
+            return
+        wanted = f"Replaying the link to week {self.target:,}…"
+        if self.message != wanted:
+            self.message = wanted
+            self._changed("state")
+        self._guarded(self._replay_slice, REPLAY_SLICE)
 
     def _refresh_levers(self, now: float) -> None:
         """Tell the controls when levers move on their own (the scenario, the adaptive rule)."""
@@ -546,6 +644,7 @@ class Run:
         except Exception as exc:  # a failing step must stop the run, not the server
             logger.exception("the run stopped")
             self.error = f"The run stopped at week {self.model.week}: {exc}"
+            self.stop_replay()
             self.pause()
             self._changed()
 
@@ -647,7 +746,7 @@ class Run:
         """Seconds until a frame may be sent (0: now), given pacing and the browser's acks."""
         if self._sender is None or not (self._dirty or self._full):
             return float("inf")
-        if self._full or not self.playing:
+        if self._full or not (self.playing or self.replaying):
             return 0.0
         wait = self._sent_at + FRAME_INTERVAL - now
         if self._sent_seq - self._acked_seq >= IN_FLIGHT:
@@ -659,7 +758,10 @@ class Run:
             next_step = self.clock()
             while not self.closed:
                 now = self.clock()
-                if self.playing and now >= next_step:
+                if self.replaying:
+                    self._replay_turn()
+                    now = self.clock()
+                elif self.playing and now >= next_step:
                     self._guarded(self._advance)
                     self._dirty = True
                     now = self.clock()
@@ -679,6 +781,8 @@ class Run:
                     timeout = self._due(now)
                     if self.playing:
                         timeout = min(timeout, max(next_step - now, 0.0))
+                    if self.replaying:
+                        timeout = 0.0
                     if not self.playing and self._pending and not self._dirty:
                         timeout = min(timeout, 0.5)
                     if timeout > 0 and not self.closed:
