@@ -211,8 +211,10 @@ def plot_levers(
 
 
 def _fmt(value: float | np.ndarray | None) -> str:
+    """A value (a number or a 0-d array) in as many digits as its size deserves."""
     if value is None or not np.isfinite(value):
         return "n/a"
+    value = float(value)
     if abs(value) >= 100:
         return f"{value:,.0f}"
     if abs(value) >= 1:
