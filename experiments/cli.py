@@ -660,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``defection`` command; returns the exit status."""
     from isk_defection.experiments.errors import RunsFailedError
     from isk_defection.experiments.extras import check_command
+    from isk_defection.experiments.lifeline import forks_die_with_parent
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -667,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version, or a bad option (already printed)
         return int(exit_.code or 0) if not isinstance(exit_.code, str) else EXIT_BAD_INPUT
     args.argv = argv
+    forks_die_with_parent()  # no worker outlives the command, even killed by SIGKILL
     try:
         check_command(args)  # a missing optional extra: one line, exit 2
         return args.handler(args)

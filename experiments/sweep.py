@@ -24,15 +24,17 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from scipy import stats
 from tqdm import tqdm
 
 from isk_defection.experiments import folders
+from isk_defection.experiments.lifeline import die_with_parent
 from isk_defection.experiments.provenance import provenance
 from isk_defection.experiments.spec import Run, SweepSpec, expand, load_spec
 from isk_defection.model import DefectionModel
@@ -56,8 +59,10 @@ KEY_OUTCOMES = (
 CHUNK_RUNS = 20  # runs per chunk file
 CHUNK_SECONDS = 30.0  # or this long since the last chunk
 IN_FLIGHT_PER_WORKER = 4  # runs submitted ahead per worker (bounds memory, keeps them busy)
-WORKER_DEATHS = 3  # a run whose worker dies this often (run alone at the end) has failed
+SUSPECT_DEATHS = 2  # a run lost this often with the pool runs alone from then on
+SOLO_DEATHS = 2  # a run whose worker dies this often while it runs alone has failed
 CONNECT_SECONDS = 10  # time to reach a Dask scheduler before giving up
+SUBMIT_TRIES = 3  # fresh pools tried for one submission before it fails
 
 
 def simulate_run(spec: SweepSpec, run: Run) -> list[dict[str, Any]]:
@@ -127,6 +132,7 @@ def _worker_setup() -> None:
     work that will not come, holding its memory until someone kills it by hand.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()  # on the fork server's death, which ends with the sweep's process
     parent = multiprocessing.parent_process()
     if parent is not None:
         watch = threading.Thread(target=_exit_when_ready, args=(parent.sentinel,), daemon=True)
@@ -138,8 +144,31 @@ def _exit_when_ready(sentinel: int) -> None:
     os._exit(1)
 
 
+class WorkerLostError(RuntimeError):
+    """A task whose worker process died every time it ran, the last time alone."""
+
+
+@dataclass
+class _Task:
+    """A submitted call, the future its caller holds, and how often its worker died."""
+
+    fn: Any
+    args: tuple[Any, ...]
+    outer: Future
+    deaths: int = 0  # with the pool, whoever was to blame
+    solo_deaths: int = 0  # while it ran alone: its own doing
+    generation: int = -1  # the pool it was last sent to
+
+
 class LocalPool:
-    """A forkserver process pool that can be rebuilt when a worker dies.
+    """A forkserver process pool that survives its workers' deaths, invisibly to callers.
+
+    ``submit`` returns a future that outlives the pool it first ran on: when a worker dies
+    (the OOM killer, a segfault, ``kill``), every call in flight on the broken pool is
+    sent again to a fresh one, and a submission that meets a broken pool rebuilds it. A
+    call lost twice is a suspect: it runs alone, so a death can only be its own doing
+    (or an outside kill's), and one that kills its worker alone twice ends with
+    ``WorkerLostError``, without charging the calls that happened to share the pool.
 
     Workers start from a clean server that has already imported the model, so a run costs
     no import time and no state leaks between sweeps.
@@ -147,7 +176,15 @@ class LocalPool:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._flying: dict[Future, _Task] = {}
+        self._held: deque[_Task] = deque()  # waiting while a suspect runs alone
+        self._suspects: deque[_Task] = deque()
+        self._closed = False
+        self._lost: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self.pool = self._start()
+        threading.Thread(target=self._mend, daemon=True, name="pool-mender").start()
 
     def _start(self) -> ProcessPoolExecutor:
         if "forkserver" in multiprocessing.get_all_start_methods():
@@ -161,21 +198,145 @@ class LocalPool:
             max_workers=self.workers, mp_context=context, initializer=_worker_setup
         )
 
-    def submit(self, *args: Any) -> Future:
-        """Submit to the current pool."""
-        return self.pool.submit(*args)
+    def submit(self, fn: Any, *args: Any) -> Future:
+        """Run ``fn(*args)`` on a worker; the future survives worker deaths."""
+        task = _Task(fn, args, Future())
+        task.outer.add_done_callback(lambda outer: self._cancelled(task, outer))
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a stopped pool")
+            self._send(task)
+        return task.outer
+
+    def _send(self, task: _Task) -> None:
+        """Send ``task`` to the current pool, or hold it while a suspect runs alone."""
+        suspect = task.deaths >= SUSPECT_DEATHS
+        if self._suspects and not suspect or suspect and self._flying:
+            (self._suspects if suspect else self._held).append(task)
+            return
+        if not suspect and any(t.deaths >= SUSPECT_DEATHS for t in self._flying.values()):
+            self._held.append(task)
+            return
+        for tries in range(SUBMIT_TRIES):
+            try:
+                inner = self.pool.submit(task.fn, *task.args)
+                break
+            except (BrokenProcessPool, RuntimeError, EOFError, OSError) as error:
+                # a death not yet noticed, or the fork server itself killed: start afresh
+                if tries == SUBMIT_TRIES - 1:
+                    _fail(task.outer, error)
+                    return
+                self._rebuild()
+        task.generation = self._generation
+        self._flying[inner] = task
+        inner.add_done_callback(self._finished)
+
+    def _finished(self, inner: Future) -> None:
+        """A call ended: pass its result on, or hand it to the mender if its worker died.
+
+        This runs on the executor's own thread, which holds the executor's lock while it
+        fails the calls of a broken pool: rebuilding here would deadlock, so the mender
+        thread rebuilds and sends again.
+        """
+        with self._lock:
+            task = self._flying.pop(inner, None)
+            if task is None or task.outer.done():  # cancelled by its caller
+                self._lost.put(None)  # the mender sends what this one held back
+                return
+            if inner.cancelled() or isinstance(inner.exception(), BrokenProcessPool):
+                self._lost.put(task)
+                return
+            _settle(task.outer, inner)
+            self._release()
+
+    def _mend(self) -> None:
+        """The mender thread: rebuild a broken pool once, send its lost calls again."""
+        while True:
+            task = self._lost.get()
+            with self._lock:
+                if self._closed:
+                    return
+                if task is not None and not task.outer.done():
+                    if task.generation == self._generation:
+                        self._rebuild()
+                    task.solo_deaths += task.deaths >= SUSPECT_DEATHS
+                    task.deaths += 1
+                    if task.solo_deaths >= SOLO_DEATHS:
+                        _fail(task.outer, WorkerLostError(_death_message(task)))
+                    else:
+                        self._send(task)
+                self._release()
+
+    def _release(self) -> None:
+        """Send held calls once nothing blocks them: suspects alone, one at a time, first."""
+        if self._closed:
+            return
+        while self._suspects and not self._flying:
+            self._send(self._suspects.popleft())
+        while (
+            self._held
+            and not self._suspects
+            and not any(t.deaths >= SUSPECT_DEATHS for t in self._flying.values())
+        ):
+            self._send(self._held.popleft())
+
+    def _cancelled(self, task: _Task, outer: Future) -> None:
+        if not outer.cancelled():
+            return
+        with self._lock:
+            for inner, flying in list(self._flying.items()):
+                if flying is task:
+                    inner.cancel()
 
     def rebuild(self) -> None:
-        """Replace a broken pool (a worker died) by a fresh one."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.pool = self._start()
+        """Replace the pool by a fresh one (the calls in flight are sent again)."""
+        with self._lock:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._generation += 1
+        broken, self.pool = self.pool, self._start()
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def stop(self, now: bool = False) -> None:
         """Shut down; ``now`` (Ctrl-C) drops queued runs and stops busy workers at once."""
+        with self._lock:
+            self._closed = True
+            for task in (*self._held, *self._suspects):
+                task.outer.cancel()
+            self._held.clear()
+            self._suspects.clear()
+            pool = self.pool
+        self._lost.put(None)  # ends the mender
         if now:
-            for process in list(getattr(self.pool, "_processes", {}).values()):
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
                 process.terminate()
-        self.pool.shutdown(wait=not now, cancel_futures=True)
+        pool.shutdown(wait=not now, cancel_futures=True)
+
+
+def _settle(outer: Future, inner: Future) -> None:
+    """Give the caller's future the inner one's result or exception."""
+    try:
+        error = inner.exception()
+        if error is None:
+            outer.set_result(inner.result())
+        else:
+            outer.set_exception(error)
+    except InvalidStateError:  # cancelled by the caller meanwhile
+        pass
+
+
+def _fail(outer: Future, error: BaseException) -> None:
+    with suppress(InvalidStateError):  # cancelled by the caller meanwhile
+        outer.set_exception(error)
+
+
+def _death_message(task: _Task) -> str:
+    return (
+        f"the worker process died {task.deaths} times running this run, {task.solo_deaths} "
+        "times alone "
+        "(killed, out of memory, or crashed)"
+    )
 
 
 @contextmanager
@@ -401,23 +562,19 @@ def _run_pending(
 
 
 def _dispatch(pool: Any, slim: SweepSpec, pending: Iterator[Run], record) -> None:
-    """Run ``pending`` with a bounded number in flight; survive dying local workers.
+    """Run ``pending`` with a bounded number in flight; every outcome becomes a record.
 
-    When a local worker dies, every run in flight on the pool is lost (BrokenProcessPool):
-    the pool is rebuilt and those runs go back in the queue. A run lost twice is kept
-    aside and finally run alone, so that a run that kills its worker every time is
-    recorded as failed without charging the runs that happened to share the pool.
+    The local pool sends again the runs a dying worker took with it (``LocalPool``); a
+    run that kills its worker every time, and a run a Dask cluster gives up on
+    (``KilledWorker``), is recorded as failed with the reason.
     """
     workers = getattr(pool, "workers", None)
     limit = IN_FLIGHT_PER_WORKER * workers if workers else _dask_slots(pool)
-    retry: deque[Run] = deque()
-    suspects: list[Run] = []
-    deaths: dict[int, int] = {}
     flying: dict[Future, Run] = {}
 
     def top_up() -> None:
         while len(flying) < limit:
-            run = retry.popleft() if retry else next(pending, None)
+            run = next(pending, None)
             if run is None:
                 return
             flying[pool.submit(attempt, slim, run)] = run
@@ -425,40 +582,16 @@ def _dispatch(pool: Any, slim: SweepSpec, pending: Iterator[Run], record) -> Non
     top_up()
     while flying:
         finished_now, _ = wait(flying, return_when=FIRST_COMPLETED)
-        broken = False
         for future in finished_now:
             run = flying.pop(future)
             try:
                 record(*future.result())
-            except BrokenProcessPool:
-                broken = True
-                deaths[run.run] = deaths.get(run.run, 0) + 1
-                (suspects if deaths[run.run] >= 2 else retry).append(run)
+            except WorkerLostError as lost:
+                record(run.run, [], str(lost), 0.0)
             except Exception as failure:  # noqa: BLE001 — e.g. Dask's KilledWorker: data
                 error = "".join(traceback.format_exception_only(failure)).strip()
                 record(run.run, [], f"the engine lost this run: {error}", 0.0)
-        if broken:
-            for run in list(flying.values()):  # lost with the pool as well
-                deaths[run.run] = deaths.get(run.run, 0) + 1
-                (suspects if deaths[run.run] >= 2 else retry).append(run)
-            flying.clear()
-            pool.rebuild()
         top_up()
-    for run in suspects:  # alone now: a death can only be this run's doing
-        while True:
-            try:
-                record(*pool.submit(attempt, slim, run).result())
-                break
-            except BrokenProcessPool:
-                pool.rebuild()
-                deaths[run.run] += 1
-                if deaths[run.run] >= WORKER_DEATHS:
-                    error = (
-                        f"the worker process died {deaths[run.run]} times running this run "
-                        "(killed, out of memory, or crashed)"
-                    )
-                    record(run.run, [], error, 0.0)
-                    break
 
 
 def _dask_slots(pool: Any) -> int:

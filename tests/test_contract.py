@@ -1,0 +1,143 @@
+"""The contract every command keeps: workers that die cost no run, none outlives its command."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from isk_defection.experiments.spec import load_spec
+from isk_defection.experiments.sweep import LocalPool, WorkerLostError, read_results, run_sweep
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _workers(pid: int) -> list[psutil.Process]:
+    """Worker processes: descendants with no children (not a fork server), not the tracker."""
+    found = []
+    for child in _descendants(pid):
+        try:
+            if not child.children() and "resource_tracker" not in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _pool_workers(pid: int) -> list[psutil.Process]:
+    """The sweep's pool workers: with forkserver, the fork server's children."""
+    return [p for p in _workers(pid) if p.ppid() != pid]
+
+
+def test_a_run_that_kills_its_worker_fails_alone_and_spares_the_others():
+    """``os._exit`` kills whichever worker runs it; the calls beside it are run again."""
+    pool = LocalPool(2)
+    try:
+        calm = [pool.submit(time.sleep, 0.05) for _ in range(6)]
+        poison = pool.submit(os._exit, 3)
+        calm += [pool.submit(pow, 2, k) for k in range(6)]
+        assert [f.result(timeout=120) for f in calm] == [None] * 6 + [2**k for k in range(6)]
+        with pytest.raises(WorkerLostError, match="died 4 times running this run, 2 times alone"):
+            poison.result(timeout=120)
+        assert pool.submit(pow, 3, 2).result(timeout=60) == 9  # the pool still works
+    finally:
+        pool.stop()
+
+
+KILLS_PER_SWEEP = 4
+KILL_SPEC = (
+    "[sweep]\nname='kills'\nsteps=40\nreplicates=24\nseed=5\n"
+    "outputs=['isk_strength', 'cumulative_defections']\n[fixed]\npopulation=600\n"
+)
+
+
+def test_worker_kills_at_random_moments_leave_identical_data(tmp_path):
+    """Several workers killed at random moments of one sweep: exit 0, the same data."""
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(KILL_SPEC)
+    reference = run_sweep(load_spec(spec_file), tmp_path / "reference", workers=2, progress=False)
+    rng = random.Random(2026)
+    kills = 0
+    for attempt in range(2):  # several kills in each of two sweeps
+        out = tmp_path / f"killed-{attempt}"
+        command = [str(BIN / "defection"), "sweep", str(spec_file), "--out", str(out)]
+        process = subprocess.Popen(
+            [*command, "--workers", "2", "-q"], stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 120
+        for _ in range(KILLS_PER_SWEEP):
+            time.sleep(rng.uniform(0.2, 1.0))
+            workers = _pool_workers(process.pid)
+            while not workers and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                workers = _pool_workers(process.pid)
+            if process.poll() is not None:
+                break
+            try:
+                rng.choice(workers).kill()
+                kills += 1
+            except psutil.NoSuchProcess:
+                pass
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+        pd.testing.assert_frame_equal(read_results(out), reference)
+    assert kills >= 6, f"only {kills} workers killed: the sweep ended too soon to test"
+
+
+def _kill_main_and_count_survivors(command: list[str], cwd: Path, workers_needed: int) -> int:
+    """Start ``command``, SIGKILL its main process once it has workers; survivors after 10 s."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=os.environ | {"TQDM_DISABLE": "1"},
+    )
+    deadline = time.monotonic() + 240
+    family: list[psutil.Process] = []
+    while time.monotonic() < deadline and process.poll() is None:
+        family = _descendants(process.pid)
+        if len(_workers(process.pid)) >= workers_needed:
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, "the command ended before its workers started"
+    time.sleep(1.0)
+    family = _descendants(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    _, alive = psutil.wait_procs(family, timeout=10)
+    return sum(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in alive)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sweep", "SPEC", "--out", "out", "--workers", "2"],
+        ["optimize", str(ROOT / "experiments/specs/optimize_example.toml"), "--quick",
+         "--out", "out", "--workers", "2"],
+        ["calibrate", "--quick", "--out", "out", "--workers", "2"],
+    ],
+    ids=["sweep", "optimize", "calibrate"],
+)  # fmt: skip
+def test_killing_the_main_process_leaves_no_worker_behind(tmp_path, command):
+    spec_file = tmp_path / "spec.toml"
+    spec_file.write_text(KILL_SPEC.replace("steps=40", "steps=400"))
+    argv = [str(BIN / "defection"), *(str(spec_file) if a == "SPEC" else a for a in command)]
+    assert _kill_main_and_count_survivors(argv, tmp_path, workers_needed=2) == 0
