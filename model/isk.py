@@ -13,8 +13,12 @@ rule and the severities need.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+from numba import njit
+
+from isk_defection.model.draws import below, permutation, uniform
 from isk_defection.model.parameters import Params
 
 ABSORPTION_WEEKS = 4  # unused intake capacity is kept this long (a vetting pipeline)
@@ -23,13 +27,35 @@ ABSORPTION_WEEKS = 4  # unused intake capacity is kept this long (a vetting pipe
 class Cells:
     """IS-K's cell structure as a list of cell sizes (coalescence-fragmentation).
 
-    With ``active`` False (the ``cells`` switch off) cells never evolve and every attack
-    has severity 1: the switch acts here only.
+    The sizes live in a buffer the step kernel updates in place (``sizes`` is a view of
+    its first ``count`` entries); the rules are the compiled functions below. With
+    ``active`` False (the ``cells`` switch off) cells never evolve and every attack has
+    severity 1: the switch acts here (and in the kernel's reading of it) only.
     """
 
-    def __init__(self, fighters: int = 0, active: bool = True) -> None:
-        self.sizes = np.ones(fighters, dtype=np.int64)
+    def __init__(self, fighters: int = 0, active: bool = True, capacity: int = 0) -> None:
+        self.buffer = np.ones(max(fighters, capacity, 1), dtype=np.int64)  # cells <= fighters
+        self.count = fighters
         self.active = active
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """The cells' sizes (a view: the kernel's changes show through)."""
+        return self.buffer[: self.count]
+
+    @sizes.setter
+    def sizes(self, sizes: np.ndarray) -> None:
+        sizes = np.asarray(sizes, dtype=np.int64)
+        self.buffer = np.ones(max(int(sizes.sum()), 1), dtype=np.int64)  # room to shatter
+        self.buffer[: len(sizes)] = sizes
+        self.count = len(sizes)
+
+    def reserve(self, cells: int) -> None:
+        """Room for ``cells`` cells (at most one per IS-K member): grown before a release."""
+        if len(self.buffer) < cells:
+            grown = np.ones(cells, dtype=np.int64)
+            grown[: self.count] = self.sizes
+            self.buffer = grown
 
     @property
     def fighters(self) -> int:
@@ -44,103 +70,137 @@ class Cells:
     @property
     def mean_size(self) -> float:
         """Mean cell size: the severity of a typical attack."""
-        return float(self.sizes.mean()) if len(self.sizes) else 1.0
+        return float(self.sizes.mean()) if self.count else 1.0
 
     def add(self, fighters: int) -> None:
         """Newcomers (defectors, freed prisoners) start as singletons."""
-        self.sizes = np.concatenate([self.sizes, np.ones(fighters, dtype=np.int64)])
+        self.reserve(self.count + fighters)
+        self.count = add_singletons(self.buffer, self.count, fighters)
 
     def remove(self, fighters: int, rng: np.random.Generator) -> None:
         """Remove random fighters: each cell loses in proportion to its size."""
-        fighters = min(fighters, self.fighters)
-        if fighters <= 0:
-            return
-        self.sizes = self.sizes - rng.multivariate_hypergeometric(self.sizes, fighters)
-        self.sizes = self.sizes[self.sizes > 0]
+        self.count = remove_fighters(self.buffer, self.count, fighters, rng)
 
     def evolve(self, events: int, fragmentation: float, rng: np.random.Generator) -> None:
-        """Run ``events`` coalescence-fragmentation events.
-
-        Fighters hold positions 0..fighters-1, cell by cell; ``cell_of`` maps a position
-        to its cell, so picking a fighter uniformly (a cell in proportion to its size)
-        is one lookup. A merge relabels the smaller cell's fighters, a shattering the
-        cell's own, so no event scans all cells. A cell's positions are its contiguous
-        range plus the fighters merged into it since (``_Positions``): absorbing a small
-        cell never lists a large one. All draws are made at once: events do not change
-        the number of fighters.
-        """
-        total = self.fighters
-        if not self.active or total < 2 or events <= 0:
-            return
-        picks = rng.integers(0, total, size=(events, 2))
-        shatters = (rng.random(events) < fragmentation).tolist()
-        sizes = self.sizes.tolist()
-        cell_of = np.repeat(np.arange(len(sizes)), self.sizes).tolist()
-        where = _Positions((np.cumsum(self.sizes) - self.sizes).tolist(), list(sizes))
-        for first, second, shatter in zip(
-            picks[:, 0].tolist(), picks[:, 1].tolist(), shatters, strict=True
-        ):
-            cell = cell_of[first]
-            if shatter:
-                kept, *freed = where.of(cell)
-                for fighter in freed:
-                    cell_of[fighter] = len(sizes)
-                    where.add(fighter)
-                    sizes.append(1)
-                where.reset(cell, kept)
-                sizes[cell] = 1
-                continue
-            other = cell_of[second]
-            if other == cell:
-                continue
-            if sizes[cell] < sizes[other]:
-                cell, other = other, cell
-            moving = where.of(other)
-            for fighter in moving:
-                cell_of[fighter] = cell
-            where.absorb(cell, other, moving)
-            sizes[cell] += sizes[other]
-            sizes[other] = 0
-        merged = np.array(sizes, dtype=np.int64)
-        self.sizes = merged[merged > 0]
+        """Run ``events`` coalescence-fragmentation events (``coalesce_fragment``)."""
+        if self.active:
+            self.count = coalesce_fragment(self.buffer, self.count, events, fragmentation, rng)
 
     def attack_severities(self, attacks: int, rng: np.random.Generator) -> np.ndarray:
         """Severities of ``attacks`` attacks, each by a cell chosen uniformly (1 if inactive)."""
         if not self.active:
             return np.ones(attacks, dtype=np.int64)
-        if attacks == 0 or len(self.sizes) == 0:
+        if attacks == 0 or self.count == 0:
             return np.zeros(0, dtype=np.int64)
-        return self.sizes[rng.integers(0, len(self.sizes), attacks)]
+        return self.sizes[rng.integers(0, self.count, attacks)]
 
 
-class _Positions:
-    """Where each cell's fighters sit: a contiguous range, plus those merged in since."""
+@njit(cache=True)
+def add_singletons(sizes: np.ndarray, count: int, fighters: int) -> int:
+    """Append ``fighters`` cells of one; return the new number of cells."""
+    sizes[count : count + fighters] = 1
+    return count + fighters
 
-    def __init__(self, starts: list[int], spans: list[int]) -> None:
-        self.starts, self.spans = starts, spans
-        self.merged: list[list[int] | None] = [None] * len(starts)
 
-    def of(self, cell: int) -> list[int]:
-        """Every position of ``cell``, range first, in the order fighters joined it."""
-        own = list(range(self.starts[cell], self.starts[cell] + self.spans[cell]))
-        return own + self.merged[cell] if self.merged[cell] else own
+@njit(cache=True)
+def remove_fighters(sizes: np.ndarray, count: int, fighters: int, rng: Any) -> int:
+    """Remove ``fighters`` fighters picked uniformly without replacement; drop empty cells.
 
-    def add(self, fighter: int) -> None:
-        """A new singleton cell at ``fighter``'s position."""
-        self.starts.append(fighter)
-        self.spans.append(1)
-        self.merged.append(None)
+    One fighter at a time, each cell hit in proportion to its current size: a draw from
+    the multivariate hypergeometric distribution. Returns the new number of cells.
+    """
+    total = 0
+    for c in range(count):
+        total += sizes[c]
+    for _ in range(min(fighters, total)):
+        pick = below(rng, total)
+        c = 0
+        while pick >= sizes[c]:
+            pick -= sizes[c]
+            c += 1
+        sizes[c] -= 1
+        total -= 1
+    return _nonempty(sizes, count, sizes)
 
-    def reset(self, cell: int, fighter: int) -> None:
-        """``cell`` now holds ``fighter`` alone."""
-        self.starts[cell], self.spans[cell], self.merged[cell] = fighter, 1, None
 
-    def absorb(self, cell: int, other: int, moving: list[int]) -> None:
-        """``other``'s fighters (``moving``) join ``cell``; ``other`` is empty."""
-        if self.merged[cell] is None:
-            self.merged[cell] = []
-        self.merged[cell].extend(moving)
-        self.spans[other], self.merged[other] = 0, None
+@njit(cache=True)
+def _nonempty(source: np.ndarray, count: int, sizes: np.ndarray) -> int:
+    """Copy the non-empty cells among ``source[:count]`` to the front of ``sizes``."""
+    kept = 0
+    for c in range(count):
+        if source[c] > 0:
+            sizes[kept] = source[c]
+            kept += 1
+    return kept
+
+
+@njit(cache=True)
+def coalesce_fragment(
+    sizes: np.ndarray, count: int, events: int, fragmentation: float, rng: Any
+) -> int:
+    """Run ``events`` coalescence-fragmentation events on the cells; return their number.
+
+    At each event a fighter is picked uniformly (his cell in proportion to its size);
+    with chance ``fragmentation`` his cell shatters into singletons, otherwise it merges
+    with the cell of a second fighter picked uniformly (nothing if the same cell).
+    Fighters hold positions 0..total-1; each cell is a linked list of positions, so a
+    merge relabels the smaller cell's fighters and a shattering its own. A cell emptied by
+    a merge gives its number to the next new cell: there are never more than ``total``.
+    """
+    total = 0
+    for c in range(count):
+        total += sizes[c]
+    if total < 2 or events <= 0:
+        return count
+    size = np.zeros(total, dtype=np.int64)  # at most one cell per fighter
+    cell_of = np.empty(total, dtype=np.int64)
+    after = np.full(total, -1, dtype=np.int64)  # next position in the same cell
+    head = np.empty(total, dtype=np.int64)
+    tail = np.empty(total, dtype=np.int64)
+    emptied = np.empty(total, dtype=np.int64)  # numbers of cells emptied by merges
+    free = 0
+    position = 0
+    for c in range(count):
+        size[c], head[c] = sizes[c], position
+        for _ in range(sizes[c]):
+            cell_of[position] = c
+            after[position] = position + 1
+            position += 1
+        after[position - 1] = -1
+        tail[c] = position - 1
+    cells = count
+    for _ in range(events):
+        cell = cell_of[below(rng, total)]
+        if uniform(rng) < fragmentation:
+            freed = after[head[cell]]
+            after[head[cell]], tail[cell], size[cell] = -1, head[cell], 1
+            while freed != -1:
+                following = after[freed]
+                if free > 0:
+                    free -= 1
+                    new = emptied[free]
+                else:
+                    new = cells
+                    cells += 1
+                cell_of[freed], after[freed], size[new] = new, -1, 1
+                head[new] = tail[new] = freed
+                freed = following
+            continue
+        other = cell_of[below(rng, total)]
+        if other == cell:
+            continue
+        if size[cell] < size[other]:
+            cell, other = other, cell
+        moving = head[other]
+        while moving != -1:
+            cell_of[moving] = cell
+            moving = after[moving]
+        after[tail[cell]], tail[cell] = head[other], tail[other]
+        size[cell] += size[other]
+        size[other] = 0
+        emptied[free] = other
+        free += 1
+    return _nonempty(size, cells, sizes)
 
 
 def courting(levers: dict[str, float]) -> float:
@@ -183,15 +243,20 @@ def absorptive_budget(strength: float, carried: float, p: Params) -> float:
     return weekly + min(carried, (ABSORPTION_WEEKS - 1) * weekly)
 
 
-def screen(people: np.ndarray, budget: float, rng: np.random.Generator) -> np.ndarray:
-    """Which applicants IS-K takes: in random order while their people fit the budget.
+@njit(cache=True)
+def screen(people: np.ndarray, budget: float, rng: Any) -> np.ndarray:
+    """Which applicants IS-K takes: in one random order, until one would exceed the budget.
 
     Returns a boolean mask over the applicants; the accepted people never exceed ``budget``.
     """
-    order = rng.permutation(len(people))
-    fits = np.cumsum(people[order]) <= budget + 1e-9
-    accepted = np.zeros(len(people), dtype=bool)
-    accepted[order[fits]] = True
+    order = permutation(rng, len(people))
+    accepted = np.zeros(len(people), dtype=np.bool_)
+    total = 0.0
+    for a in order:
+        total += people[a]
+        if total > budget + 1e-9:
+            break
+        accepted[a] = True
     return accepted
 
 
@@ -204,17 +269,17 @@ def recruiter_chance(p: Params) -> float:
     return p.recruiter_share if p.recruitment else 0.0
 
 
-def leadership_losses(dated: int, effort: float, p: Params, rng: np.random.Generator) -> int:
+def leadership_losses(dated: int, effort: float, p: Params, rng: Any) -> int:
     """Leadership losses this week: the dated events and one with chance hazard x effort."""
     if not p.decapitation:
         return 0
-    return dated + int(rng.random() < min(p.decapitation_hazard * effort, 1.0))
+    return dated + int(uniform(rng) < min(p.decapitation_hazard * effort, 1.0))
 
 
-def attrition_risk(effort: float, recruiter: np.ndarray, p: Params) -> np.ndarray:
-    """Weekly chance each IS-K member is killed or captured (ODD §7.7)."""
-    exposure = np.where(recruiter, p.recruiter_attrition, 1.0)
-    return np.minimum(p.attrition_rate * effort * exposure, 1.0)
+def attrition_risk(effort: float, recruiter: bool, p: Params) -> float:
+    """Weekly chance an IS-K member is killed or captured (ODD §7.7)."""
+    exposure = p.recruiter_attrition if recruiter else 1.0
+    return min(p.attrition_rate * effort * exposure, 1.0)
 
 
 def next_leadership(leadership: float, losses: int, p: Params) -> float:

@@ -1,7 +1,7 @@
 """DefectionModel: Taliban factions and allied militants under policy moves, IS-K poaching.
 
 One step is one week. Per-agent state lives in NumPy arrays (``model.population``) and
-is updated vectorised; Mesa agents are views onto it, created when ``model.agents`` (or
+is updated by one compiled pass (``model/kernel.py``); Mesa agents are views onto it, created when ``model.agents`` (or
 ``agents_by_type``, ``agent_at``) is first used. An agent keeps its ``unique_id`` for
 life: when its member defects, deserts or returns, the same agent changes allegiance. A
 run nobody inspects per agent (a sweep, a 1:1-scale run) never builds them. See
@@ -11,15 +11,17 @@ docs/ODD.md for the full rules; :data:`SUBMODELS` is the ODD §7 table of conten
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mesa
 import numpy as np
 
 from isk_defection.agents import KINDS, Fighter, ISKMember
-from isk_defection.model import defection, influence, isk, loyalty, network, regime
+from isk_defection.model import isk, kernel, network, regime
 from isk_defection.model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
 from isk_defection.model.leadership import ADAPTIVE_LEVERS, choose_levers
+from isk_defection.model.loyalty import Conditions
 from isk_defection.model.parameters import Params, collects_agent_data, expand_aliases, resolve
 from isk_defection.model.policy import LEVERS, Policy
 from isk_defection.model.population import (
@@ -32,18 +34,18 @@ from isk_defection.model.population import (
     draw_agents,
 )
 from isk_defection.model.presets import preset as preset_overrides
-from isk_defection.model.reporters import LEDGER, make_datacollector, statistics
+from isk_defection.model.reporters import LEDGER, WeeklyRecords, column_index, lever_column
 
 SUBMODELS = (  # ODD §7: (section, what, where)
     ("7.1", "policy: lever schedules, live moves, events", "model/policy.py"),
     ("7.2", "resources", "regime.next_resources"),
     ("7.3", "target loyalty (one term per mechanism)", "loyalty.TERMS"),
-    ("7.4", "loyalty drift", "DefectionModel._update_loyalty"),
+    ("7.4", "loyalty drift", "kernel.step"),
     ("7.5", "peer influence: relative agreement", "model/influence.py"),
-    ("7.6", "ways out: IS-K (reach, screened intake), desertion, return", "DefectionModel._decide"),
-    ("7.7", "counter-IS-K operations within the regime's capacity", "DefectionModel._counter_isk"),
-    ("7.8", "IS-K cells: coalescence and fragmentation", "isk.Cells"),
-    ("7.9", "IS-K leadership, operations abroad, attacks, legitimacy", "DefectionModel._attacks"),
+    ("7.6", "ways out: IS-K (reach, screened intake), desertion, return", "kernel.step"),
+    ("7.7", "counter-IS-K operations within the regime's capacity", "kernel.step"),
+    ("7.8", "IS-K cells: coalescence and fragmentation", "isk.coalesce_fragment"),
+    ("7.9", "IS-K leadership, operations abroad, attacks, legitimacy", "kernel.step"),
     ("7.10", "prisoner release", "DefectionModel._release"),
     ("7.11", "adaptive leadership", "model/leadership.py"),
     ("7.12", "observation", "model/reporters.py"),
@@ -73,8 +75,10 @@ class DefectionModel(mesa.Model):
         population: int | None = None,
         rng: int | None = None,
         scenario: mesa.experimental.scenarios.Scenario | None = None,
+        columns: Sequence[str] | None = None,
         **overrides: Any,
     ) -> None:
+        """A model at week 0; ``columns`` records only those model columns (default all)."""
         if scenario is not None:  # Mesa's SolaraViz passes one on Reset: its values are ours
             values = {k: v for k, v in vars(scenario).items() if not k.startswith("_")}
             scenario_rng = values.pop("rng", None)
@@ -100,9 +104,9 @@ class DefectionModel(mesa.Model):
         self.attacks = self.attacks_on_taliban = self.severity = 0
         self.effort = self.capacity = 0.0
         self._populate()
-        self.datacollector = make_datacollector(collects_agent_data(self.p))
-        self.stats = statistics(self)
-        self.datacollector.collect(self)
+        start = dt.date.fromisoformat(self.p.start_date)
+        self.datacollector = WeeklyRecords(start, collects_agent_data(self.p), columns)
+        self._record_week_zero()
 
     # ---- set-up -------------------------------------------------------------------
     def _populate(self) -> None:
@@ -126,17 +130,45 @@ class DefectionModel(mesa.Model):
             self.network = network.complete_network(self.population.n)
         else:
             self.network = network.clustered_network(self.population, recruiters, self.p, self.rng)
-        self.edges = network.edge_list(self.network)
-        self.cells = isk.Cells(len(isk_slots), active=self.p.cells)
-        self.ledger = {k: np.zeros(len(GROUPS) + 1) for k in LEDGER}
+        self.cells = isk.Cells(len(isk_slots), active=self.p.cells, capacity=self.population.n)
+        self._ledger = np.zeros((len(LEDGER), len(GROUPS) + 1))  # flows since week 0
+        self._flows = np.zeros_like(self._ledger)  # flows this week
+        self.ledger = {k: self._ledger[i] for i, k in enumerate(LEDGER)}  # views
+        self.week_flows = {k: self._flows[i] for i, k in enumerate(LEDGER) if k != "start"}
         self.ledger["start"][:] = self.population.people_in(LOYAL) + self.population.people_in(
             IN_ISK
         )
-        self.week_flows = {k: np.zeros(len(GROUPS) + 1) for k in LEDGER if k != "start"}
         taliban = [GROUP_INDEX[f] for f in TALIBAN_FACTIONS]
         self.taliban_codes = np.array(taliban)
         self.taliban_start = float(self.ledger["start"][taliban].sum())
+        self._kernel_params = kernel.kernel_params(self.p)
+        self._arrays_changed()
         self._views: list[Fighter | None] | None = None  # built on first use
+
+    def _arrays_changed(self) -> None:
+        """The kernel's views of the arrays and the network (again after a release)."""
+        self._members = kernel.members(self.population, self.former_isk)
+        self._indptr = self.network.indptr.astype(np.int64)
+        self._indices = self.network.indices.astype(np.int64)
+        self.edges = network.edge_list(self.network)
+
+    def _record_week_zero(self) -> None:
+        """Week 0's columns: the same tally the kernel makes every week."""
+        row, index = self.datacollector.row, column_index()
+        for code, name in enumerate(GROUPS):
+            row[index[f"{name.name}_people_per_agent"]] = self.people_per_agent[code]
+        start = kernel.Outcome(0.0, 0.0, 0.0, 1.0, 0.0, self.legitimacy, self.cells.count, 0, 0, 0)
+        kernel.tally(
+            self._members,
+            self.cells.sizes,
+            start,
+            self.resources,
+            self._kernel_params,
+            self._ledger,
+            self._flows,
+            row,
+        )
+        self._record_levers_and_events()
 
     # ---- Mesa agents: views onto the arrays, built on first use -------------------
     @property
@@ -224,21 +256,60 @@ class DefectionModel(mesa.Model):
 
     # ---- one week -----------------------------------------------------------------
     def step(self) -> None:
-        """One week (ODD §3): policy, regime, loyalty, ways out, IS-K operations, data."""
+        """One week (ODD §3): policy, regime, then the compiled kernel for the rest."""
+        p = self.p
         self.levers = self._levers_for(self.steps)
         events = self.policy.events_at(self.steps)
         if "prisoner_release" in events:
             self._release()
-        self.resources = regime.next_resources(self.resources, self.levers, self.p)
-        self.week_flows = {k: np.zeros(len(GROUPS) + 1) for k in self.week_flows}
-        contacts = self._contacts()
-        deciding = np.flatnonzero(self._deciding())
-        self._update_loyalty(deciding, contacts[0][deciding])
-        self._decide(deciding, *(c[deciding] for c in contacts))
-        self._counter_isk()
-        self._attacks(events.count("decapitation"))
-        self.stats = statistics(self)
+        self.resources = regime.next_resources(self.resources, self.levers, p)
+        state = kernel.Week(
+            self.carried_capacity,
+            self.leadership,
+            self.external_share,
+            self.legitimacy,
+            self.cells.count,
+        )
+        week, removed = kernel.step(
+            self._members,
+            self._indptr,
+            self._indices,
+            self.edges,
+            self.cells.buffer,
+            self._conditions(self.levers, self.resources),
+            self._kernel_params,
+            state,
+            float(self.levers["counter_isk"]),
+            float(isk.courting(self.levers)),
+            regime.reference_legitimacy(self.levers, p),
+            events.count("decapitation"),
+            self.taliban_start,
+            int(self.rng.integers(2**32)),  # the week's draws (model/draws.py)
+            self._ledger,
+            self._flows,
+            self.datacollector.row,
+        )
+        self.carried_capacity, self.capacity, self.effort = week.carried, week.capacity, week.effort
+        self.leadership, self.external_share = week.leadership, week.external_share
+        self.legitimacy, self.cells.count = week.legitimacy, week.cells
+        self.attacks, self.attacks_on_taliban = week.attacks, week.attacks_on_taliban
+        self.severity = week.severity
+        self._drop_views(removed)
+        self._record_levers_and_events()
+
+    def _record_levers_and_events(self) -> None:
+        """The columns Python knows: week, date, the levers and this week's release."""
+        row, at = self.datacollector.row, self.datacollector.index
+        row[at["week"]] = row[at["date"]] = self.steps  # the date is kept as its week
+        row[at["prisoner_release"]] = "prisoner_release" in self.policy.events_at(self.steps)
+        for name in LEVERS:
+            row[at[lever_column(name)]] = self.levers[name]
         self.datacollector.collect(self)
+
+    @property
+    def stats(self) -> Mapping[str, Any]:
+        """The current week's model columns by name (all of them, recorded or not)."""
+        return self.datacollector.stats()
 
     def _levers_for(self, week: int) -> dict[str, float]:
         levers = self.policy.levers_at(week)
@@ -248,115 +319,23 @@ class DefectionModel(mesa.Model):
         current |= {m.lever: m.value for m in self.policy.moves if m.week == week}
         return choose_levers(levers | current, self._defection_risk, self.p)
 
-    def _deciding(self) -> np.ndarray:
-        """Members who weigh their allegiance this week: the loyal and the deserters.
-
-        Those who left IS-K are out of the fight for good and decide nothing.
-        """
-        pop = self.population
-        return (pop.allegiance == LOYAL) | ((pop.allegiance == DESERTED) & ~self.former_isk)
-
-    def _contacts(self) -> tuple[np.ndarray, ...]:
-        """Per agent: recruiters, IS-K members and leavers among contacts, and degree."""
-        pop = self.population
-        members = np.flatnonzero(pop.allegiance == IN_ISK)
-        recruiting = members[pop.recruiter[members]]
-        leavers = np.flatnonzero((pop.allegiance == IN_ISK) | (pop.allegiance == DESERTED))
-        return (
-            network.neighbour_counts(self.network, recruiting),
-            network.neighbour_counts(self.network, members),
-            network.neighbour_counts(self.network, leavers),
-            np.diff(self.network.indptr),
-        )
-
-    def _conditions(self, recruiter_contacts: np.ndarray, levers=None, resources=None):
-        return loyalty.Conditions(
-            levers=self.levers if levers is None else levers,
-            resources=self.resources if resources is None else resources,
-            legitimacy=self.legitimacy,
-            recruiter_contacts=recruiter_contacts,
-        )
-
-    def _update_loyalty(self, deciding: np.ndarray, recruiter_contacts: np.ndarray) -> None:
-        """Drift toward target loyalty, then relative-agreement encounters among the loyal."""
-        pop = self.population
-        target = loyalty.target_loyalty(pop, deciding, self._conditions(recruiter_contacts), self.p)
-        pop.loyalty[deciding] += self.p.loyalty_adjustment * (target - pop.loyalty[deciding])
-        if self.p.peer_influence:
-            loyal = pop.allegiance == LOYAL
-            influence.influence_round(
-                pop.loyalty,
-                pop.uncertainty,
-                self.edges,
-                int(round(self.p.peer_interactions * np.count_nonzero(loyal) / 2)),
-                loyal,
-                self.p.influence_rate,
-                self.rng,
-            )
-
-    def _left_share(self, leaver_contacts: np.ndarray, degree: np.ndarray) -> np.ndarray:
-        if not self.p.cascade:
-            return np.zeros(len(leaver_contacts))
-        return np.divide(
-            leaver_contacts, degree, out=np.zeros(len(leaver_contacts)), where=degree > 0
+    def _conditions(self, levers: dict[str, float], resources: float) -> Conditions:
+        """What loyalty responds to under ``levers`` and ``resources`` (ODD §7.3)."""
+        return Conditions(
+            np.array([levers[name] for name in LEVERS]),
+            float(regime.inclusion_benefit(levers, self.p)),
+            float(resources),
+            float(self.legitimacy),
         )
 
     def _defection_risk(self, levers: dict[str, float]) -> float:
         """Share of loyal people whose settled pressure under ``levers`` reaches threshold."""
-        pop = self.population
-        loyal = np.flatnonzero(pop.allegiance == LOYAL)
-        if len(loyal) == 0:
-            return 0.0
-        recruiters, _, leavers, degree = (c[loyal] for c in self._contacts())
-        c = self._conditions(recruiters, levers, regime.target_resources(levers, self.p))
-        settled = loyalty.target_loyalty(pop, loyal, c, self.p)
-        push = defection.pressure(
-            settled, self._left_share(leavers, degree), self.p.contagion_weight
+        settled = self._conditions(levers, regime.target_resources(levers, self.p))
+        return kernel.defection_risk(
+            self._members, self._indptr, self._indices, settled, self._kernel_params
         )
-        crossing = defection.crosses_threshold(push, pop.threshold[loyal])
-        return float(pop.people[loyal][crossing].sum() / pop.people[loyal].sum())
 
-    def _decide(self, deciding, recruiter_contacts, isk_contacts, leaver_contacts, degree) -> None:
-        """Ways out (ODD §7.6): IS-K, if it reaches and takes them, else desertion.
-
-        Deserters no longer disaffected may return.
-        """
-        pop, p = self.population, self.p
-        push = defection.pressure(
-            pop.loyalty[deciding], self._left_share(leaver_contacts, degree), p.contagion_weight
-        )
-        disaffected = defection.crosses_threshold(push, pop.threshold[deciding])
-        applying = disaffected.copy() if p.isk_destination else np.zeros_like(disaffected)
-        if p.reach and applying.any():  # draws for the disaffected only: the rest never apply
-            chance = isk.reach_chance(self.isk_strength, p)
-            applying[applying] = defection.reached(
-                recruiter_contacts[applying], isk_contacts[applying], chance, self.rng
-            )
-        joined = applying  # of the deciding: those IS-K takes
-        self.capacity = float("inf")
-        if p.absorption:
-            self.capacity = isk.absorptive_budget(self.isk_strength, self.carried_capacity, p)
-            joined = np.zeros_like(applying)
-            joined[applying] = isk.screen(pop.people[deciding[applying]], self.capacity, self.rng)
-            self.carried_capacity = self.capacity - float(pop.people[deciding[joined]].sum())
-        was_deserted = pop.allegiance[deciding] == DESERTED
-        self.join_isk(deciding[joined])
-        if not p.desertion:
-            return
-        leaving = deciding[disaffected & ~joined & ~was_deserted]
-        self.desert(leaving[self.rng.random(len(leaving)) < p.desertion_rate])
-        returning = deciding[~disaffected & was_deserted]
-        self.rejoin(returning[self.rng.random(len(returning)) < p.return_rate])
-        self._isk_desertion()
-
-    def _move(self, slots: np.ndarray, allegiance: int, flow: str) -> None:
-        """Change the allegiance of ``slots`` and log the flow per origin group, in people."""
-        pop = self.population
-        people = np.bincount(pop.group[slots], weights=pop.people[slots], minlength=len(GROUPS) + 1)
-        self.week_flows[flow] += people
-        self.ledger[flow] += people
-        pop.allegiance[slots] = allegiance
-
+    # ---- a caller's moves (tests, the page): the same changes the kernel makes --------
     def join_isk(self, slots: np.ndarray) -> None:
         """Members join IS-K: new singleton cells; a share become recruiters."""
         if len(slots) == 0:
@@ -375,67 +354,16 @@ class DefectionModel(mesa.Model):
         """Deserters come back to the Taliban-led camp."""
         self._move(slots, LOYAL, "returned")
 
-    def _isk_desertion(self) -> None:
-        """IS-K members desert or surrender; they are out of the fight for good."""
-        pop = self.population
-        members = np.flatnonzero(pop.allegiance == IN_ISK)
-        leaving = members[self.rng.random(len(members)) < self.p.isk_desertion]
-        if len(leaving):
-            self._move(leaving, DESERTED, "left_isk")
-            pop.recruiter[leaving] = False
-            self.former_isk[leaving] = True
-            self.cells.remove(len(leaving), self.rng)
+    def _move(self, slots: np.ndarray, allegiance: int, flow: str) -> None:
+        """Change the allegiance of ``slots``, logging the flow per origin group in people."""
+        slots = np.asarray(slots, dtype=np.int64)
+        kernel.move(self._members, slots, allegiance, LEDGER.index(flow), self._ledger, self._flows)
 
     @property
     def regime_strength_share(self) -> float:
         """The Taliban factions' loyal people as a share of their August 2021 strength."""
         loyal = self.population.people_in(LOYAL)[self.taliban_codes].sum()
         return float(loyal / self.taliban_start) if self.taliban_start > 0 else 1.0
-
-    def _counter_isk(self) -> None:
-        """Counter-IS-K operations within the regime's capacity; cells evolve (§7.7-7.8)."""
-        pop, p = self.population, self.p
-        self.effort = regime.counter_isk_effort(
-            self.levers, self.resources, self.regime_strength_share, p
-        )
-        members = np.flatnonzero(pop.allegiance == IN_ISK)
-        if p.attrition and len(members):
-            risk = isk.attrition_risk(self.effort, pop.recruiter[members], p)
-            caught = members[self.rng.random(len(members)) < risk]
-            if len(caught):
-                self._move(caught, REMOVED, "removed")
-                pop.recruiter[caught] = False
-                self.cells.remove(len(caught), self.rng)
-                self._drop_views(caught)
-        events = int(round(p.cell_events * self.cells.fighters))
-        nu = min(p.fragmentation + p.fragmentation_ops * self.effort, 1.0)
-        self.cells.evolve(events, nu, self.rng)
-
-    def _attacks(self, dated_losses: int) -> None:
-        """IS-K's leadership, its shift abroad and its attacks at home (ODD §7.9).
-
-        Attacks erode legitimacy, which recovers toward a reference that inclusion raises.
-        """
-        p = self.p
-        losses = isk.leadership_losses(dated_losses, self.effort, p, self.rng)
-        self.leadership = isk.next_leadership(self.leadership, losses, p)
-        self.external_share = isk.next_external_share(self.external_share, self.effort, p)
-        strength = self.isk_strength
-        rate = isk.attack_rate(
-            strength,
-            self.effort,
-            self.leadership,
-            self.external_share,
-            isk.courting(self.levers),
-            p,
-        )
-        self.attacks = int(self.rng.poisson(rate)) if strength > 0 else 0
-        self.attacks_on_taliban = int(self.rng.binomial(self.attacks, p.taliban_target_share))
-        severities = self.cells.attack_severities(self.attacks, self.rng)
-        typical = self.cells.typical_severity
-        self.severity = int(severities.sum())
-        reference = regime.reference_legitimacy(self.levers, p)
-        self.legitimacy = regime.next_legitimacy(self.legitimacy, reference, severities, typical, p)
 
     def _release(self) -> None:
         """A prisoner release: IS-K fighters and TTP prisoners walk free this week."""
@@ -456,10 +384,11 @@ class DefectionModel(mesa.Model):
             ]
             self.network = network.grow(self.network, pop.n, edges)
             self.ledger["joined"][code] += k * scale
+            self.cells.reserve(pop.n)  # at most one cell per member
             if code == ISK:
                 self.cells.add(k)
             self._add_views(slots)
-        self.edges = network.edge_list(self.network)
+        self._arrays_changed()
 
     # ---- aggregates -----------------------------------------------------------------
     @property

@@ -43,29 +43,34 @@ def reference_legitimacy(levers: dict[str, float], p: Params) -> float:
 
 
 def next_legitimacy(
-    legitimacy: float,
-    reference: float,
-    severities: np.ndarray,
-    typical_severity: float,
-    p: Params,
+    legitimacy: float, reference: float, severity: float, typical_severity: float, p: Params
 ) -> float:
-    """Attacks erode legitimacy by severity relative to a typical cell; it recovers slowly."""
+    """Attacks erode legitimacy by their total ``severity`` relative to a typical cell.
+
+    It recovers slowly toward ``reference``; with the ``legitimacy`` switch off attacks
+    do not erode it (the switch acts here only). The step kernel compiles it.
+    """
     recovered = legitimacy + p.legitimacy_recovery * (reference - legitimacy)
-    if not p.legitimacy or len(severities) == 0:
-        return float(np.clip(recovered, 0.0, 1.0))
-    hit = p.legitimacy_hit * severities.sum() / typical_severity
-    return float(np.clip(recovered - hit, 0.0, 1.0))
+    if p.legitimacy and severity > 0:
+        recovered -= p.legitimacy_hit * severity / typical_severity
+    return min(max(recovered, 0.0), 1.0)
 
 
 def counter_isk_effort(
     levers: dict[str, float], resources: float, strength_share: float, p: Params
 ) -> float:
-    """Effective counter-IS-K effort: the lever times the regime's capacity (ODD §7.7).
+    """Effective counter-IS-K effort: the lever times the regime's capacity (ODD §7.7)."""
+    benefit = inclusion_benefit(levers, p)
+    return levers["counter_isk"] * capacity(resources, strength_share, benefit, p)
 
-    Capacity is partly funded by aid, scales with the regime's loyal fighting strength
-    (``strength_share`` of its August 2021 level, at most 1), and grows with inclusion.
+
+def capacity(resources: float, strength_share: float, benefit: float, p: Params) -> float:
+    """The regime's capacity against IS-K, per unit of the counter-IS-K lever.
+
+    Partly funded by aid, it scales with the regime's loyal fighting strength
+    (``strength_share`` of its August 2021 level, at most 1) and grows with inclusion's
+    ``benefit`` (``inclusion_benefit``). The step kernel compiles it.
     """
     funded = resources / p.resources_initial if p.resources_initial > 0 else 1.0
-    capacity = ((1.0 - p.aid_dependence) + p.aid_dependence * funded) * min(strength_share, 1.0)
-    capacity *= 1.0 + p.capacity_inclusion * inclusion_benefit(levers, p)
-    return levers["counter_isk"] * capacity
+    scale = ((1.0 - p.aid_dependence) + p.aid_dependence * funded) * min(strength_share, 1.0)
+    return scale * (1.0 + p.capacity_inclusion * benefit)

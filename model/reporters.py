@@ -1,9 +1,10 @@
-"""What the model records each week: aggregates computed once from the arrays.
+"""What the model records each week: aggregates the step kernel computes in its pass.
 
-Reporters read a ``model.stats`` dictionary that :func:`statistics` fills in one
-vectorised pass, so data collection costs a few array reductions, not a Python call
-per agent. Reporters are partials of one function and agent reporters attribute getters
-(no lambdas or closures), so a model pickles and can be sent to worker processes.
+The kernel (``model/kernel.py``) writes every model column into one row per week; the
+model's DataCollector (:class:`WeeklyRecords`) keeps the rows, all columns or only those a
+caller asks for, and reads them back as Mesa's DataCollector does. ``model.stats`` is
+the current week's row by name. Reporters are partials of one function and agent
+reporters attribute getters (no lambdas or closures), so a model pickles.
 
 Units: every count of members is in **people** (an agent stands for ``people`` persons,
 its group's size shared among its agents); columns counted in agents end in ``_agents``.
@@ -12,17 +13,18 @@ Lever values are recorded as ``lever_<name>``, apart from the lever's input (a s
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
 from functools import partial
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import mesa
 import numpy as np
+import pandas as pd
 
 from isk_defection.agents.fighters import ALLEGIANCES
-from isk_defection.model.groups import GROUP_NAMES, GROUPS, TALIBAN_FACTIONS
+from isk_defection.model.groups import GROUP_NAMES, TALIBAN_FACTIONS
 from isk_defection.model.policy import LEVERS
-from isk_defection.model.population import DESERTED, IN_ISK, LOYAL
 
 if TYPE_CHECKING:
     from isk_defection.model.model import DefectionModel
@@ -94,28 +96,126 @@ def columns() -> list[str]:
     return [*MODEL_COLUMNS, *per_group, *map(lever_column, LEVERS)]
 
 
+INTEGER_COLUMNS = frozenset(
+    {"week", "isk_agents", "isk_cells", "isk_largest_cell", "attacks", "attacks_on_taliban"}
+    | {"attack_severity", "prisoner_release"}
+)
+
+
 def stat(key: str, model: DefectionModel) -> Any:
     """One entry of ``model.stats``; bound with ``partial`` it is a picklable reporter."""
     return model.stats[key]
 
 
-class StatsCollector(mesa.DataCollector):
-    """Mesa's DataCollector, fed from the arrays: no deep copies, no call per agent.
+def _value(name: str, value: float, start: dt.date) -> Any:
+    """A recorded number as its column's type: integers, the date as ISO text."""
+    if name == "date":
+        return (start + dt.timedelta(weeks=int(value))).isoformat()
+    return int(value) if name in INTEGER_COLUMNS else float(value)
 
-    Mesa copies each model value so that a mutable one cannot change after it was
-    recorded; here every value is an immutable scalar of the week's new ``model.stats``,
-    so the copies only cost time (a fifth of a 2,000-agent step). The agent reporters
-    are read from the arrays column by column into the records Mesa keeps, instead of
-    five property calls per agent; ``get_agent_vars_dataframe`` is Mesa's own.
+
+class WeekStats(Mapping[str, Any]):
+    """Every model column for one week, read from a copy of the week's record row."""
+
+    def __init__(self, row: np.ndarray, index: Mapping[str, int], start: dt.date) -> None:
+        self._row, self._index, self._start = row, index, start
+
+    def __getitem__(self, name: str) -> Any:
+        return _value(name, self._row[self._index[name]], self._start)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class WeeklyRecords:
+    """The model's DataCollector: Mesa's reading interface over arrays the kernel fills.
+
+    The step kernel writes each week's model columns into ``row`` (``columns()`` order,
+    the date held as its week); :meth:`collect` keeps the recorded ones, all of them or
+    only those asked for (a calibration run keeps the patterns' few), in a growing array.
+    ``model_vars``, ``get_model_vars_dataframe`` and ``get_agent_vars_dataframe`` read as
+    Mesa's do (step-indexed rows; agent rows indexed by Step and AgentID), and
+    ``model_reporters`` / ``agent_reporters`` name what is recorded.
     """
 
+    def __init__(
+        self, start: dt.date, collect_agents: bool, recorded: Sequence[str] | None = None
+    ) -> None:
+        every = columns()
+        self.index = column_index()
+        unknown = sorted(set(recorded or ()) - set(every))
+        if unknown:
+            raise ValueError(f"columns: no model column {unknown[0]!r} (see reporters.columns())")
+        self.recorded = list(every if recorded is None else dict.fromkeys(recorded))
+        self._keep = np.array([self.index[name] for name in self.recorded], dtype=np.int64)
+        self.start = start
+        self.row = np.full(len(every), np.nan)
+        self._values = np.empty((64, len(self.recorded)))
+        self._weeks = 0
+        self.model_reporters = {name: partial(stat, name) for name in self.recorded}
+        self.agent_reporters = (
+            {name: attrgetter(name) for name in AGENT_COLUMNS} if collect_agents else {}
+        )
+        self._steps: list[float] = []
+        self._agent_rows: dict[float, list[tuple]] = {}
+
+    def stats(self) -> WeekStats:
+        """The current week's columns (all of them, recorded or not)."""
+        return WeekStats(self.row.copy(), self.index, self.start)
+
     def collect(self, model: DefectionModel) -> None:
-        """Record this week's model columns and, if any, the agent reporters."""
-        self._collection_steps.append(model.time)
-        for name, reporter in self.model_reporters.items():
-            self.model_vars[name].append(reporter(model))
+        """Keep this week's recorded columns and, if any, the agent reporters."""
+        if self._weeks == len(self._values):
+            self._values = np.concatenate([self._values, np.empty_like(self._values)])
+        self._values[self._weeks] = self.row[self._keep]
+        self._weeks += 1
+        self._steps.append(model.time)
         if self.agent_reporters:
-            self._agent_records[model.time] = agent_records(model)
+            self._agent_rows[model.time] = agent_records(model)
+
+    @property
+    def model_vars(self) -> dict[str, list[Any]]:
+        """Column -> its value in every recorded week (Mesa's ``model_vars``)."""
+        values = self._values[: self._weeks]
+        return {
+            name: [_value(name, v, self.start) for v in values[:, k].tolist()]
+            for k, name in enumerate(self.recorded)
+        }
+
+    def get_model_vars_dataframe(self) -> pd.DataFrame:
+        """One row per recorded week, one column per recorded model column."""
+        frame = pd.DataFrame(self._values[: self._weeks], columns=self.recorded)
+        for name in INTEGER_COLUMNS.intersection(self.recorded):
+            frame[name] = frame[name].astype(np.int64)
+        if "date" in frame:
+            frame["date"] = [_value("date", v, self.start) for v in frame["date"]]
+        return frame
+
+    def get_agent_vars_dataframe(self) -> pd.DataFrame:
+        """The agent reporters every week, indexed by (Step, AgentID) as Mesa's."""
+        if not self.agent_reporters:
+            raise UserWarning("No agent reporters: run with collect_agent_data='on'.")
+        return pd.DataFrame.from_records(
+            data=[row for rows in self._agent_rows.values() for row in rows],
+            columns=["Step", "AgentID", *self.agent_reporters],
+            index=["Step", "AgentID"],
+        )
+
+    # mesa.batch_run reads these three (as it reads Mesa's own DataCollector): read-only views
+    @property
+    def _collection_steps(self) -> list[float]:
+        return self._steps
+
+    @property
+    def _agent_records(self) -> dict[float, list[tuple]]:
+        return self._agent_rows
+
+    @property
+    def _agenttype_records(self) -> dict:
+        return {}
 
 
 def agent_records(model: DefectionModel) -> list[tuple]:
@@ -123,106 +223,20 @@ def agent_records(model: DefectionModel) -> list[tuple]:
     views = model.agent_at
     slots = [slot for slot, agent in enumerate(views) if agent is not None]
     pop = model.population
-    group = _GROUP_LABELS[pop.group[slots]].tolist()
-    faction = _FACTION_LABELS[pop.group[slots]].tolist()
-    allegiance = _ALLEGIANCE_LABELS[pop.allegiance[slots]].tolist()
     return list(
         zip(
             [model.time] * len(slots),
             [views[slot].unique_id for slot in slots],
             pop.loyalty[slots].tolist(),
-            group,
-            faction,
-            allegiance,
+            _GROUP_LABELS[pop.group[slots]].tolist(),
+            _FACTION_LABELS[pop.group[slots]].tolist(),
+            _ALLEGIANCE_LABELS[pop.allegiance[slots]].tolist(),
             pop.people[slots].tolist(),
             strict=True,
         )
     )
 
 
-def make_datacollector(collect_agents: bool) -> mesa.DataCollector:
-    """A DataCollector for every model column and, optionally, the agent reporters."""
-    agent_reporters = {name: attrgetter(name) for name in AGENT_COLUMNS} if collect_agents else None
-    return StatsCollector(
-        model_reporters={name: partial(stat, name) for name in columns()},
-        agent_reporters=agent_reporters,
-    )
-
-
-def statistics(model: DefectionModel) -> dict[str, Any]:
-    """Every model-level column for the current week, from the population arrays."""
-    pop, ledger, flows = model.population, model.ledger, model.week_flows
-    size = len(GROUPS) + 1
-    loyal = pop.allegiance == LOYAL
-    in_isk = pop.allegiance == IN_ISK
-    tally = pop.tally()
-    members = tally[LOYAL]
-    loyalty_sum = np.bincount(
-        pop.group[loyal], weights=pop.loyalty[loyal] * pop.people[loyal], minlength=size
-    )
-    ever = ledger["start"] + ledger["joined"]
-    # deserted now, from the camp (those who left IS-K count as having joined it)
-    away = np.bincount(
-        pop.group[(pop.allegiance == DESERTED) & ~model.former_isk],
-        weights=pop.people[(pop.allegiance == DESERTED) & ~model.former_isk],
-        minlength=size,
-    )
-    fighters = ever[:-1].sum()  # everyone ever in a group other than IS-K
-    factions = model.taliban_codes
-    stats: dict[str, Any] = {
-        "week": model.steps,
-        "date": model.date.isoformat(),
-        "isk_strength": float(pop.people[in_isk].sum()),
-        "isk_agents": int(in_isk.sum()),
-        "isk_recruiters": float(pop.people[in_isk & pop.recruiter].sum()),
-        "isk_cells": len(model.cells.sizes),
-        "isk_largest_cell": int(model.cells.sizes.max(initial=0)),
-        "isk_intake": float(flows["defected"].sum()),
-        "isk_capacity": float(model.capacity),
-        "isk_removed": float(flows["removed"].sum()),
-        "isk_deserted": float(flows["left_isk"].sum()),
-        "isk_leadership": model.leadership,
-        "isk_external_share": model.external_share,
-        "attacks": model.attacks,
-        "attacks_on_taliban": model.attacks_on_taliban,
-        "attack_severity": model.severity,
-        "legitimacy": model.legitimacy,
-        "resources": model.resources,
-        "counter_isk_effort": model.effort,
-        "taliban_strength": float(members[factions].sum()),
-        "taliban_loyalty": _mean(loyalty_sum[factions].sum(), members[factions].sum()),
-        "deserters": float(tally[DESERTED].sum()),
-        "defections": float(flows["defected"].sum()),
-        "desertions": float(flows["deserted"].sum()),
-        "returns": float(flows["returned"].sum()),
-        "cumulative_defections": float(ledger["defected"].sum()),
-        "cumulative_desertions": float(ledger["deserted"].sum()),
-        "cumulative_isk_removed": float(ledger["removed"].sum()),
-        "defection_rate": _share(ledger["defected"][:-1].sum(), fighters),
-        "desertion_rate": _share(away[:-1].sum(), fighters),
-        "prisoner_release": int("prisoner_release" in model.policy.events_at(model.steps)),
-    }
-    for code, name in enumerate(GROUP_NAMES):
-        stats[f"{name}_members"] = float(members[code])
-        stats[f"{name}_people_per_agent"] = float(model.people_per_agent[code])
-        stats[f"{name}_defections"] = float(flows["defected"][code])
-        stats[f"{name}_desertions"] = float(flows["deserted"][code])
-        stats[f"{name}_returns"] = float(flows["returned"][code])
-        stats[f"{name}_removed"] = float(flows["removed"][code])
-        stats[f"{name}_left_isk"] = float(flows["left_isk"][code])
-        stats[f"{name}_defection_rate"] = _share(ledger["defected"][code], ever[code])
-        stats[f"{name}_desertion_rate"] = _share(away[code], ever[code])
-        stats[f"{name}_loyal_share"] = _share(members[code], ever[code])
-        stats[f"{name}_loyalty"] = _mean(loyalty_sum[code], members[code])
-        stats[f"{name}_loyalty_all"] = _mean(loyalty_sum[code], ever[code])
-    stats |= {lever_column(name): float(model.levers[name]) for name in LEVERS}
-    return stats
-
-
-def _mean(total: float, count: float) -> float:
-    return float(total / count) if count else float("nan")
-
-
-def _share(part: float, whole: float) -> float:
-    """A share in [0, 1]: ``part`` of ``whole`` people (sums of weights round in the last bit)."""
-    return min(_mean(part, whole), 1.0)
+def column_index() -> dict[str, int]:
+    """Each model column's position in a record row."""
+    return {name: i for i, name in enumerate(columns())}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isk_defection.model import isk, regime
+from isk_defection.model import isk, kernel, regime
 from isk_defection.model.groups import GROUP_INDEX, TALIBAN_FACTIONS
 from isk_defection.model.loyalty import guest_duty
 from isk_defection.model.parameters import resolve
@@ -102,7 +102,8 @@ def test_pashtunwali_makes_acting_against_guests_costlier_for_pashtuns():
     # directly, the code weighs on Pashtuns only
     model = run(0, 1, crackdown_ttp=0.5)
     pashtun = model.population.pashtun[: model.population.n]
-    duty = guest_duty(model.population, np.arange(model.population.n), model.p)
+    members, p = kernel.members(model.population, model.former_isk), model._kernel_params
+    duty = np.array([guest_duty(i, members, p) for i in range(model.population.n)])
     assert np.all(duty[~pashtun] == 1.0) and np.all(duty[pashtun] == 1.5)
 
 
@@ -217,7 +218,8 @@ def test_isk_members_desert_and_never_decide_again():
     model = run(30, 1, isk_desertion=0.05)
     assert model.ledger["left_isk"].sum() > 0
     former = model.former_isk
-    assert not model._deciding()[former].any()
+    members = kernel.members(model.population, former)
+    assert not any(kernel.deciding(members, int(slot)) for slot in np.flatnonzero(former))
     assert mean_outcome(lambda m: m.ledger["left_isk"].sum(), isk_desertion=0.0) == 0
 
 
