@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from isk_defection.experiments.console import progress, say
 from isk_defection.model.parameters import MAX_STEPS, PARAMETERS
 from isk_defection.model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
 from isk_defection.model.presets import PRESET_DESCRIPTIONS, PRESETS
@@ -122,20 +123,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return name, number
 
 
-def _progress(args: argparse.Namespace) -> bool | None:
-    """False with -q or TQDM_DISABLE; otherwise None: a bar only when stderr is a terminal."""
-    if getattr(args, "quiet", False):
-        return False
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
-        return False
-    return None
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not getattr(args, "quiet", False):
-        print(text, flush=True)
-
-
 # ---- run ------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
     from isk_defection.experiments import folders
@@ -161,14 +148,14 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with folders.claim(out, "run"):
         model = simulate(
-            args.steps, preset=args.preset, seed=args.seed, progress=_progress(args), **overrides
+            args.steps, preset=args.preset, seed=args.seed, progress=progress(args), **overrides
         )
         paths = write_outputs(model, args.steps, out, argv=args.argv)
-    _say(args, format_summary(summary(model), model))
+    say(args, format_summary(summary(model), model))
     for path in paths:
-        _say(args, f"wrote {path}")
+        say(args, f"wrote {path}")
     if not records_agents(values) and _setting(values, "collect_agent_data") == "auto":
-        _say(
+        say(
             args,
             f"agent records not kept ({_setting(values, 'population'):,} agents is over the "
             "automatic limit); --set collect_agent_data=on keeps them",
@@ -287,7 +274,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
         resume=args.resume,
-        progress=_progress(args),  # None: a bar only on a terminal
+        progress=progress(args),  # None: a bar only on a terminal
         root_report=root if args.all and (not args.quick or args.posterior) else None,
         posterior=Path(args.posterior) if args.posterior else None,
         draws=args.draws,
@@ -386,7 +373,7 @@ def _engine(args: argparse.Namespace) -> dict[str, Any]:
         "local_cluster": args.local_cluster,
         "resume": args.resume,
         "retry_failed": getattr(args, "retry_failed", False),
-        "progress": _progress(args),
+        "progress": progress(args),
     }
 
 
@@ -432,7 +419,7 @@ def _sweep(args: argparse.Namespace) -> int:
         spec = _posterior_points(spec, args.posterior, args.draws)
     results = run_sweep(spec, Path(args.out), argv=args.argv, **_engine(args))
     ok = results.attrs.get("ok", 0)
-    _say(
+    say(
         args,
         f"{spec.name}: {ok} of {results.attrs.get('runs', 0)} runs succeeded, "
         f"{len(results)} rows in {args.out}/data; summary in {args.out}/summary.csv",
@@ -448,7 +435,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("results/sensitivity") / spec.name)
     table = sensitivity(spec, out, args.outcome, argv=args.argv, **_engine(args))
     print(table.to_string(index=False, float_format="%.3f"))
-    _say(args, f"wrote {out / 'sobol.csv'} and {out / 'sobol.png'}")
+    say(args, f"wrote {out / 'sobol.csv'} and {out / 'sobol.png'}")
     return 0
 
 
@@ -456,7 +443,7 @@ def _plot(args: argparse.Namespace) -> int:
     from isk_defection.experiments.plots import plot_sweep
 
     path = plot_sweep(Path(args.folder), args.x, args.y, args.outcome)
-    _say(args, f"wrote {path}")
+    say(args, f"wrote {path}")
     return 0
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from isk_defection.experiments import console, folders
 from isk_defection.experiments.spec import load_spec
 from isk_defection.experiments.sweep import atomic_write, mean_interval, read_results, run_sweep
 from isk_defection.model.groups import GROUP_LABELS, GROUP_NAMES
@@ -93,7 +94,7 @@ def run_doses(
     out: Path,
     design: DoseDesign,
     engine: dict[str, Any],
-    progress: bool = True,
+    progress: bool | None = True,
     levers: tuple[str, ...] = LEVERS,
 ) -> pd.DataFrame:
     """Run (or resume) each lever's sweep; write and return the dose–response table."""
@@ -279,16 +280,19 @@ def handle(args: argparse.Namespace) -> int:
     """Run the dose–response, write the table, the figure and the ceiling; print a digest."""
     design = DoseDesign.quick() if args.quick else DoseDesign()
     out = Path(args.out)
+    progress = console.progress(args)
     engine = {
         "workers": args.workers,
         "scheduler": args.scheduler,
         "local_cluster": args.local_cluster,
         "resume": args.resume,
     }
-    table = run_doses(out, design, engine, progress=not getattr(args, "quiet", False))
-    plot = plot_doses(table, out / "doses.png")
-    top = ceiling(design, seeds=design.replicates)
-    atomic_write(out / "ceiling.json", lambda tmp: Path(tmp).write_text(json.dumps(asdict(top))))
+    with folders.claim(out, "doses"):
+        table = run_doses(out, design, engine, progress=progress)
+        plot = plot_doses(table, out / "doses.png")
+        top = ceiling(design, seeds=design.replicates)
+        text = json.dumps(asdict(top))
+        atomic_write(out / "ceiling.json", lambda tmp: Path(tmp).write_text(text))
     worst = table[table.outcome == "max_intake_over_capacity"]["mean"].max()
     print(
         f"IS-K intake / absorptive capacity, largest weekly ratio at any lever and dose: "

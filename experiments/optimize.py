@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +111,7 @@ def _positive(text: str) -> int:
 
 def handle(args: argparse.Namespace) -> int:
     """The subcommand: validate everything, run, print where the results are; exit status."""
+    from isk_defection.experiments.console import progress
     from isk_defection.experiments.ensemble import defaults_ensemble, load_posterior
     from isk_defection.experiments.policy_search.spec import load_optimize_spec
 
@@ -127,7 +127,7 @@ def handle(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
         resume=args.resume,
-        progress=_progress(args),
+        progress=progress(args),
         argv=getattr(args, "argv", None),
     )
     if getattr(args, "quiet", False):
@@ -142,17 +142,10 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(args: argparse.Namespace) -> bool | None:
-    """False with -q or TQDM_DISABLE; otherwise None: a bar only when stderr is a terminal."""
-    if getattr(args, "quiet", False):
-        return False
-    if os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no"):
-        return False
-    return None
-
-
 def check(spec: OptimizeSpec, ensemble: Ensemble, out: Path, workers: int | None, resume: bool):
     """Refuse bad combinations before anything is written; return the run's hash."""
+    from isk_defection.experiments import folders
+
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise ValueError(f"--workers: must be a positive integer (got {workers})")
     clash = sorted(set(spec.fixed) & set(ensemble.parameters))
@@ -160,8 +153,7 @@ def check(spec: OptimizeSpec, ensemble: Ensemble, out: Path, workers: int | None
         raise ValueError(f"fixed.{clash[0]}: also set by the posterior's draws; drop one")
     digest = f"{spec.digest}-{ensemble.digest}"
     manifest = out / MANIFEST
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: {out} is a file")
+    folders.check(out, "optimize")  # a file, or another command's output: refused by name
     if manifest.exists():
         earlier = json.loads(manifest.read_text()).get("hash")
         if earlier != digest:

@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import sobol as sobol_sample
 
+from isk_defection.experiments import folders
 from isk_defection.experiments.errors import RunsFailedError
 from isk_defection.experiments.spec import SweepSpec, parameter
 from isk_defection.experiments.sweep import atomic_write, run_sweep
@@ -110,8 +111,9 @@ def sensitivity(
                 f"{', ...' if len(spec.outputs) > 8 else ''}) (got {outcome!r})"
             )
     saltelli = spec.with_points(design(spec))
-    results = run_sweep(saltelli, Path(out), **engine)
-    table = sobol_indices(saltelli, results, outcomes)
-    atomic_write(Path(out) / "sobol.csv", lambda p: table.to_csv(p, index=False))
-    plot_indices(table, Path(out) / "sobol.png")
+    with folders.claim(Path(out), "sensitivity"):  # the sweep inside runs in it
+        results = run_sweep(saltelli, Path(out), **engine)
+        table = sobol_indices(saltelli, results, outcomes)
+        atomic_write(Path(out) / "sobol.csv", lambda p: table.to_csv(p, index=False))
+        plot_indices(table, Path(out) / "sobol.png")
     return table

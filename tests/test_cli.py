@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from isk_defection.experiments import provenance
-from isk_defection.experiments.cli import _progress, main
+from isk_defection.experiments.cli import main
+from isk_defection.experiments.console import progress as _progress
 from isk_defection.experiments.run import check_memory, records_agents
 from isk_defection.model.parameters import PARAMETERS
 from isk_defection.model.reporters import columns

@@ -141,3 +141,82 @@ def test_killing_the_main_process_leaves_no_worker_behind(tmp_path, command):
     spec_file.write_text(KILL_SPEC.replace("steps=40", "steps=400"))
     argv = [str(BIN / "defection"), *(str(spec_file) if a == "SPEC" else a for a in command)]
     assert _kill_main_and_count_survivors(argv, tmp_path, workers_needed=2) == 0
+
+
+# ---- one folder contract for every command that writes ------------------------------
+SWEEP_SPEC = "[sweep]\nsteps=1\n[fixed]\npopulation=50\n"
+SENSITIVITY_SPEC = (
+    "[sweep]\nsteps=1\n[fixed]\npopulation=50\n"
+    "[sample]\nmethod='sobol'\nn=4\n[sample.ranges]\ncontagion_weight=[0.2, 0.8]\n"
+)
+WRITERS = {
+    "run": ["run", "--steps", "1"],
+    "sweep": ["sweep", "SWEEP"],
+    "sensitivity": ["sensitivity", "SENSITIVITY"],
+    "doses": ["doses", "--quick"],
+    "reproduce": ["reproduce", "C1", "--quick"],
+    "calibrate": ["calibrate", "--quick"],
+    "optimize": ["optimize", str(ROOT / "experiments/specs/optimize_example.toml"), "--quick"],
+}
+
+
+def _argv(tmp_path: Path, command: str, out: Path, *extra: str) -> list[str]:
+    specs = {"SWEEP": SWEEP_SPEC, "SENSITIVITY": SENSITIVITY_SPEC}
+    argv = []
+    for word in WRITERS[command]:
+        if word in specs:
+            path = tmp_path / f"{word.lower()}.toml"
+            path.write_text(specs[word])
+            word = str(path)
+        argv.append(word)
+    return [*argv, "--out", str(out), "-q", *extra]
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_folder_of_another_commands_output_is_refused_by_name(tmp_path, capsys, command, writer):
+    from isk_defection.experiments import folders
+    from isk_defection.experiments.cli import main
+
+    if command == writer:
+        pytest.skip("a command's own output: its --resume rules apply")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / folders.MARKER).write_text(f'{{"kind": "{writer}"}}')
+    (out / "result.csv").write_text("kept\n")
+    before = _listing(out)
+    for extra in ([], ["--resume"]) if "--resume" in _options(command) else ([],):
+        assert main(_argv(tmp_path, command, out, *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"holds the output of `defection {writer}`" in err and "\n" not in err, err
+        assert _listing(out) == before
+
+
+def _options(command: str) -> str:
+    from isk_defection.experiments.cli import build_parser
+
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]  # noqa: SLF001
+    return " ".join(o for a in sub._actions for o in a.option_strings)  # noqa: SLF001
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_folder_held_by_a_running_command_is_refused(tmp_path, capsys, command):
+    from filelock import FileLock
+
+    from isk_defection.experiments import folders
+    from isk_defection.experiments.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / folders.MARKER).write_text(f'{{"kind": "{command}"}}')
+    with FileLock(out / folders.LOCK):  # what the running command holds
+        before = _listing(out)
+        assert main(_argv(tmp_path, command, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "in use by another running command" in err and "\n" not in err, err
+    assert _listing(out) == before

@@ -96,7 +96,8 @@ def handle(args: argparse.Namespace) -> int:
         budget = abc.Budget(**(budget.__dict__ | changes))
     if args.coverage < 0:
         raise ValueError(f"--coverage: must be >= 0 (got {args.coverage})")
-    quiet = getattr(args, "quiet", False)
+    from isk_defection.experiments.console import progress
+
     if args.coverage_only:
         return coverage_only(Path(args.out), args.coverage, workers=args.workers)
     run(
@@ -109,7 +110,7 @@ def handle(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
-        progress=not quiet,
+        progress=progress(args),
     )
     return 0
 
@@ -128,6 +129,29 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Screen (or reuse the screen), calibrate, write the posterior and diagnostics."""
+    from isk_defection.experiments import folders
+
+    with folders.claim(out, "calibrate"):
+        return _run(
+            out, budget, quick=quick, rescreen=rescreen, coverage=coverage, resume=resume,
+            workers=workers, scheduler=scheduler, local_cluster=local_cluster,
+            progress=progress,
+        )  # fmt: skip
+
+
+def _run(
+    out: Path,
+    budget: Budget,
+    *,
+    quick: bool,
+    rescreen: bool,
+    coverage: int,
+    resume: bool,
+    workers: int | None,
+    scheduler: str | None,
+    local_cluster: bool,
+    progress: bool,
+) -> dict[str, Any]:
     from isk_defection.experiments.calibration import abc, screen
     from isk_defection.experiments.calibration.priors import PRIORS
 
@@ -288,6 +312,7 @@ def point_check(ident: pd.DataFrame, seeds: int, workers: int | None) -> pd.Data
 
 def coverage_only(out: Path, n: int, *, workers: int | None = None) -> int:
     """``--coverage-only``: the coverage check for the screen of a finished calibration."""
+    from isk_defection.experiments import folders
     from isk_defection.experiments.calibration import screen
 
     if n < 1:
@@ -295,8 +320,9 @@ def coverage_only(out: Path, n: int, *, workers: int | None = None) -> int:
     kept, report = screen.load(out), out / "calibration.md"
     if kept is None or not report.exists():
         raise ValueError(f"--out: no finished calibration in {out} (run defection calibrate)")
-    table = coverage_check(out, kept["inferred"], n, kernel=kept.get("kernel"), workers=workers)
-    add_coverage_section(report, table)
+    with folders.claim(out, "calibrate"):
+        table = coverage_check(out, kept["inferred"], n, kernel=kept.get("kernel"), workers=workers)
+        add_coverage_section(report, table)
     print(f"wrote {out / 'coverage.csv'} and its table in {report}")
     return 0
 

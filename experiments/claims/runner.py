@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from isk_defection.experiments import folders
 from isk_defection.experiments.claims import EXPERIMENTS
 from isk_defection.experiments.claims.framework import Context
 from isk_defection.experiments.claims.report import headline, load_result, summary, write
@@ -44,8 +45,31 @@ def reproduce(
     ``out/REPORT.md`` always summarises every experiment found in ``out``; with
     ``root_report`` the same table, links rewritten, is copied there. With ``posterior``
     (an ensemble file) every claim is read across ``draws`` posterior draws instead
-    (``experiments.calibration.verdicts``) and REPORT.md gains that table.
+    (``experiments.calibration.verdicts``) and REPORT.md gains that table. The folder is
+    claimed as ``reproduce`` output (``experiments.folders``) for the whole time.
     """
+    with folders.claim(Path(out), "reproduce"):
+        return _reproduce(
+            names, Path(out), quick=quick, workers=workers, scheduler=scheduler,
+            local_cluster=local_cluster, resume=resume, progress=progress,
+            root_report=root_report, posterior=posterior, draws=draws,
+        )  # fmt: skip
+
+
+def _reproduce(
+    names: Sequence[str],
+    out: Path,
+    *,
+    quick: bool,
+    workers: int | None,
+    scheduler: str | None,
+    local_cluster: bool,
+    resume: bool,
+    progress: bool,
+    root_report: Path | None,
+    posterior: Path | None,
+    draws: int | None,
+) -> dict[str, str]:
     if posterior is not None:
         from isk_defection.experiments.calibration.verdicts import (
             DEFAULT_DRAWS,
