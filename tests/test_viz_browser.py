@@ -15,20 +15,25 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from benchmarks.viz_frames import frame_cost
 from isk_defection.viz import assets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +51,8 @@ ARGS = [
 ]
 SOAK_SECONDS = float(os.environ.get("DEFECTION_SOAK_SECONDS", "30"))
 FIGURES: dict[str, object] = {}
+MAX_PLAYING = 3  # the server's cap on runs playing or replaying at once (the soak plays 3 tabs)
+SESSION_CULL = 15  # seconds: a session whose page has gone is freed (10 min by default)
 LIVE = ".dv-live"
 
 
@@ -77,6 +84,8 @@ def server(burner):
     env = os.environ | {
         "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "false",
         "DEFECTION_DISCONNECT_GRACE": "3",
+        "DEFECTION_MAX_PLAYING": str(MAX_PLAYING),
+        "DEFECTION_SESSION_CULL": str(SESSION_CULL),
     }
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -264,25 +273,60 @@ def test_page_loads_with_named_controls_described_pictures_and_nothing_from_outs
     expect(page.get_by_role("img", name=re.compile(r"^Agents in week 0: "))).to_have_count(1)
 
 
-@pytest.mark.parametrize("width, height", [(1024, 768), (390, 844)])
-def test_layout_fits_a_small_screen_and_a_phone(browser, server, width, height):
+CLIPPED = """() => [...document.querySelectorAll(
+    '.dv-page button, .dv-page .v-btn__content, .adaptive-state, .v-card-title, .v-label')]
+  .filter((e) => e.offsetParent !== null && e.scrollWidth > e.clientWidth + 1)
+  .map((e) => e.textContent.trim())"""
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (1024, 768), (390, 844)])
+def test_layout_fits_every_screen_named_and_reachable(browser, server, width, height):
     page = open_page(browser, server["url"], width, height)
     try:
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{overflow} px wider than the screen"
+        assert page.evaluate(CLIPPED) == []  # no label cut off
         for name in ("Play", "Step", "Reset"):
             box = page.get_by_role("button", name=name).bounding_box()
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, name
-        for slider in ("Speed in weeks per second", "Crackdown on the TTP"):
-            box = page.get_by_role("slider", name=slider).bounding_box()
-            assert box and 0 <= box["x"] <= width, slider
-        chart = page.locator(f"{LIVE} [data-chart=agents]").bounding_box()
+        sliders = page.get_by_role("slider")
+        for i in range(sliders.count()):
+            box = sliders.nth(i).bounding_box()
+            assert box and 0 <= box["x"] <= width and box["height"] >= 24  # WCAG 2.2 targets
+        snapshot = page.locator("body").aria_snapshot()
+        unnamed = [line for line in snapshot.splitlines() if re.search(r"- (combobox|slider|checkbox|button|textbox)( \[|:|$)", line.strip())]  # fmt: skip
+        assert unnamed == []  # every control has an accessible name
+        agents = page.locator(f"{LIVE} [data-chart=agents]")
+        chart = agents.bounding_box()
         assert chart["x"] >= 0 and chart["x"] + chart["width"] <= width + 1
+        if width < 600:  # a phone: the picture and the run's buttons on screen together
+            agents.scroll_into_view_if_needed()
+            chart = agents.bounding_box()
+            for name in ("Play", "Step"):
+                box = page.get_by_role("button", name=name).bounding_box()
+                assert box["y"] >= 0 and box["y"] + box["height"] <= height, name
+                assert chart["y"] < box["y"] and chart["y"] + chart["height"] > 0
+        page.keyboard.press("Tab")  # focus is visible: a 3 px outline
+        page.keyboard.press("Tab")
+        outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
+        assert outline == "3px", outline
         page.screenshot(path=OUT / f"page-{width}.png", full_page=True)
     finally:
         page.context.close()
+
+
+def test_frame_cost_does_not_grow_with_the_run(page):
+    """Charts drawn from series downsampled by pixel column: the same work at week 10,000."""
+    early, late = frame_cost(page, 50), frame_cost(page, 10_000)
+    FIGURES["frame cost (median ms per frame, 1440 px wide, burner beside)"] = {
+        "week 50": early["median ms per frame"],
+        "week 10,000": late["median ms per frame"],
+        "load average": round(os.getloadavg()[0], 1),
+    }
+    assert late["points in one series"] <= 4 * 2 * late["chart width px"]  # per half-pixel column
+    no_error_text(page)
 
 
 def test_step_keyboard_and_a_refused_reset(page):
@@ -376,17 +420,40 @@ def test_a_shared_link_replays_the_same_numbers_in_a_run_of_its_own(browser, ser
         other.context.close()
 
 
-def test_downloads_give_files_pandas_reads_and_figures(page):
+def test_downloads_carry_their_recipe_and_defection_run_reproduces_them(page, tmp_path):
+    step(page, 2)
+    page.get_by_role("slider", name="Witch-hunt of former officials").press("End")
     step(page, 3)
     with page.expect_download() as info:
         page.get_by_role("button", name="Data (CSV)").click()
-    table = pd.read_csv(info.value.path())
-    assert list(table["week"]) == [0, 1, 2, 3]
+    path = info.value.path()
+    table = pd.read_csv(path, comment="#")
+    assert list(table["week"]) == [0, 1, 2, 3, 4, 5]
     assert {"isk_strength", "lever_crackdown_ttp", "actions"} <= set(table.columns)
+    head = [line for line in Path(path).read_text().splitlines() if line.startswith("#")]
+    about = json.loads(head[1].removeprefix("# recipe: "))
+    assert (about["scenario"], about["seed"], about["population"]) == ("baseline", 42, 2000)
+    assert about["actions"] == [{"week": 3, "name": "witch_hunt", "value": 1.0}]
+    command = shlex.split(head[2].removeprefix("# reproduce: "))
+    assert command[:2] == ["defection", "run"] and command == shlex.split(about["defection_run"])
+    out = tmp_path / "again"
+    defection = str(Path(sys.executable).with_name("defection"))
+    subprocess.run([defection, *command[1:], "--out", str(out), "--quiet"], check=True, timeout=300)
+    again = pd.read_csv(out / "timeseries.csv")
+    shared = [c for c in table.columns if c in again.columns]
+    assert len(shared) > 100
+    for column in shared:
+        a, b = (
+            pd.to_numeric(table[column], errors="coerce"),
+            pd.to_numeric(again[column], errors="coerce"),
+        )
+        assert np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True), column
     with page.expect_download() as info:
         page.get_by_role("button", name="Data (Parquet)").click()
     parquet = pd.read_parquet(info.value.path())
     assert list(parquet.columns) == list(table.columns)
+    meta = pq.read_schema(info.value.path()).metadata
+    assert json.loads(meta[b"defection_run"]) == about
     with page.expect_download() as info:
         page.get_by_role("button", name=re.compile("Download Defected to IS-K .* as PNG")).click()
     assert Path(info.value.path()).read_bytes()[:4] == b"\x89PNG"
@@ -413,6 +480,65 @@ def test_compare_shows_two_runs_sharing_the_weeks_before_the_fork(page):
     assert data(page, "isk_strength")[:3] == data(page, "isk_strength", compare=True)[:3]
     expect(page.locator(".status-compare")).to_contain_text("Comparison (without week 3")
     page.screenshot(path=OUT / "compare.png", full_page=True)
+
+
+def drag_lever(page: Page, name: str, to: float, steps: int = 25) -> None:
+    """Drag a lever's thumb with the mouse from where it is to ``to``, slowly (~1 s)."""
+    slider = page.get_by_role("slider", name=name)
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    start, y = float(slider.input_value()), box["y"] + box["height"] / 2
+
+    def x(value: float) -> float:  # the thumb is 24 px wide
+        return box["x"] + 12 + value * (box["width"] - 24)
+
+    page.mouse.move(x(start), y)
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        page.mouse.move(x(start + (to - start) * i / steps), y)
+        page.wait_for_timeout(40)
+    page.mouse.up()
+
+
+def lever_marks(page: Page, lever: str) -> list[dict]:
+    marks = page.evaluate(f"() => document.querySelector('{LIVE}').__dv.st.marks")
+    return [m for m in marks if m["kind"] == lever]
+
+
+def test_drags_while_playing_land_as_one_move_and_pause_toggles_keep_every_click(page):
+    """The issue's losses: a drag while playing snapped back; every second click was ignored."""
+    play(page)  # 20 weeks/s: the scenario moves Counter-IS-K (0.6 -> 0.8) under the drag
+    drag_lever(page, "Counter-IS-K operations", 0.2)
+    set_speed(page, "End")
+    page.wait_for_timeout(1_000)
+    drag_lever(page, "Witch-hunt of former officials", 0.9)  # at top speed, past week 26
+    toggle = page.get_by_role("checkbox", name="more people defecting in one week than")
+    people = page.get_by_role("textbox", name="People defecting in one week")
+    people.fill("1000000")  # the rule must not pause the run while its box is clicked
+    for expected in (True, False, True, False):  # clicks while playing at top speed
+        toggle.click()
+        page.wait_for_timeout(1_200)  # a re-render that would undo the click has come by now
+        assert toggle.is_checked() is expected
+    page.wait_for_timeout(1_000)
+    pause(page)
+    for lever, value in (("counter_isk", 0.2), ("witch_hunt", 0.9)):
+        moves = lever_marks(page, lever)
+        assert len(moves) == 1 and moves[0]["label"].endswith(f"{value:.2f}"), moves
+        after = [v for w, v in data(page, "lever:" + lever) if w >= moves[0]["week"]]
+        assert after and all(v == pytest.approx(value) for v in after)  # it holds
+        expect(page.locator(f".lever-{lever} .lever-value")).to_have_text(f"{value:.2f}")
+    # the rule counts people and says so in words
+    toggle.click()
+    people.fill("0")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Reset").click()  # early weeks have defections
+    wait_drawn(page, 0)
+    play(page)
+    expect(page.locator(".run-message")).to_contain_text(
+        re.compile(r"Paused at week \d+: [\d,]+ people defected this week, more than 0\."),
+        timeout=20_000,
+    )
+    no_error_text(page)
 
 
 # ---- under load ---------------------------------------------------------------------------------
@@ -448,6 +574,91 @@ def test_three_tabs_play_at_default_and_top_speed_without_errors(browser, server
     finally:
         for tab in tabs:
             tab.context.close()
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+
+def kernels(server) -> int:
+    """Sessions (kernels) alive on the server, from /resourcez (open to this machine only)."""
+    status, body = get(server["url"] + "resourcez")
+    assert status == 200
+    return json.loads(body)["kernels"]["total"]
+
+
+BAD_LINKS = [
+    "scenario=full_scale&week=20000",
+    "week=20000",
+    "week=99999999999999999999",
+    "population=160000&week=100",
+    "scenario=full_scale&week=100",
+    "population=-5",
+    "seed=abc&week=10",
+    "actions=1:witch_hunt:1e308",
+    "actions=1:nope:0.5&week=5",
+    "scenario=..%2F..%2Fetc%2Fpasswd",
+]
+HEAVY_LINKS = [f"population=10000&week=10400&seed={seed}" for seed in range(10)]  # allowed
+
+
+def test_twenty_malicious_links_cost_bounded_cpu_and_memory(browser, server):
+    """20 links at once: the bad ones are refused, the heavy ones replay at most MAX_PLAYING at
+    a time, and once their pages close the server goes quiet and frees their sessions."""
+    process = psutil.Process(server["process"].pid)
+    before_kernels, before_rss = kernels(server), process.memory_info().rss
+    status, _ = get(server["url"] + "_solara/cdn/left-pad@1.3.0/index.js")
+    assert status == 404  # the CDN proxy serves the local cache only: nothing is fetched
+    context = browser.new_context(viewport={"width": 1024, "height": 700})
+    pages = []
+    try:
+        for query in BAD_LINKS + HEAVY_LINKS:
+            page = context.new_page()
+            page.goto(server["url"] + "?" + query, wait_until="commit")
+            pages.append(page)
+        for page in pages[: len(BAD_LINKS)]:
+            expect(page.locator(".link-error")).to_contain_text(
+                "could not be replayed", timeout=120_000
+            )
+        heavy = pages[len(BAD_LINKS) :]
+        for page in heavy:
+            expect(page.locator(".run-message")).to_contain_text("replay", timeout=120_000)
+        texts = [page.locator(".run-message").inner_text() for page in heavy]
+        replaying = sum("Replaying the link" in text for text in texts)
+        assert 1 <= replaying <= MAX_PLAYING, texts  # the cap counts replays
+        assert sum("Waiting to replay" in text for text in texts) == len(heavy) - replaying
+        process.cpu_percent()
+        time.sleep(5)
+        busy = process.cpu_percent()
+        open_rss = process.memory_info().rss
+        assert kernels(server) >= before_kernels + len(pages) - 2
+    finally:
+        context.close()
+    time.sleep(3 + 2 + 1)  # the disconnect grace (3 s), the watchdog's round, a margin
+    process.cpu_percent()
+    time.sleep(3)
+    quiet = process.cpu_percent()
+    deadline = time.time() + SESSION_CULL + 30
+    while kernels(server) > before_kernels and time.time() < deadline:
+        time.sleep(1)
+    left = kernels(server)
+    after_rss = process.memory_info().rss
+    FIGURES["20 malicious links"] = {
+        "server CPU % with the pages open / 6-9 s after they closed": [busy, quiet],
+        "server RSS MB before / pages open / sessions culled": [
+            round(x / 2**20) for x in (before_rss, open_rss, after_rss)
+        ],
+        "sessions culled after (s)": SESSION_CULL,
+    }
+    assert quiet < 10, f"the server still works at {quiet}% after the pages closed"
+    assert left <= before_kernels, "the sessions were not culled"
+    assert open_rss - before_rss < 1_500 * 2**20
+    assert after_rss - before_rss < 800 * 2**20
+    assert "Could not load URL" not in server["log"].read_text()
 
 
 def test_a_killed_browser_stops_its_run(playwright, server):

@@ -147,6 +147,8 @@ def test_a_link_round_trips_settings_actions_and_week():
         ("actions=3:crackdown_ttp", "actions"),
         ("actions=0:crackdown_ttp:0.5", "actions"),
         ("actions=3:crackdown_ttp:7", "actions"),
+        ("actions=3:nope:0.5", "actions"),
+        ("actions=99999:crackdown_ttp:0.5", "actions"),
     ],
 )
 def test_a_bad_link_is_refused_with_one_line_naming_the_field(query, field):
@@ -898,3 +900,36 @@ def test_page_displays_inline_in_a_jupyter_kernel():
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+def test_the_run_command_gives_each_lever_the_course_the_page_gave_it():
+    from isk_defection.viz.journal import run_command
+
+    actions = [
+        Action(4, "witch_hunt", 0.9),
+        Action(10, "counter_isk", 0.2),
+        Action(15, "witch_hunt", 0.1),
+    ]
+    command = run_command(SMALL, actions, 30)
+    assert command[:8] == [
+        "defection",
+        "run",
+        "--preset",
+        "baseline",
+        "--seed",
+        "3",
+        "--steps",
+        "30",
+    ]
+    sets = dict(item.split("=", 1) for item in command[command.index("--set") + 1 :: 2])
+    assert sets.pop("population") == "400"
+    assert set(sets) == {"witch_hunt", "counter_isk"}
+    by_command = DefectionModel(
+        preset="baseline", population=400, rng=3, collect_agent_data=False, **sets
+    )
+    for _ in range(30):
+        by_command.step()
+    page = replay(SMALL, actions, 30).datacollector.model_vars
+    for column in ("lever_witch_hunt", "lever_counter_isk", "isk_strength", "defections"):
+        assert by_command.datacollector.model_vars[column] == page[column], column
+    assert run_command(SMALL, [*actions, Action(12, RELEASE)], 30) is None  # no --set form

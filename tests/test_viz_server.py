@@ -54,10 +54,16 @@ def test_the_app_stops_at_start_on_a_bad_setting_with_one_line():
 
 @pytest.mark.parametrize(
     "query",
-    [f"week={MAX_WEEKS + 1}", "week=20000", "population=10001", "population=160000"],
+    [
+        f"week={MAX_WEEKS + 1}",
+        "week=20000",
+        "population=10001",
+        "population=160000",
+        "scenario=full_scale&week=20",  # its own population is past the slider's maximum
+    ],
 )
 def test_a_link_asks_for_no_more_than_play_allows(query):
-    with pytest.raises(ValueError, match=r"^link: (week|population): must be in"):
+    with pytest.raises(ValueError, match=r"^link: (week|population): (must be in|scenario)"):
         from_query(query)
     assert from_query(f"week={MAX_WEEKS}")[2] == MAX_WEEKS
 

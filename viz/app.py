@@ -32,16 +32,26 @@ TITLE = "Taliban factions and IS-K: defection under policy moves"
 logger = logging.getLogger(__name__)
 
 CSS = """
-.dv-page { display: grid; grid-template-columns: minmax(260px, 330px) minmax(0, 1fr);
+.dv-page { display: grid; grid-template-columns: minmax(280px, 340px) minmax(0, 1fr);
            gap: 12px; padding: 4px 12px; max-width: 1800px; }
 .dv-side { display: flex; flex-direction: column; gap: 10px; min-width: 0; }
 .dv-main { min-width: 0; }
 .dv-page h1 { font-size: 22px; font-weight: 400; margin: 4px 0 8px; }
+.dv-controls-card .v-card-title { font-size: 15px; padding-bottom: 0; white-space: normal; }
+.dv-page .v-btn { min-height: 32px; }
+.dv-page .v-btn__content { white-space: normal; }
+.dv-page .v-btn-group, .dv-page .v-btn-toggle { flex-wrap: wrap; height: auto; }
+.dv-page .v-slider.v-input { --v-slider-thumb-size: 24px; min-height: 32px; }
+.dv-page :focus-visible, .dv-page .v-btn:focus-visible, .dv-page input:focus-visible {
+  outline: 3px solid #0072B2 !important; outline-offset: 2px; }
+.dv-runbar { background: #fff; }
 @media (max-width: 860px) {
-  .dv-page { grid-template-columns: minmax(0, 1fr); padding: 4px 6px; }
+  .dv-page { grid-template-columns: minmax(0, 1fr); padding: 4px 6px 72px; }
   .dv-main { order: -1; }
+  /* on a phone the run's buttons stay on screen, under the picture as it scrolls */
+  .dv-runbar { position: fixed; left: 0; right: 0; bottom: 0; z-index: 20; padding: 8px 12px;
+               margin: 0 !important; box-shadow: 0 -2px 6px rgba(0, 0, 0, 0.2); }
 }
-.dv-controls-card .v-card-title { font-size: 15px; padding-bottom: 0; }
 """
 
 

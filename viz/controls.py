@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from isk_defection.viz.journal import (
     POPULATION_STEP,
     Settings,
     parse_seed,
+    run_command,
     to_query,
 )
 from isk_defection.viz.levers import LeverWidget
@@ -80,7 +82,7 @@ def RunControls(run: Run, version: int = 0) -> None:
     chosen = Settings(preset.value, population.value, defaults.seed)
     seed_error = _seed_error(seed_text.value)
     with solara.Card("Run", margin=0, classes=["dv-controls-card"]):
-        with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
+        with solara.Row(gap="8px", style={"flex-wrap": "wrap"}, classes=["dv-runbar"]):
             solara.Button(
                 "Pause" if run.playing else "Play",
                 icon_name="mdi-pause" if run.playing else "mdi-play",
@@ -192,37 +194,41 @@ def PauseControls(run: Run) -> None:
     render on (never re-read from the run), so every click lands.
     """
     initial = run.rules
-    on_people, set_on_people = solara.use_state(initial.people is not None)
-    people, set_people = solara.use_state(initial.people or DEFAULT_PEOPLE)
-    on_share, set_on_share = solara.use_state(initial.share is not None)
-    share, set_share = solara.use_state(round((initial.share or DEFAULT_SHARE) * 100))
+    chosen = solara.use_ref(
+        {
+            "on_people": initial.people is not None,
+            "people": initial.people or DEFAULT_PEOPLE,
+            "on_share": initial.share is not None,
+            "share": round((initial.share or DEFAULT_SHARE) * 100),
+        }
+    ).current  # the latest choices, whatever render a handler's closure came from
+    _, set_version = solara.use_state(0)
 
     def update(**changes: Any) -> None:
-        chosen = {"on_people": on_people, "people": people, "on_share": on_share,
-                  "share": share} | changes  # fmt: skip
-        for name, setter in (("on_people", set_on_people), ("people", set_people),
-                             ("on_share", set_on_share), ("share", set_share)):  # fmt: skip
-            setter(chosen[name])
+        chosen.update(changes)
         run.set_rules(
             PauseRules(
                 people=max(0, int(chosen["people"])) if chosen["on_people"] else None,
                 share=min(max(chosen["share"], 0), 100) / 100 if chosen["on_share"] else None,
             )
         )
+        set_version(lambda n: n + 1)
 
     with solara.Card("Pause on an event", margin=0, classes=["dv-controls-card"]):
         rules = (
-            ("more people defecting in one week than", "on_people", on_people,
-             "People defecting in one week", "people", people),
-            ("a group's defected share passes", "on_share", on_share,
-             "Share of a group, in percent", "share", share),
+            ("more people defecting in one week than", "on_people",
+             "People defecting in one week", "people"),
+            ("a group's defected share passes", "on_share",
+             "Share of a group, in percent", "share"),
         )  # fmt: skip
-        for label, switch, on, field, key, number in rules:
+        for label, switch, field, key in rules:
             solara.Checkbox(
-                label=label, value=on, on_value=lambda v, s=switch: update(**{s: bool(v)})
+                label=label,
+                value=chosen[switch],
+                on_value=lambda v, s=switch: update(**{s: bool(v)}),
             )
             solara.InputInt(
-                field, value=number, on_value=lambda n, k=key: update(**{k: n}),
+                field, value=chosen[key], on_value=lambda n, k=key: update(**{k: n}),
                 continuous_update=True,
             )  # fmt: skip
         solara.Text(
@@ -302,6 +308,7 @@ def recipe(run: Run) -> dict[str, Any]:
     """What reproduces this run: settings, actions and the week, plus the link's query."""
     with run.lock:
         settings, actions, week = run.settings, list(run.actions), run.model.week
+    command = run_command(settings, actions, week)
     return {
         "scenario": settings.preset,
         "population": settings.agents,
@@ -309,7 +316,24 @@ def recipe(run: Run) -> dict[str, Any]:
         "week": week,
         "actions": [{"week": a.week, "name": a.name, "value": a.value} for a in actions],
         "link_query": to_query(settings, actions, week),
+        "defection_run": shlex.join(command) if command else None,
     }
+
+
+def csv_text(run: Run) -> str:
+    """The weekly table as CSV, its first lines ``#`` comments holding the recipe.
+
+    Read it with ``pandas.read_csv(path, comment="#")``; the ``# defection run`` line is
+    the command that reproduces the run (when its actions are lever moves only).
+    """
+    about = recipe(run)
+    head = [
+        f"# defection page run: scenario {about['scenario']}, seed {about['seed']}, "
+        f"population {about['population']} agents, week {about['week']}",
+        f"# recipe: {json.dumps(about)}",
+        f"# reproduce: {about['defection_run'] or 'open the link ?' + about['link_query']}",
+    ]
+    return "\n".join(head) + "\n" + run_table(run).to_csv(index=False)
 
 
 def parquet_bytes(run: Run) -> bytes:
@@ -331,7 +355,7 @@ def DownloadControls(run: Run, version: int = 0) -> None:
     with solara.Card("Download", margin=0, classes=["dv-controls-card"]):
         with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
             solara.FileDownload(
-                lambda: run_table(run).to_csv(index=False),
+                lambda: csv_text(run),
                 filename=f"{stem}.csv",
                 label="Data (CSV)",
                 mime_type="text/csv",
@@ -342,12 +366,14 @@ def DownloadControls(run: Run, version: int = 0) -> None:
             solara.FileDownload(
                 lambda: json.dumps(recipe(run), indent=2),
                 filename=f"{stem}.json",
-                label="Run settings and moves (JSON)",
+                label="Settings and moves (JSON)",
                 mime_type="application/json",
             )
         solara.Text(
             "One row per week; the 'actions' column lists your moves that took effect that "
-            "week. Each chart has PNG and SVG buttons.",
+            "week. The files carry the seed, scenario, population and moves (the CSV in its "
+            "first '#' lines, with the `defection run` command that reproduces it; read it "
+            "with pandas.read_csv(path, comment='#')). Each chart has PNG and SVG buttons.",
             style=SMALL,
         )
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
 from isk_defection.model import PRESETS, DefectionModel
+from isk_defection.model.policy import LEVERS, Schedule
 from isk_defection.model.presets import preset as preset_overrides
 
 POPULATION_MIN, POPULATION_MAX, POPULATION_STEP = 200, 10_000, 100
@@ -147,6 +148,12 @@ def from_query(query: str) -> tuple[Settings, list[Action], int]:
         if "scenario" in fields:
             preset_overrides(fields["scenario"])
             settings = replace(settings, preset=fields["scenario"])
+            if settings.agents > POPULATION_MAX:  # a link asks no more than the slider allows
+                raise ValueError(
+                    f"population: scenario {settings.preset} sets {settings.agents:,} agents, "
+                    f"more than a link may replay ({POPULATION_MAX:,}); choose it on the page "
+                    "and press Reset"
+                )
         if "seed" in fields:
             settings = replace(settings, seed=parse_seed(fields["seed"]))
         if "population" in fields:
@@ -170,8 +177,48 @@ def _action(text: str) -> Action:
     if len(parts) != 3:
         raise ValueError(f"actions: each must be week:name:value (got {text!r})")
     week, name, value = int(parts[0]), parts[1], float(parts[2])
-    if week < 1:
-        raise ValueError(f"actions: the week must be 1 or more (got {text!r})")
+    if not 1 <= week <= MAX_WEEKS:
+        raise ValueError(f"actions: the week must be in 1-{MAX_WEEKS} (got {text!r})")
+    if name not in LEVERS and name not in EVENTS:
+        raise ValueError(f"actions: {name!r} is not a lever or an event (got {text!r})")
     if name not in EVENTS and not 0.0 <= value <= 1.0:
         raise ValueError(f"actions: a lever value must be in [0, 1] (got {text!r})")
     return Action(week, name, value)
+
+
+def run_command(settings: Settings, actions: list[Action], week: int) -> list[str] | None:
+    """The ``defection run`` arguments that reproduce this run, or None if no command can.
+
+    A lever move holds from its week on, so a lever's course is its scenario schedule up
+    to the move and the moved value after: written as one schedule (``--set``) it gives
+    the same lever every week, hence the same run. Prisoner releases, IS-K leaders killed
+    and the adaptive switch thrown mid-run have no ``--set`` form: such a run is
+    reproduced by its link instead.
+    """
+    if any(a.name in EVENTS for a in actions):
+        return None
+    schedules = build_model(settings).policy.schedules
+    command = ["defection", "run", "--preset", settings.preset, "--seed", str(settings.seed)]
+    command += ["--steps", str(week)]
+    if settings.fixed_population is None:
+        command += ["--set", f"population={settings.population}"]
+    for lever in sorted({a.name for a in actions}):
+        moves = [(a.week, a.value) for a in actions if a.name == lever]
+        command += ["--set", f"{lever}={_moved(schedules[lever], moves).describe()}"]
+    return command
+
+
+def _moved(schedule: Schedule, moves: list[tuple[int, float]]) -> Schedule:
+    """``schedule`` until the first move, then each moved value from its week on.
+
+    Written as a held schedule whose knots are the scenario's own values at each week
+    before the move where it changes (the model reads levers at whole weeks), so every
+    week's value is the very number the page's run had, not a re-interpolation of it.
+    """
+    knots: list[tuple[float, float]] = []
+    for week in range(moves[0][0]):
+        value = schedule.at(week)
+        if not knots or value != knots[-1][1]:
+            knots.append((float(week), value))
+    knots += [(float(week), float(value)) for week, value in moves]
+    return Schedule(tuple(w for w, _ in knots), tuple(v for _, v in knots), linear=False)

@@ -98,6 +98,7 @@ def lock_down() -> None:
     from isk_defection.viz.assets import cache_dir
 
     solara.server.settings.kernel.cull_timeout = f"{limits().session_cull:g}s"
+    solara.server.settings.theme.show_banner = False  # its corner badge covered a chart
     cdn = "/" + solara_app.cdn_url_path
     original = solara_app.resourcez
 
