@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that 
     import pandas as pd
 
     from isk_defection.experiments.ensemble import Ensemble
-    from isk_defection.experiments.policy_search.spec import OptimizeSpec
+    from isk_defection.experiments.spec import OptimizeSpec
 
 MANIFEST = "manifest.json"
 STRESS = "stress.npz"
@@ -113,7 +113,7 @@ def handle(args: argparse.Namespace) -> int:
     """The subcommand: validate everything, run, print where the results are; exit status."""
     from isk_defection.experiments.console import progress
     from isk_defection.experiments.ensemble import defaults_ensemble, load_posterior
-    from isk_defection.experiments.policy_search.spec import load_optimize_spec
+    from isk_defection.experiments.spec import load_optimize_spec
 
     spec = load_optimize_spec(args.spec, quick=args.quick)
     ensemble = load_posterior(args.posterior) if args.posterior else defaults_ensemble()

@@ -1,13 +1,18 @@
-"""Sweep specifications: what to vary, how often to run it, and the seed of every run.
+"""Spec files, one schema for all: sweeps (``defection sweep``, ``sensitivity``) and
+optimisations (``defection optimize``).
 
-A spec (TOML or a dict) is validated in full before any run starts: unknown sections or
-keys, unknown parameters, out-of-range values and unknown outputs are refused with one
-line naming the field. Run seeds come from the master seed by ``SeedSequence.spawn``, in
-run-id order, so they never depend on which engine runs them or when runs finish.
+A spec (TOML or a dict) is validated in full before any run starts. Its tables, keys,
+types and bounds are declared once, as pydantic models (``SweepFile``, ``OptimizeFile``);
+what depends on the model (parameter names and ranges, presets, columns, levers) is
+checked against the model's registry. Either way a problem is one line naming the field
+as typed (``grid.womens_rights: ...``, ``algorithm.population: ...``) and what is allowed.
+Run seeds come from the master seed by ``SeedSequence.spawn``, in run-id order, so they
+never depend on which engine runs them or when runs finish.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import itertools
@@ -17,24 +22,20 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.stats import qmc
 
+from isk_defection.experiments.policy_search.measures import Measure, measure_for
 from isk_defection.model import parameters as registry
 from isk_defection.model.parameters import PARAMETERS, Parameter, resolve
-from isk_defection.model.policy import Schedule
+from isk_defection.model.policy import LEVERS, Schedule
 from isk_defection.model.presets import preset as preset_overrides
 from isk_defection.model.reporters import columns
 
-SECTIONS: dict[str, set[str]] = {
-    "sweep": {"name", "preset", "steps", "replicates", "seed", "record_every", "outputs"},
-    "fixed": set(),  # any parameter
-    "grid": set(),  # any parameter
-    "sample": {"method", "n", "ranges"},
-}
-SAMPLERS = ("lhs", "sobol")
 # Sizes beyond these are refused up front: planning alone would take minutes and the
 # manifest (one record per run) hundreds of megabytes, long before any run finished.
 MAX_POINTS = 100_000
@@ -42,6 +43,228 @@ MAX_RUNS = 1_000_000
 MAX_STEPS = 100_000
 
 
+# ---- the schema: every spec file's tables, keys, types and bounds (pydantic) ---------
+MAX_SEED = 2**63 - 1
+MAX_POPULATION = 10_000  # an optimisation's candidates per generation
+MAX_GENERATIONS = 10_000
+MAX_DRAWS = 100_000  # posterior draws per candidate or in the stress test
+MAX_SEEDS = 1_000  # seeds per draw
+
+
+class _Table(BaseModel):
+    """A TOML table: no unknown keys, no silent conversions, finite numbers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+def _count(low: int, high: int, text: str | None = None) -> Any:
+    return Field(ge=low, le=high, description=text)
+
+
+class SweepTable(_Table):
+    """``[sweep]``: what every run of a sweep shares."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")] = "sweep"
+    preset: str = "baseline"
+    steps: Annotated[int, _count(0, MAX_STEPS)] = 100
+    replicates: Annotated[int, _count(1, MAX_RUNS)] = 1
+    seed: Annotated[int, _count(0, MAX_SEED)] = 0
+    record_every: Annotated[int, _count(1, MAX_STEPS)] = 1
+    outputs: Annotated[
+        list[str] | None, Field(min_length=1, description="a non-empty list of model columns")
+    ] = None
+
+
+class SampleTable(_Table):
+    """``[sample]``: a Latin-hypercube or Sobol' sample over ``[sample.ranges]``."""
+
+    method: Literal["lhs", "sobol"] | None = None
+    n: Annotated[int, _count(0, MAX_POINTS)] = 0
+    ranges: dict[str, Any] = {}
+
+
+Levels = Annotated[
+    list[Any], Field(min_length=1, max_length=MAX_POINTS, description="a non-empty list of values")
+]
+
+
+class SweepFile(_Table):
+    """A sweep spec file (``defection sweep``, ``defection sensitivity``)."""
+
+    sweep: SweepTable = SweepTable()
+    fixed: dict[str, Any] = {}
+    grid: dict[str, Levels] = {}
+    sample: SampleTable = SampleTable()
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$",
+               description="letters, digits, - _ .")
+]  # fmt: skip
+Names = Annotated[list[str], Field(description="a list of names")]
+
+
+class OptimizeTable(_Table):
+    """``[optimize]``: the search space and the runs' length."""
+
+    name: Name = "optimize"
+    preset: str = "baseline"
+    steps: Annotated[int, _count(1, MAX_STEPS)] = 208
+    seed: Annotated[int, _count(0, MAX_SEED)] = 0
+    periods: Annotated[int, _count(1, MAX_STEPS)] = 4
+    period_weeks: Annotated[int, _count(1, MAX_STEPS)] = 26
+    resolution: Annotated[float, Field(ge=0.0, le=0.5)] = 0.05
+    levers: Annotated[Names | None, Field(min_length=1)] = None
+    references: Names = ["baseline", "inclusive"]
+    moderation_level: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+
+
+class RobustnessTable(_Table):
+    """``[robustness]`` and ``[stress]``: posterior draws x seeds per candidate."""
+
+    draws: Annotated[int, _count(1, MAX_DRAWS)] = 8
+    seeds: Annotated[int, _count(1, MAX_SEEDS)] = 2
+
+
+class StressTable(RobustnessTable):
+    """``[stress]``: fresh draws and seeds for the out-of-sample test."""
+
+    draws: Annotated[int, _count(1, MAX_DRAWS)] = 100
+    seeds: Annotated[int, _count(1, MAX_SEEDS)] = 1
+
+
+class AlgorithmTable(_Table):
+    """``[algorithm]``: NSGA-II/III and its budget."""
+
+    name: Literal["auto", "nsga2", "nsga3"] = "auto"
+    population: Annotated[int, _count(4, MAX_POPULATION)] = 40
+    generations: Annotated[int, _count(1, MAX_GENERATIONS)] = 25
+    pareto_max: Annotated[int | None, _count(1, MAX_POINTS)] = None
+    seed_population: bool = True
+
+
+Statistic = Literal["mean", "p90", "regret"]
+
+
+class ObjectiveTable(_Table):
+    """``[objectives.NAME]``: a measure, its direction and its robustness statistic."""
+
+    measure: str | None = None
+    sense: Literal["min", "max"] | None = None
+    statistic: Statistic = "p90"
+    label: str | None = None
+
+
+class ConstraintTable(_Table):
+    """``[constraints.NAME]``: a bound (max or min) on a robust statistic of a measure."""
+
+    measure: str | None = None
+    statistic: Statistic = "mean"
+    max: float | None = None
+    min: float | None = None
+
+
+class _OptimizeTables(_Table):
+    optimize: OptimizeTable = OptimizeTable()
+    fixed: dict[str, Any] = {}
+    bounds: dict[str, Any] = {}
+    robustness: RobustnessTable = RobustnessTable()
+    algorithm: AlgorithmTable = AlgorithmTable()
+    objectives: dict[str, ObjectiveTable] = {}
+    constraints: dict[str, ConstraintTable] = {}
+    stress: StressTable = StressTable()
+
+
+class OptimizeFile(_OptimizeTables):
+    """An optimisation spec file (``defection optimize``); ``[quick]`` holds the same tables."""
+
+    quick: _OptimizeTables = _OptimizeTables()
+
+
+def validated[T: BaseModel](model: type[T], raw: dict[str, Any]) -> T:
+    """``raw`` checked against ``model``; the first problem as one line naming the field."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise ValueError(_one_line(model, error.errors()[0])) from None
+
+
+def _one_line(model: type[BaseModel], problem: Any) -> str:
+    loc = [str(part) for part in problem["loc"] if not isinstance(part, int)]
+    where, kind, given = ".".join(loc), problem["type"], problem.get("input")
+    if kind == "extra_forbidden":
+        parent = _annotation_at(model, loc[:-1])[0]
+        keys = ", ".join(sorted(getattr(parent, "model_fields", {})))
+        if len(loc) == 1 or loc[:-1] == ["quick"]:
+            return f"spec: unknown section [{where}] (allowed: {keys})"
+        return f"spec: unknown key {where} (allowed: {keys})"
+    annotation, rules = _annotation_at(model, loc)
+    if (
+        isinstance(annotation, type)
+        and issubclass(annotation, BaseModel)
+        or (get_origin(annotation) is dict and kind == "dict_type")
+    ):
+        return f"spec: [{where}] must be a table of keys (got {_shown(given)})"
+    return f"{where}: must be {_allowed(annotation, rules)} (got {_shown(given)})"
+
+
+def _annotation_at(model: type[BaseModel], loc: list[str]) -> tuple[Any, list[Any]]:
+    """The type and constraints of the field at ``loc`` (a key of a dict takes its values')."""
+    annotation: Any = model
+    rules: list[Any] = []
+    for part in loc:
+        annotation = _optional(annotation)
+        fields = getattr(annotation, "model_fields", None)
+        if fields is not None and part in fields:
+            field = fields[part]
+            annotation, rules = field.annotation, [*field.metadata, field]
+        elif get_origin(annotation) is dict:
+            annotation, rules = _unwrap(get_args(annotation)[1])
+        else:
+            break
+        annotation, more = _unwrap(annotation)
+        rules += more
+    return _optional(annotation), rules
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """``Annotated[X, ...]`` -> X and its constraints (FieldInfo and annotated-types)."""
+    rules: list[Any] = []
+    while get_origin(annotation) is Annotated:
+        annotation, *metadata = get_args(annotation)
+        for item in metadata:
+            rules += [item, *getattr(item, "metadata", [])]
+    return annotation, rules
+
+
+def _optional(annotation: Any) -> Any:
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _unwrap(args[0])[0]
+    return annotation
+
+
+def _allowed(annotation: Any, rules: list[Any]) -> str:
+    """What a field allows, in words: from its description, else its type and bounds."""
+    for rule in rules:
+        if getattr(rule, "description", None):
+            return rule.description
+    low = next((r.ge for r in rules if getattr(r, "ge", None) is not None), None)
+    high = next((r.le for r in rules if getattr(r, "le", None) is not None), None)
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return f"an integer in [{low:,}, {high:,}]"
+    if annotation is float:
+        return f"a finite number in [{low:g}, {high:g}]"
+    if get_origin(annotation) is Literal:
+        return f"one of {', '.join(map(str, get_args(annotation)))}"
+    if annotation is str:
+        return "text"
+    return "a table" if get_origin(annotation) is dict else "a list"
+
+
+# ---- sweeps ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Run:
     """One model run of a sweep: which point, which replicate, which seed."""
@@ -176,35 +399,21 @@ def _plain(points: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
 def load_spec(source: str | Path | dict[str, Any]) -> SweepSpec:
     """Read and validate a spec from a TOML file or a dict; ValueError names the field."""
     raw = _read(source)
-    for section, keys in raw.items():
-        if section not in SECTIONS:
-            raise ValueError(f"spec: unknown section [{section}] (allowed: {', '.join(SECTIONS)})")
-        if not isinstance(keys, dict):
-            raise ValueError(f"spec: [{section}] must be a table of keys")
-        unknown = set(keys) - SECTIONS[section] if SECTIONS[section] else set()
-        if unknown:
-            allowed = ", ".join(sorted(SECTIONS[section]))
-            raise ValueError(
-                f"spec: unknown key {section}.{sorted(unknown)[0]} (allowed: {allowed})"
-            )
-    sweep, sample = raw.get("sweep", {}), raw.get("sample", {})
+    tables = validated(SweepFile, raw)
+    sweep, sample = tables.sweep, tables.sample
     spec = SweepSpec(
-        name=_name(sweep.get("name", "sweep")),
-        preset=_preset(sweep.get("preset", "baseline")),
-        steps=_count("sweep.steps", sweep.get("steps", 100), minimum=0, maximum=MAX_STEPS),
-        replicates=_count(
-            "sweep.replicates", sweep.get("replicates", 1), minimum=1, maximum=MAX_RUNS
-        ),
-        seed=_count("sweep.seed", sweep.get("seed", 0), minimum=0, maximum=2**63 - 1),
-        record_every=_count(
-            "sweep.record_every", sweep.get("record_every", 1), minimum=1, maximum=MAX_STEPS
-        ),
-        outputs=_outputs(sweep.get("outputs")),
-        fixed=_parameters("fixed", raw.get("fixed", {})),
-        grid=_grid(raw.get("grid", {})),
-        method=_method(sample),
-        n=_count("sample.n", sample.get("n", 0), minimum=0, maximum=MAX_POINTS),
-        ranges=_ranges(sample.get("ranges", {})),
+        name=sweep.name,
+        preset=_preset(sweep.preset),
+        steps=sweep.steps,
+        replicates=sweep.replicates,
+        seed=sweep.seed,
+        record_every=sweep.record_every,
+        outputs=_outputs(sweep.outputs),
+        fixed=_parameters("fixed", tables.fixed),
+        grid=_grid(tables.grid),
+        method=sample.method,
+        n=sample.n,
+        ranges=_ranges(sample.ranges),
         source=raw,
     )
     fixed, grid = set(expand(spec.fixed)), set(expand(dict.fromkeys(spec.grid)))
@@ -233,8 +442,9 @@ def _scheduled(points: tuple[dict[str, Any], ...]) -> frozenset[str]:
 
 
 def _read(source: str | Path | dict[str, Any]) -> dict[str, Any]:
+    """The tables of a TOML file, or a dict given in code (copied: never changed here)."""
     if isinstance(source, dict):
-        return source
+        return copy.deepcopy(source)
     path = Path(source)
     if not path.is_file():
         raise ValueError(f"spec: no such file {str(path)!r}")
@@ -244,24 +454,9 @@ def _read(source: str | Path | dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"spec: {path} is not valid TOML ({error})") from None
 
 
-def _count(name: str, value: Any, minimum: int, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
-        raise ValueError(
-            f"{name}: must be an integer in [{minimum:,}, {maximum:,}] (got {_shown(value)})"
-        )
-    return value
-
-
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _name(value: Any) -> str:
-    """A sweep's name: text that can label a progress bar and a folder listing."""
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise ValueError(f"sweep.name: must be non-empty text (got {_shown(value)})")
-    return value
 
 
 def _check_size(spec: SweepSpec) -> None:
@@ -280,9 +475,7 @@ def _check_size(spec: SweepSpec) -> None:
         )
 
 
-def _preset(name: Any) -> str:
-    if not isinstance(name, str):
-        raise ValueError(f"sweep.preset: must be a preset name (got {_shown(name)})")
+def _preset(name: str) -> str:
     try:
         preset_overrides(name)
     except ValueError as error:
@@ -290,14 +483,12 @@ def _preset(name: Any) -> str:
     return name
 
 
-def _outputs(names: Any) -> tuple[str, ...]:
+def _outputs(names: list[str] | None) -> tuple[str, ...]:
     allowed = columns()
     if names is None:
         return tuple(allowed)
-    if not isinstance(names, list) or not names:
-        raise ValueError("sweep.outputs: must be a non-empty list of model columns")
     for name in names:
-        if not isinstance(name, str) or name not in allowed:
+        if name not in allowed:
             raise ValueError(
                 f"sweep.outputs: unknown column {name!r}; must be model columns "
                 "(experiments.api.outcome_names() lists them)"
@@ -319,19 +510,8 @@ def _parameters(section: str, values: dict[str, Any]) -> dict[str, Any]:
 def _grid(values: dict[str, Any]) -> dict[str, list[Any]]:
     grid = {}
     for name, levels in values.items():
-        if not isinstance(levels, list) or not levels:
-            raise ValueError(f"grid.{name}: must be a non-empty list of values")
-        if len(levels) > MAX_POINTS:
-            raise ValueError(f"grid.{name}: at most {MAX_POINTS:,} values")
         grid[name] = [_parameters("grid", {name: v})[name] for v in levels]
     return grid
-
-
-def _method(sample: dict[str, Any]) -> str | None:
-    method = sample.get("method")
-    if method is not None and (not isinstance(method, str) or method not in SAMPLERS):
-        raise ValueError(f"sample.method: must be one of {', '.join(SAMPLERS)} (got {method!r})")
-    return method
 
 
 def _ranges(values: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -388,3 +568,328 @@ def _validate_point(spec: SweepSpec, point: dict[str, Any]) -> dict[str, Any]:
     """Resolve the point's full parameter set now, so that no run fails on a bad value."""
     resolve(preset_overrides(spec.preset) | expand(spec.fixed | point))
     return point
+
+
+# ---- optimisations (defection optimize) ---------------------------------------------
+MODERATION = ("womens_rights", "inclusion", "moderation")  # levers that count as moderation
+
+
+@dataclass(frozen=True)
+class SearchLever:
+    """A searched lever: its name, the model levers it sets (an alias may set two), bounds."""
+
+    name: str
+    targets: tuple[str, ...]
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A robust objective: a per-run measure, its direction and the statistic over scenarios.
+
+    ``mean`` averages over the scenarios; ``p90`` is the 90th percentile of the loss (for a
+    quantity to maximise, its 10th percentile: the worst decile); ``regret`` is the 90th
+    percentile of the loss relative to the first reference policy (the actual one) in the
+    same scenario — paired, thanks to common random numbers.
+    """
+
+    name: str
+    measure: Measure
+    sense: str
+    statistic: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A bound on a robust statistic of a measure, e.g. mean regime losses to IS-K <= 5%."""
+
+    name: str
+    measure: Measure
+    statistic: str
+    bound: float
+    upper: bool  # True: statistic <= bound; False: statistic >= bound
+
+    def text(self) -> str:
+        """The constraint in words."""
+        return (
+            f"{self.statistic} of {self.measure.name} {'<=' if self.upper else '>='} {self.bound:g}"
+        )
+
+
+@dataclass(frozen=True)
+class OptimizeSpec:
+    """A validated optimisation: the search space, objectives, robustness and budgets."""
+
+    name: str
+    preset: str
+    steps: int
+    seed: int
+    periods: int
+    period_weeks: int
+    resolution: float
+    levers: tuple[SearchLever, ...]
+    references: tuple[str, ...]
+    moderation_level: float
+    fixed: dict[str, Any]
+    draws: int
+    seeds: int
+    algorithm: str
+    population: int
+    generations: int
+    pareto_max: int
+    seed_population: bool
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...]
+    stress_draws: int
+    stress_seeds: int
+    quick: bool
+    source: dict[str, Any]
+    notes: tuple[str, ...] = ()  # what was left out because this model version lacks it
+
+    @property
+    def digest(self) -> str:
+        """Hash of the effective spec (after ``--quick``): equal hashes, same experiment."""
+        text = json.dumps([self.source, self.quick], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def scenarios(self) -> int:
+        """In-sample scenarios per candidate: posterior draws x seeds."""
+        return self.draws * self.seeds
+
+    @property
+    def variables(self) -> list[str]:
+        """Decision-variable names, lever-major: ``<lever>_p1 ... <lever>_pP``."""
+        return [f"{lever.name}_p{k + 1}" for lever in self.levers for k in range(self.periods)]
+
+    @property
+    def measures(self) -> tuple[Measure, ...]:
+        """Every measure an objective or constraint needs, once, in a fixed order."""
+        seen: dict[str, Measure] = {}
+        for item in (*self.objectives, *self.constraints):
+            seen.setdefault(item.measure.name, item.measure)
+        return tuple(seen.values())
+
+    @property
+    def period_starts(self) -> list[int]:
+        """The week each period starts (week 0 is 15 August 2021)."""
+        return [k * self.period_weeks for k in range(self.periods)]
+
+    @property
+    def moderation_levers(self) -> list[str]:
+        """Searched levers that stand for moderation (women's rights, inclusion)."""
+        return [lever.name for lever in self.levers if lever.name in MODERATION]
+
+
+def load_optimize_spec(source: str | Path | dict[str, Any], quick: bool = False) -> OptimizeSpec:
+    """Read and validate a spec; with ``quick``, the ``[quick]`` tables override the rest."""
+    raw = _read(source)
+    validated(OptimizeFile, raw)  # the [quick] tables too, named quick.TABLE.KEY
+    effective = {k: v for k, v in raw.items() if k != "quick"}
+    if quick:
+        effective = _merge(effective, raw.get("quick", {}))
+    return _build(effective, quick)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _build(raw: dict[str, Any], quick: bool) -> OptimizeSpec:
+    tables = validated(OptimizeFile, raw)
+    opt, algo = tables.optimize, tables.algorithm
+    preset_overrides(opt.preset)  # an unknown preset raises, naming the field
+    if opt.periods * opt.period_weeks > opt.steps:
+        raise ValueError(
+            f"optimize.periods: {opt.periods} periods of {opt.period_weeks} weeks exceed "
+            f"optimize.steps ({opt.steps})"
+        )
+    fixed = _fixed(tables.fixed)
+    references = tuple(_references(opt.references))
+    notes: list[str] = []
+    objectives = _objectives(tables.objectives, references, notes)
+    name = algo.name
+    if name == "auto":
+        name = "nsga3" if len(objectives) >= 4 else "nsga2"
+    spec = OptimizeSpec(
+        name=opt.name,
+        preset=opt.preset,
+        steps=opt.steps,
+        seed=opt.seed,
+        periods=opt.periods,
+        period_weeks=opt.period_weeks,
+        resolution=opt.resolution,
+        levers=_levers(opt.levers, tables.bounds, fixed),
+        references=references,
+        moderation_level=opt.moderation_level,
+        fixed=fixed,
+        draws=tables.robustness.draws,
+        seeds=tables.robustness.seeds,
+        algorithm=name,
+        population=algo.population,
+        generations=algo.generations,
+        pareto_max=algo.pareto_max or 2 * algo.population,
+        seed_population=algo.seed_population,
+        objectives=objectives,
+        constraints=_constraints(tables.constraints, references, notes),
+        stress_draws=tables.stress.draws,
+        stress_seeds=tables.stress.seeds,
+        quick=quick,
+        source=raw,
+        notes=tuple(notes),
+    )
+    _check_size_of_search(spec)
+    _check_runs(spec)
+    return spec
+
+
+def _check_size_of_search(spec: OptimizeSpec) -> None:
+    """Refuse a search whose model runs (search and stress test) exceed ``MAX_RUNS``."""
+    search = spec.scenarios * (len(spec.references) + spec.population * spec.generations)
+    stress = spec.stress_draws * spec.stress_seeds * (spec.pareto_max + len(spec.references))
+    if search + stress > MAX_RUNS:
+        raise ValueError(
+            f"algorithm.generations: the search and stress test need {search + stress:,} model "
+            f"runs; at most {MAX_RUNS:,} (fewer generations, population, draws or seeds)"
+        )
+
+
+def _fixed(values: dict[str, Any]) -> dict[str, Any]:
+    checked = {}
+    for name, value in values.items():
+        if name == "moderation" and name not in PARAMETERS:
+            raise ValueError("fixed.moderation: set womens_rights and inclusion instead")
+        if name not in PARAMETERS:
+            raise ValueError(f"fixed.{name}: unknown parameter (see defection params)")
+        try:
+            checked[name] = PARAMETERS[name].validate(value)
+        except ValueError as error:
+            raise ValueError(f"fixed.{error}") from None
+    return checked
+
+
+def lever_targets(name: str) -> tuple[str, ...]:
+    """The model levers a searched lever sets.
+
+    Itself, or for the alias ``moderation`` once the model has split it, both women's
+    rights and inclusion, held equal.
+    """
+    if name in LEVERS:
+        return (name,)
+    if name == "moderation" and {"womens_rights", "inclusion"} <= set(LEVERS):
+        return ("womens_rights", "inclusion")
+    raise ValueError(f"optimize.levers: unknown lever {name!r} (levers: {', '.join(LEVERS)})")
+
+
+def _levers(
+    names: list[str] | None, bounds: dict[str, Any], fixed: dict[str, Any]
+) -> tuple[SearchLever, ...]:
+    names = list(LEVERS) if names is None else names
+    if len(set(names)) != len(names):
+        raise ValueError("optimize.levers: a lever is listed twice")
+    levers, covered = [], set()
+    for name in names:
+        targets = lever_targets(name)
+        if covered & set(targets):
+            raise ValueError(f"optimize.levers: {name} overlaps another searched lever")
+        covered |= set(targets)
+        held = set(targets) & set(fixed)
+        if held:
+            raise ValueError(f"fixed.{sorted(held)[0]}: is searched (optimize.levers); drop one")
+        low, high = _bounds(name, bounds.get(name, [0.0, 1.0]))
+        levers.append(SearchLever(name, targets, low, high))
+    extra = sorted(set(bounds) - set(names))
+    if extra:
+        raise ValueError(f"bounds.{extra[0]}: not a searched lever (optimize.levers)")
+    return tuple(levers)
+
+
+def _bounds(name: str, value: Any) -> tuple[float, float]:
+    """A searched lever's ``[low, high]``: two numbers with 0 <= low < high <= 1."""
+    numbers = isinstance(value, list) and len(value) == 2
+    numbers = numbers and all(
+        isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in value
+    )
+    if not numbers or not 0.0 <= value[0] < value[1] <= 1.0:
+        raise ValueError(
+            f"bounds.{name}: must be [low, high] with 0 <= low < high <= 1 (got {_shown(value)})"
+        )
+    return float(value[0]), float(value[1])
+
+
+def _references(names: list[str]) -> list[str]:
+    for name in names:
+        try:
+            preset_overrides(name)
+        except ValueError as error:
+            raise ValueError(f"optimize.references: {error}") from None
+    return names
+
+
+def _left_out(where: str, measure: Measure, notes: list[str]) -> bool:
+    """True (and a note) when this model version does not record what ``measure`` needs."""
+    missing = measure.missing()
+    if missing:
+        notes.append(
+            f"{where} ({measure.name}) left out: this model version does not record {missing[0]}"
+        )
+    return bool(missing)
+
+
+def _objectives(
+    tables: dict[str, ObjectiveTable], references: tuple[str, ...], notes: list[str]
+) -> tuple[Objective, ...]:
+    if not tables:
+        raise ValueError("objectives: at least one [objectives.NAME] table is needed")
+    objectives = []
+    for name, table in tables.items():
+        where = f"objectives.{name}"
+        measure = measure_for(f"{where}.measure", table.measure or name)
+        statistic = _statistic(f"{where}.statistic", table.statistic, references)
+        label = table.label if table.label is not None else measure.label
+        if not _left_out(where, measure, notes):
+            sense = table.sense or measure.sense
+            objectives.append(Objective(name, measure, sense, statistic, label))
+    if not objectives:
+        raise ValueError("objectives: none of them can be measured by this model version")
+    return tuple(objectives)
+
+
+def _statistic(where: str, value: str, references: tuple[str, ...]) -> str:
+    if value == "regret" and not references:
+        raise ValueError(f"{where}: regret needs a reference policy (optimize.references)")
+    return value
+
+
+def _constraints(
+    tables: dict[str, ConstraintTable], references: tuple[str, ...], notes: list[str]
+) -> tuple[Constraint, ...]:
+    constraints = []
+    for name, table in tables.items():
+        where = f"constraints.{name}"
+        measure = measure_for(f"{where}.measure", table.measure or name)
+        statistic = _statistic(f"{where}.statistic", table.statistic, references)
+        if (table.max is None) == (table.min is None):
+            raise ValueError(f"{where}: give exactly one of max or min")
+        upper = table.max is not None
+        bound = table.max if table.max is not None else table.min
+        if not _left_out(where, measure, notes):
+            constraints.append(Constraint(name, measure, statistic, float(bound), upper))
+    return tuple(constraints)
+
+
+def _check_runs(spec: OptimizeSpec) -> None:
+    """Resolve one run's full parameter set now, so that no run fails on a bad combination."""
+    levers = {t: Schedule.constant(lever.low) for lever in spec.levers for t in lever.targets}
+    try:
+        resolve(preset_overrides(spec.preset) | spec.fixed | levers)
+    except ValueError as error:
+        raise ValueError(f"fixed: {error}") from None

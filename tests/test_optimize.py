@@ -31,7 +31,7 @@ from isk_defection.experiments.policy_search.robust import (
     statistic,
 )
 from isk_defection.experiments.policy_search.search import CHECKPOINT
-from isk_defection.experiments.policy_search.spec import lever_targets, load_optimize_spec
+from isk_defection.experiments.spec import lever_targets, load_optimize_spec
 from isk_defection.model.policy import LEVERS
 
 ROOT = Path(__file__).absolute().parents[1]
