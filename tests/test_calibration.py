@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from isk_defection.experiments.calibration import abc, diagnostics, verdicts
+from isk_defection.experiments.calibration import abc, diagnostics
 from isk_defection.experiments.calibration import patterns as pat
 from isk_defection.experiments.calibration.priors import PRIORS, sample
+from isk_defection.experiments.claims import posterior as verdicts
 from isk_defection.experiments.claims.framework import DoseResponse
 from isk_defection.experiments.ensemble import load_ensemble
 from isk_defection.model.parameters import PARAMETERS
@@ -222,7 +223,7 @@ def test_the_default_point_check_counts_bands_and_names_the_ones_missed():
 
 
 def test_a_verdict_whose_interval_spans_a_threshold_is_marked_borderline():
-    from isk_defection.experiments.calibration.verdicts import borderline
+    from isk_defection.experiments.claims.posterior import borderline
 
     assert borderline((0.83, 0.94)) and borderline((0.05, 0.16))  # 90% / 10% inside
     assert borderline((0.96, 1.0)) == "" and borderline((0.0, 0.04)) == ""

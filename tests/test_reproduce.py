@@ -12,8 +12,8 @@ from scipy import stats
 from isk_defection.experiments.claims import EXPERIMENTS
 from isk_defection.experiments.claims.framework import Verdict
 from isk_defection.experiments.claims.runner import reproduce
-from isk_defection.experiments.claims.stats import bootstrap_difference, fit_power_law
 from isk_defection.experiments.cli import main
+from isk_defection.experiments.stats import bootstrap_difference, fit_power_law
 
 VERDICTS = {str(v) for v in Verdict}
 
@@ -100,7 +100,7 @@ def test_report_links_the_policy_search_and_says_what_it_was_judged_across(tmp_p
 
 
 def test_posterior_caveats_state_how_far_the_fit_got(tmp_path):
-    from isk_defection.experiments.calibration.verdicts import caveats
+    from isk_defection.experiments.claims.posterior import caveats
     from isk_defection.experiments.ensemble import write_ensemble
 
     path = tmp_path / "posterior.parquet"

@@ -33,6 +33,8 @@ import pandas as pd
 
 from isk_defection.experiments.calibration import patterns as pat
 from isk_defection.experiments.calibration.priors import PRIORS
+from isk_defection.experiments.provenance import git_state, package_version
+from isk_defection.model import DefectionModel
 
 POPULATION = 2_000  # agents: the model default, at which the v2 defaults were fitted
 POSTERIOR = Path("results/posterior/posterior.parquet")
@@ -68,8 +70,6 @@ def simulate_frame(
     params: dict[str, Any], seed: int, agents: int = POPULATION, preset: str = "baseline"
 ) -> pd.DataFrame:
     """The weekly model columns the patterns need, for one baseline run of STEPS weeks."""
-    from isk_defection.model import DefectionModel
-
     model = DefectionModel(
         preset=preset, rng=seed, population=agents, collect_agent_data="off", **params
     )
@@ -398,17 +398,8 @@ def summarise(history, inferred: list[str]) -> dict[str, Any]:
     }
 
 
-def load_history(out: Path):
-    """The pyabc History of a calibration folder."""
-    import pyabc
-
-    return pyabc.History(f"sqlite:///{out / DB}", _id=1)
-
-
 def model_version() -> str:
     """The package version and the commit of this project, if known."""
-    from isk_defection.experiments.provenance import git_state, package_version
-
     commit = git_state().get("commit") or ""
     version = package_version()
     return f"{version}+{commit[:12]}" if commit else version

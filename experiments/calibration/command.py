@@ -416,7 +416,7 @@ def points_section(points: pd.DataFrame) -> list[str]:
 def coverage_section(cov: pd.DataFrame) -> list[str]:
     """calibration.md's coverage table, and how to read it."""
     from isk_defection.experiments.calibration import abc
-    from isk_defection.experiments.calibration.verdicts import wilson
+    from isk_defection.experiments.stats import wilson
 
     covered, fits = int(cov.covered.sum()), int(cov.fits.sum())
     low, high = wilson(covered, fits)

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 
 from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.abc import FULL, QUICK
 from isk_defection.experiments.calibration.priors import PRIORS, table_markdown
+from isk_defection.experiments.stats import wilson
 
 ROOT = Path(__file__).resolve().parents[2]
 ODD = ROOT / "docs" / "ODD.md"
@@ -233,9 +235,6 @@ def _convergence(meta: dict) -> str:
 
 def _coverage_words(cov: pd.DataFrame) -> str:
     """The coverage check overall, and what it does and does not test."""
-    from isk_defection.experiments.calibration.abc import QUICK
-    from isk_defection.experiments.calibration.verdicts import wilson
-
     covered, fits = int(cov.covered.sum()), int(cov.fits.sum())
     low, high = wilson(covered, fits)
     verdict = (
@@ -256,8 +255,6 @@ def _coverage_words(cov: pd.DataFrame) -> str:
 
 def abc_budget() -> str:
     """The full budget in words."""
-    from isk_defection.experiments.calibration.abc import FULL
-
     return (
         f"{FULL.generations} generations, {FULL.simulations:,} simulations or "
         f"{FULL.minutes:g} minutes of wall time"

@@ -24,6 +24,7 @@ from SALib.sample import morris as morris_sample
 
 from isk_defection.experiments.calibration import patterns as pat
 from isk_defection.experiments.calibration.priors import PRIORS
+from isk_defection.experiments.sweep import load_spec, run_sweep
 
 SHARE = 0.2  # inferred at all
 KERNEL_SHARE = 0.4  # inferred and moved by the SMC kernel (the rest are redrawn from the prior)
@@ -57,8 +58,6 @@ def run(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the Morris design through the sweep engine; analyse; write screen.csv/json/png."""
-    from isk_defection.experiments.sweep import load_spec, run_sweep
-
     matrix = design(trajectories)
     names = list(PRIORS)
     spec = load_spec(

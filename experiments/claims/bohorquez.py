@@ -18,7 +18,7 @@ import pandas as pd
 
 from isk_defection.experiments.claims.framework import CheckResult, ClassicExperiment, Finding
 from isk_defection.experiments.claims.plots import panels, save
-from isk_defection.experiments.claims.stats import bootstrap_mean, fit_power_law
+from isk_defection.experiments.stats import bootstrap_mean, fit_power_law
 from isk_defection.model.isk import Cells
 from isk_defection.model.parameters import PARAMETERS
 

@@ -43,7 +43,7 @@ from isk_defection.experiments.claims.framework import (
 )
 from isk_defection.experiments.claims.plots import save
 from isk_defection.experiments.claims.policy import ALI
-from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.experiments.stats import bootstrap_mean
 from isk_defection.model.parameters import PARAMETERS
 
 RANGES: dict[str, tuple[float, float]] = {

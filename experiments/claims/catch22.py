@@ -24,7 +24,7 @@ from isk_defection.experiments.claims.framework import (
 )
 from isk_defection.experiments.claims.plots import panels, save
 from isk_defection.experiments.claims.policy import PEREIRA
-from isk_defection.experiments.claims.stats import bootstrap_difference, spearman
+from isk_defection.experiments.stats import bootstrap_difference, spearman
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUICK_LEVELS = (0.0, 0.5, 1.0)

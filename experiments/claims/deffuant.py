@@ -18,7 +18,7 @@ import pandas as pd
 
 from isk_defection.experiments.claims.framework import CheckResult, ClassicExperiment, Finding
 from isk_defection.experiments.claims.plots import panels, save
-from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.experiments.stats import bootstrap_mean
 from isk_defection.model.influence import random_matching, relative_agreement
 from isk_defection.model.network import complete_network, edge_list
 

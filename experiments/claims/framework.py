@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from isk_defection.experiments.calibration.outcome import Outcome
-from isk_defection.experiments.claims.stats import Estimate, bootstrap_difference, spearman
+from isk_defection.experiments.stats import Estimate, bootstrap_difference, spearman
 
 # Agents in --quick runs: None keeps the model's default (2,000). Model v2 counts people
 # and bounds IS-K's weekly intake (absorptive capacity, in people); at 500 agents one

@@ -26,7 +26,7 @@ from isk_defection.experiments.claims.framework import (
 )
 from isk_defection.experiments.claims.plots import panels
 from isk_defection.experiments.claims.policy import ALI
-from isk_defection.experiments.claims.stats import bootstrap_difference, bootstrap_mean
+from isk_defection.experiments.stats import bootstrap_difference, bootstrap_mean
 from isk_defection.model.parameters import PARAMETERS
 
 HORIZONS = (52, 104, 156, 208)

@@ -18,7 +18,7 @@ from isk_defection.experiments.claims.framework import (
     Finding,
     Trend,
 )
-from isk_defection.experiments.claims.stats import bootstrap_mean
+from isk_defection.experiments.stats import bootstrap_mean
 from isk_defection.model.policy import LEVERS, as_schedule
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")

@@ -26,7 +26,7 @@ from isk_defection.experiments.claims.framework import (
 )
 from isk_defection.experiments.claims.plots import FAIL, PASS, panels, save
 from isk_defection.experiments.claims.policy import ALI, MOVE_WEEK, baseline_text
-from isk_defection.experiments.claims.stats import bootstrap_difference, bootstrap_ratio
+from isk_defection.experiments.stats import bootstrap_difference, bootstrap_ratio
 
 EQUIVALENCE = 0.25  # "no longer costs": the ablated cost is below a quarter of the full one
 MOVES = {  # move: (lever, control, treatment)

@@ -45,7 +45,7 @@ def reproduce(
     ``out/REPORT.md`` always summarises every experiment found in ``out``; with
     ``root_report`` the same table, links rewritten, is copied there. With ``posterior``
     (an ensemble file) every claim is read across ``draws`` posterior draws instead
-    (``experiments.calibration.verdicts``) and REPORT.md gains that table. The folder is
+    (``experiments.claims.posterior``) and REPORT.md gains that table. The folder is
     claimed as ``reproduce`` output (``experiments.folders``) for the whole time.
     """
     with folders.claim(Path(out), "reproduce"):
@@ -71,7 +71,7 @@ def _reproduce(
     draws: int | None,
 ) -> dict[str, str]:
     if posterior is not None:
-        from isk_defection.experiments.calibration.verdicts import (
+        from isk_defection.experiments.claims.posterior import (
             DEFAULT_DRAWS,
             reproduce_posterior,
         )
@@ -111,7 +111,7 @@ def _reproduce(
 
 def _write_reports(out: Path, root_report: Path | None) -> None:
     """out/REPORT.md (point verdicts, then posterior verdicts if any) and its root copy."""
-    from isk_defection.experiments.calibration.verdicts import summary_table
+    from isk_defection.experiments.claims.posterior import summary_table
 
     names = list(EXPERIMENTS)
     out.mkdir(parents=True, exist_ok=True)

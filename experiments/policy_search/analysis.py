@@ -8,7 +8,7 @@ where in the posterior moderation pays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from isk_defection.experiments.policy_search.robust import (
 )
 from isk_defection.experiments.policy_search.search import SearchResult
 from isk_defection.experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.stats import prim_box
 
 QUANTILES = {"mean": None, "p10": 0.1, "p50": 0.5, "p90": 0.9}
 
@@ -262,54 +263,7 @@ def moderation_pays(
 
 
 def _replace(answer: ModerationAnswer, **changes: Any) -> ModerationAnswer:
-    from dataclasses import replace
-
     return replace(answer, **changes)
-
-
-def prim_box(x: pd.DataFrame, y: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """PRIM (EMA Workbench): the densest box on the peeling trajectory covering half the cases.
-
-    Returns its restricted parameters with their limits and whole range, and its coverage,
-    density and mass.
-    """
-    import logging
-    import warnings
-
-    with warnings.catch_warnings():  # the library's own deprecation notices, not ours
-        warnings.simplefilter("ignore")
-        from ema_workbench.analysis import prim
-
-        logging.getLogger("EMA").setLevel(logging.WARNING)
-        finder = prim.Prim(x, y.astype(bool), peel_alpha=0.1, mass_min=0.05)
-        box = finder.find_box()
-        trajectory = box.peeling_trajectory
-        eligible = trajectory[trajectory["coverage"] >= 0.5]
-        choice = int(eligible["density"].idxmax()) if len(eligible) else len(trajectory) - 1
-        box.select(choice)
-    limits = box.box_lims[choice]
-    restricted = []
-    for name in x.columns:
-        low, high = float(limits[name].iloc[0]), float(limits[name].iloc[1])
-        whole = (float(x[name].min()), float(x[name].max()))
-        if low > whole[0] + 1e-12 or high < whole[1] - 1e-12:
-            restricted.append({"parameter": name, "low": low, "high": high, "range": whole})
-    row = trajectory.loc[choice]
-    numbers = {
-        "coverage": float(row["coverage"]),
-        "density": float(row["density"]),
-        "mass": float(row["mass"]),
-        "base_rate": float(y.mean()),
-    }
-    return restricted, numbers
-
-
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """Wilson 95% interval of a proportion (stays within [0, 1])."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    interval = stats.binomtest(successes, n).proportion_ci(0.95, method="wilson")
-    return float(interval.low), float(interval.high)
 
 
 def stress_summary(

@@ -22,11 +22,12 @@ from isk_defection.experiments.policy_search.analysis import (
     ModerationAnswer,
     ParetoSet,
     Placement,
-    wilson,
+    moderation_level,
 )
 from isk_defection.experiments.policy_search.robust import natural
 from isk_defection.experiments.policy_search.search import SearchResult
 from isk_defection.experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.stats import wilson
 
 FIGURES = {
     "convergence": "convergence.png",
@@ -473,8 +474,6 @@ def _moderation_on_the_front(
     spec: OptimizeSpec, answer: ModerationAnswer, front: ParetoSet
 ) -> list[str]:
     """What the moderating Pareto paths buy and cost, against the other Pareto paths."""
-    from isk_defection.experiments.policy_search.analysis import moderation_level
-
     moderating = moderation_level(spec, front.x) >= answer.level - 1e-9
     if not moderating.any() or moderating.all():
         which = "every" if moderating.all() else "no"

@@ -1,4 +1,4 @@
-"""Robustness statistics over scenarios, and Pareto dominance.
+"""Robustness statistics over scenarios, and Pareto dominance (pymoo's).
 
 Everything here works in *loss* form (smaller is better): a quantity to maximise enters
 with its sign flipped. Values per policy come as arrays ``(scenarios, measures)``.
@@ -7,6 +7,8 @@ with its sign flipped. Values per policy come as arrays ``(scenarios, measures)`
 from __future__ import annotations
 
 import numpy as np
+from pymoo.util.dominator import Dominator
+from pymoo.util.nds.non_dominated_sorting import find_non_dominated
 
 from isk_defection.experiments.policy_search.spec import OptimizeSpec
 
@@ -79,22 +81,21 @@ def natural(losses: np.ndarray, sense: str) -> np.ndarray:
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    """Loss vector ``a`` is no worse than ``b`` everywhere and better somewhere."""
-    return bool(np.all(a <= b) and np.any(a < b))
+    """Loss vector ``a`` is no worse than ``b`` everywhere and better somewhere (pymoo)."""
+    return bool(Dominator.get_relation(a, b) == 1)
 
 
 def dominance_matrix(losses: np.ndarray) -> np.ndarray:
-    """``D[i, j]``: policy i dominates policy j."""
-    le = np.all(losses[:, None, :] <= losses[None, :, :], axis=-1)
-    lt = np.any(losses[:, None, :] < losses[None, :, :], axis=-1)
-    return le & lt
+    """``D[i, j]``: policy i dominates policy j (pymoo's Dominator)."""
+    return np.asarray(Dominator.calc_domination_matrix(losses) == 1)
 
 
 def non_dominated(losses: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows no other row dominates."""
-    if len(losses) == 0:
-        return np.zeros(0, dtype=bool)
-    return ~dominance_matrix(losses).any(axis=0)
+    """Boolean mask of the rows no other row dominates (pymoo's non-dominated sorting)."""
+    mask = np.zeros(len(losses), dtype=bool)
+    if len(losses):
+        mask[find_non_dominated(losses)] = True
+    return mask
 
 
 def additive_epsilon(front: np.ndarray, point: np.ndarray, scale: np.ndarray) -> float:
@@ -106,8 +107,3 @@ def additive_epsilon(front: np.ndarray, point: np.ndarray, scale: np.ndarray) ->
     """
     gaps = (front - point) / scale
     return float(np.min(np.max(gaps, axis=1)))
-
-
-def objective_names(spec: OptimizeSpec) -> list[str]:
-    """Objective names in order."""
-    return [o.name for o in spec.objectives]

@@ -27,10 +27,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.algorithms.moo.nsga3 import NSGA3
+from pymoo.core.evaluator import Evaluator
+from pymoo.indicators.hv import HV
+from pymoo.operators.selection.tournament import TournamentSelection
+from pymoo.problems.static import StaticProblem
 from scipy.stats import qmc
 
 from isk_defection.experiments.ensemble import Ensemble, draw
 from isk_defection.experiments.policy_search.evaluate import RunTask, Scenario, run_task
+from isk_defection.experiments.policy_search.pymoo_parts import (
+    LeverProblem,
+    Rounding,
+    cv_then_random,
+    reference_directions,
+)
 from isk_defection.experiments.policy_search.robust import (
     constraint_violations,
     non_dominated,
@@ -297,16 +309,6 @@ def _completed(futures: list) -> Any:
 
 def make_algorithm(spec: OptimizeSpec, initial: np.ndarray) -> Any:
     """NSGA-II or NSGA-III with the initial population given, rounding repair, no duplicates."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2
-    from pymoo.algorithms.moo.nsga3 import NSGA3
-    from pymoo.operators.selection.tournament import TournamentSelection
-
-    from isk_defection.experiments.policy_search.pymoo_parts import (
-        Rounding,
-        cv_then_random,
-        reference_directions,
-    )
-
     common = {
         "pop_size": spec.population,
         "sampling": initial,
@@ -368,11 +370,6 @@ def run_search(
     progress: Callable[[int], None] | None = None,
 ) -> SearchResult:
     """Evaluate the references, then every generation; checkpoint after each one."""
-    from pymoo.core.evaluator import Evaluator
-    from pymoo.problems.static import StaticProblem
-
-    from isk_defection.experiments.policy_search.pymoo_parts import LeverProblem
-
     streams = seed_streams(spec.seed)
     scenes = scenarios(ensemble, spec.draws, spec.seeds, streams["in_sample"])
     evaluations = Evaluations(spec, pool, progress, out / JOURNAL)
@@ -465,8 +462,6 @@ def hypervolumes(losses: list[np.ndarray], feasible: list[np.ndarray]) -> list[f
     for every generation, the curve rises as the front advances and flattens as the
     search converges.
     """
-    from pymoo.indicators.hv import HV
-
     if not losses:
         return []
     every = np.concatenate(losses)

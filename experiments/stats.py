@@ -1,14 +1,22 @@
-"""The statistics that decide verdicts: bootstrap intervals, rank trends, power-law fits.
+"""The statistics that decide verdicts, and scenario discovery (EMA Workbench's PRIM).
 
-Every resampling uses its own seeded generator, so a verdict is a function of the data.
+Bootstrap intervals, rank trends, proportions and power-law fits, shared by the claims,
+the calibration and the policy search (one of each tool). Every resampling uses its own
+seeded generator, so a verdict is a function of the data.
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, special, stats
+
+from isk_defection.experiments.extras import require
 
 RESAMPLES = 4_000
 LEVEL = 0.95
@@ -34,12 +42,6 @@ class Estimate:
 
 def _round(x: float, digits: int) -> str:
     return f"{x:.{digits}g}" if np.isfinite(x) else "n/a"
-
-
-def _interval(draws: np.ndarray, value: float) -> Estimate:
-    tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return Estimate(float(value), float(low), float(high))
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], statistic, paired: bool, value: float) -> Estimate:
@@ -164,3 +166,46 @@ def fit_power_law(sizes: np.ndarray, min_tail: int = 50) -> PowerLaw:
     if best is None:
         raise ValueError(f"power law: fewer than {min_tail} observations")
     return best
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (scipy; stays within [0, 1]; nan when n = 0)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    interval = stats.binomtest(successes, n).proportion_ci(level, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def prim_box(x: pd.DataFrame, y: np.ndarray) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """PRIM (EMA Workbench): the densest box on the peeling trajectory covering half the cases.
+
+    Returns its restricted parameters with their limits and whole range, and its coverage,
+    density and mass. Needs the [analysis] extra (or [optimize]).
+    """
+    require("analysis", "scenario discovery (PRIM)")
+    with warnings.catch_warnings():  # the library's own deprecation notices, not ours
+        warnings.simplefilter("ignore")
+        from ema_workbench.analysis import prim  # optional: the [analysis] extra
+
+        logging.getLogger("EMA").setLevel(logging.WARNING)
+        finder = prim.Prim(x, y.astype(bool), peel_alpha=0.1, mass_min=0.05)
+        box = finder.find_box()
+        trajectory = box.peeling_trajectory
+        eligible = trajectory[trajectory["coverage"] >= 0.5]
+        choice = int(eligible["density"].idxmax()) if len(eligible) else len(trajectory) - 1
+        box.select(choice)
+    limits = box.box_lims[choice]
+    restricted = []
+    for name in x.columns:
+        low, high = float(limits[name].iloc[0]), float(limits[name].iloc[1])
+        whole = (float(x[name].min()), float(x[name].max()))
+        if low > whole[0] + 1e-12 or high < whole[1] - 1e-12:
+            restricted.append({"parameter": name, "low": low, "high": high, "range": whole})
+    row = trajectory.loc[choice]
+    numbers = {
+        "coverage": float(row["coverage"]),
+        "density": float(row["density"]),
+        "mass": float(row["mass"]),
+        "base_rate": float(y.mean()),
+    }
+    return restricted, numbers

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.claims import EXPERIMENTS
 from isk_defection.experiments.claims.framework import (
     ClassicExperiment,
     Context,
@@ -38,7 +39,9 @@ from isk_defection.experiments.claims.framework import (
     Verdict,
     measure_runs,
 )
-from isk_defection.experiments.claims.stats import spearman
+from isk_defection.experiments.ensemble import draw, load_ensemble, sidecar_path
+from isk_defection.experiments.stats import prim_box, spearman, wilson
+from isk_defection.experiments.sweep import load_spec, run_sweep
 
 HOLDS, FAILS = 0.9, 0.1
 DEFAULT_DRAWS = 100
@@ -82,17 +85,6 @@ class PosteriorFinding:
     note: str = ""
 
 
-def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (stays within [0, 1])."""
-    if n == 0:
-        return 0.0, 1.0
-    z = stats.norm.ppf(0.5 + level / 2)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def decide(share: float) -> str:
     """REPRODUCED, NOT REPRODUCED or DEPENDS from the posterior share."""
     if share >= HOLDS:
@@ -102,50 +94,30 @@ def decide(share: float) -> str:
     return "DEPENDS"
 
 
-def prim(x: pd.DataFrame, y: np.ndarray, alpha: float = 0.1, density: float = 0.8) -> str:
-    """Scenario discovery by PRIM peeling: the box where ``y`` (fails) concentrates, in words.
+def prim(x: pd.DataFrame, fails: np.ndarray) -> str:
+    """Scenario discovery (EMA Workbench's PRIM): the box where the claim fails, in words.
 
-    Peel the ``alpha`` share of the remaining points off the side of one parameter that
-    most raises the share of failures inside, until that share reaches ``density`` or
-    fewer than 10% of the points remain; report the box's limits that moved, with its
-    coverage (share of all failures inside) and density (share of failures inside).
+    The box is the densest on PRIM's peeling trajectory that still covers half the
+    failures; its limits that moved are stated, with its coverage (share of all failures
+    inside) and density (share of the draws inside that fail).
     """
-    y = np.asarray(y, bool)
-    if y.sum() == 0 or len(y) < 10:
+    fails = np.asarray(fails, bool)
+    if fails.sum() == 0 or len(fails) < 10:
         return "too few failures for scenario discovery"
-    inside = np.ones(len(y), bool)
-    limits = {c: [x[c].min(), x[c].max()] for c in x.columns}
-    while inside.sum() > max(0.1 * len(y), 5) and y[inside].mean() < density:
-        best = None
-        for c in x.columns:
-            values = x[c].to_numpy(float)
-            for side, q in (("low", alpha), ("high", 1 - alpha)):
-                cut = np.quantile(values[inside], q)
-                keep = inside & (values >= cut if side == "low" else values <= cut)
-                if keep.sum() in (0, inside.sum()):
-                    continue
-                gain = y[keep].mean()
-                if best is None or gain > best[0]:
-                    best = (gain, c, side, cut, keep)
-        if best is None or best[0] <= y[inside].mean():
-            break
-        _, c, side, cut, inside = best
-        limits[c][0 if side == "low" else 1] = cut
-    moved = [
-        f"`{c}` {'>' if lo > x[c].min() else ''}{f' {lo:.3g}' if lo > x[c].min() else ''}"
-        f"{' and' if lo > x[c].min() and hi < x[c].max() else ''}"
-        f"{f' < {hi:.3g}' if hi < x[c].max() else ''}"
-        for c, (lo, hi) in limits.items()
-        if lo > x[c].min() or hi < x[c].max()
-    ]
-    coverage = y[inside].sum() / y.sum()
-    dens = y[inside].mean()
-    if not moved:
+    restricted, numbers = prim_box(x, fails)
+    if not restricted:
         return "no parameter region separates failures (PRIM found no box)"
+    limits = []
+    for r in restricted:
+        lower = r["low"] > r["range"][0] + 1e-12
+        upper = r["high"] < r["range"][1] - 1e-12
+        bounds = [f"> {r['low']:.3g}"] * lower + [f"< {r['high']:.3g}"] * upper
+        limits.append(f"`{r['parameter']}` " + " and ".join(bounds))
     return (
         "fails when "
-        + ", ".join(m.replace("  ", " ") for m in moved)
-        + f" (PRIM box: {coverage:.0%} of the failures, {dens:.0%} of the draws inside fail)"
+        + ", ".join(limits)
+        + f" (PRIM box: {numbers['coverage']:.0%} of the failures, "
+        + f"{numbers['density']:.0%} of the draws inside fail)"
     )
 
 
@@ -168,8 +140,6 @@ def _run_arms(
     experiment: SweepExperiment, ctx: Context, draws: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """Run every arm once per draw (same seeds across arms) and tag each run with its draw."""
-    from isk_defection.experiments.sweep import load_spec
-
     frames = []
     for arm in experiment.arms:
         points = _arms_points(experiment, draws)[arm.name]
@@ -188,8 +158,6 @@ def _run_arms(
 
 def _sweep(ctx: Context, name: str, loaded) -> pd.DataFrame:
     import shutil
-
-    from isk_defection.experiments.sweep import run_sweep
 
     folder = ctx.out / "sweeps" / name
     manifest = folder / "manifest.json"
@@ -234,9 +202,6 @@ def _decide_draw(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataF
 
 def _calibration_draws(experiment, ctx: Context, draws: list[dict[str, Any]]) -> pd.DataFrame:
     """C10 across the posterior: the baseline at each draw, every pattern checked."""
-    from isk_defection.experiments.calibration import patterns as pat
-    from isk_defection.experiments.sweep import load_spec
-
     spec = {
         "sweep": {
             "name": "C10-posterior",
@@ -376,8 +341,6 @@ def load_claim(folder: Path) -> dict[str, Any] | None:
 
 def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
     """The REPORT.md section: one row per claim with a posterior result."""
-    from isk_defection.experiments.claims import EXPERIMENTS
-
     rows = [(n, load_claim(out / n)) for n in names]
     rows = [(n, r) for n, r in rows if r is not None]
     if not rows:
@@ -423,8 +386,6 @@ def borderline(interval: tuple[float, float] | list[float]) -> str:
 
 def caveats(posterior: Path) -> str:
     """What the posterior behind the table is, from its sidecar: how far the fit got."""
-    from isk_defection.experiments.ensemble import sidecar_path
-
     tail = (
         "Claims run on their coarse (--quick) grids with one seed per draw; a difference "
         "'holds' in a draw when it has the claimed sign. See docs/ODD.md section 9."
@@ -457,9 +418,6 @@ def reproduce_posterior(
     seed: int = 2_024,
 ) -> dict[str, str]:
     """Every named claim across ``draws`` posterior draws; per-claim files and verdicts."""
-    from isk_defection.experiments.claims import EXPERIMENTS
-    from isk_defection.experiments.ensemble import draw, load_ensemble
-
     ensemble = load_ensemble(posterior)
     sample = [d.params for d in draw(ensemble, draws, np.random.default_rng(seed))]
     verdicts = {}
