@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 
 import ipyvuetify as v
+import ipywidgets as widgets
 import mesa
 import numpy as np
 import pandas as pd
@@ -44,7 +45,11 @@ def test_mesa_solaraviz_renders_the_model_with_plot_components():
         model_params=MODEL_PARAMS,
         name="Defection",
     )
-    solara.render(page, handle_error=False)
+    _, rc = solara.render(page, handle_error=False)
+    plots = [bytes(image.value) for image in rc.find(widgets.Image).widgets]
+    assert len(plots) == 2  # one figure per plot component, drawn from the model's data
+    assert all(plot.startswith(b"\x89PNG") and len(plot) > 1_000 for plot in plots)
+    assert plots[0] != plots[1]  # two measures, two different pictures
 
 
 def test_mesa_reset_rebuilds_the_model_from_the_inputs_and_steps_it():
