@@ -1,8 +1,12 @@
-"""Mesa agents: each a readable view onto one slot of the model's population arrays.
+"""Mesa agents: each a view onto one slot of the model's population arrays.
 
 The model updates the arrays in bulk each week; an agent reads its own state
 through properties, so ``model.agents``, ``AgentSet.select/groupby/agg``, agent
 reporters and the browser all see the current state without a per-agent step.
+A Mesa user may set an agent's traits (``agent.loyalty = 0.3``): the value is
+checked and written to the arrays the next week's update reads. What the weekly
+rules decide (allegiance, recruiting) and what a run is built from (group, people)
+refuse assignment with a one-line reason.
 """
 
 from __future__ import annotations
@@ -10,11 +14,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mesa
+import numpy as np
 
 if TYPE_CHECKING:
     from isk_defection.model.model import DefectionModel
 
 ALLEGIANCES = ("loyal", "isk", "removed", "deserted")  # codes 0-3 of model.population
+DECIDED = {  # read-only attributes, and why
+    "group": "fixed at creation (it sets his traits' means and the agent's Mesa class)",
+    "faction": "follows from his group, which is fixed at creation",
+    "allegiance": "decided by the weekly rules (threshold, IS-K's reach and intake, "
+    "desertion); change their parameters or levers instead",
+    "people": "his group's size over its agents, fixed at creation",
+    "recruiter": "decided by IS-K (recruiter_share) when he joins it",
+}
 
 
 class Fighter(mesa.Agent):
@@ -34,20 +47,57 @@ class Fighter(mesa.Agent):
         super().__init__(model)
         self.slot = slot
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in DECIDED:
+            raise AttributeError(f"{name}: cannot be set on an agent: {DECIDED[name]}")
+        super().__setattr__(name, value)
+
+    def _write(self, trait: str, value: float) -> None:
+        """Check a trait in [0, 1] and write it to the arrays the weekly update reads."""
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ValueError(f"{trait}: must be a number in [0, 1] (got {value!r})")
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{trait}: must be a number in [0, 1] (got {value!r})")
+        getattr(self.model.population, trait)[self.slot] = float(value)
+
+    def step(self) -> None:
+        """Agents have no step of their own: the weekly update is synchronous (ODD §3).
+
+        Every agent's loyalty, pressure and choice are computed together from last week's
+        state, so stepping agents one by one in random order (``model.agents.shuffle_do
+        ("step")``) would be a different model; ``model.step()`` runs the week.
+        """
+        raise NotImplementedError(
+            "Fighter.step: agents are updated together each week from last week's state "
+            "(synchronous update, ODD §3); call model.step() instead of stepping agents"
+        )
+
     @property
     def loyalty(self) -> float:
         """Loyalty to the Taliban-led camp in [0, 1] (0 once in IS-K)."""
         return float(self.model.population.loyalty[self.slot])
+
+    @loyalty.setter
+    def loyalty(self, value: float) -> None:
+        self._write("loyalty", value)
 
     @property
     def hardline(self) -> float:
         """Ideological hardness in [0, 1]; tolerance of moderation is 1 - hardline."""
         return float(self.model.population.hardline[self.slot])
 
+    @hardline.setter
+    def hardline(self, value: float) -> None:
+        self._write("hardline", value)
+
     @property
     def threshold(self) -> float:
         """Defection threshold (Granovetter)."""
         return float(self.model.population.threshold[self.slot])
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._write("threshold", value)
 
     @property
     def group(self) -> str:

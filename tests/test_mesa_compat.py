@@ -125,3 +125,30 @@ def test_batch_run_keeps_lever_inputs_and_weekly_values_apart():
     assert np.allclose(weekly, [0.1, 0.1, 0.1, 0.8, 0.8, 0.8])  # the state, week by week
     constant = frame[frame["counter_isk"] == 0.5]
     assert np.allclose(constant["lever_counter_isk"], 0.5)
+
+
+def test_setting_an_agent_trait_writes_through_to_the_week_that_follows():
+    changed, same = DefectionModel(population=300, rng=9), DefectionModel(population=300, rng=9)
+    kandahar = [a for a in changed.agents if a.group == "kandahar"]
+    for agent in kandahar:
+        agent.loyalty = 0.0
+    assert all(changed.population.loyalty[a.slot] == 0.0 == a.loyalty for a in kandahar)
+    changed.step()
+    same.step()
+    for reported in ("kandahar_loyalty", "kandahar_loyal_share"):  # the step read the writes
+        assert changed.stats[reported] < same.stats[reported]
+    agent = kandahar[0]
+    allegiance = agent.allegiance
+    with pytest.raises(ValueError, match=r"^loyalty: must be a number in \[0, 1\] \(got 1.5\)$"):
+        agent.loyalty = 1.5
+    with pytest.raises(AttributeError, match="^allegiance: cannot be set on an agent: decided"):
+        agent.allegiance = "isk"
+    assert agent.allegiance == allegiance
+
+
+def test_shuffle_do_step_says_why_agents_do_not_step_alone():
+    model = DefectionModel(population=200, rng=2)
+    before = model.population.loyalty.copy()
+    with pytest.raises(NotImplementedError, match=r"synchronous update.*call model.step\(\)"):
+        model.agents.shuffle_do("step")
+    assert np.array_equal(model.population.loyalty, before) and model.steps == 0
