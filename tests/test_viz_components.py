@@ -726,7 +726,7 @@ def test_step_button_keys_and_reset_drive_the_page_run():
         assert run.model.week == week and run.error.startswith("Reset refused")
         assert rc.find(v.Alert).widgets  # the refusal is on the page
         seed.v_model = "7"
-        rc.find(v.Select, label="Scenario").widget.v_model = "inclusive"
+        rc.find(v.RadioGroup, class_="scenario-choice").widget.v_model = "inclusive"
         button(rc, "Reset").click()
         assert (run.model.week, run.model.seed, run.model.preset) == (0, 7, "inclusive")
         assert run.error == ""
@@ -739,7 +739,7 @@ def test_choosing_full_scale_shows_its_own_population_instead_of_the_slider():
     box, rc = solara.render(Page(), handle_error=False)
     run = page_run(rc)
     try:
-        rc.find(v.Select, label="Scenario").widget.v_model = "full_scale"
+        rc.find(v.RadioGroup, class_="scenario-choice").widget.v_model = "full_scale"
         assert not rc.find(v.Slider, class_="population").widgets
         fixed = Settings("full_scale").fixed_population
         note = rc.find(v.Html, class_="population-fixed").widget

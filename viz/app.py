@@ -19,6 +19,7 @@ import solara
 from isk_defection.viz.controls import (
     CompareControls,
     DownloadControls,
+    ModelInfo,
     PauseControls,
     PolicyControls,
     RunControls,
@@ -119,6 +120,7 @@ def Page() -> None:
 
         with solara.v.Html(tag="div", class_="dv-main"):
             solara.v.Html(tag="h1", children=[TITLE])
+            ModelInfo(run, state.value)
             with solara.Column(gap="4px"):  # its own box: a message never moves the live view
                 if problem:
                     solara.Warning(problem, classes=["link-error"])

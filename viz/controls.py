@@ -19,6 +19,7 @@ import pandas as pd
 import solara
 
 from isk_defection.model import PRESETS
+from isk_defection.model.groups import GROUP_NAMES
 from isk_defection.model.presets import PRESET_DESCRIPTIONS
 from isk_defection.viz import columns as cols
 from isk_defection.viz.journal import (
@@ -31,10 +32,30 @@ from isk_defection.viz.journal import (
     to_query,
 )
 from isk_defection.viz.levers import LeverWidget
-from isk_defection.viz.runner import DEFAULT_PEOPLE, DEFAULT_SHARE, MAX_SPEED, PauseRules, Run
-from isk_defection.viz.style import plural
+from isk_defection.viz.runner import (
+    DEFAULT_PEOPLE,
+    DEFAULT_SHARE,
+    DEFAULT_WEEK,
+    MAX_SPEED,
+    PauseRules,
+    Run,
+)
+from isk_defection.viz.style import group_label, plural
 
 LEVER_STEP = 0.05
+MODEL_INFO = """
+Each agent is a fighter or official of one origin group (the Taliban's factions, allied
+militants, former officials). Each week his loyalty changes with the regime's acts (the
+levers), its legitimacy and resources, his contacts and IS-K's recruiters, and he may
+defect to IS-K, desert, or be killed or captured. A scenario sets the levers' course; your moves
+override it from the next week. Mechanisms, defaults and sources: `docs/ODD.md`
+(`defection params` lists every parameter with its range, unit and source); what each
+lever's levels mean as observable acts: its **?** button.
+
+**Scale:** the groups' sizes are people; agents stand for them, a group's people
+divided among its agents. Here one agent stands for about {people:,.0f} people on
+average; counts on the page (the status bar, the charts, the pause rule) are people.
+"""
 FORK, OTHER = "Fork this run", "Other scenario"
 SMALL = {"font-size": "12px", "color": "#444", "display": "block"}
 logger = logging.getLogger(__name__)
@@ -109,7 +130,7 @@ def RunControls(run: Run, version: int = 0) -> None:
             css="speed",
         )
         solara.InputText("Seed", value=seed_text, continuous_update=True, error=seed_error or False)
-        solara.Select("Scenario", values=list(PRESETS), value=preset)
+        ScenarioChoice("Scenario", preset)
         solara.Text(PRESET_DESCRIPTIONS.get(preset.value, ""), style=SMALL)
         fixed = chosen.fixed_population
         if fixed:
@@ -130,6 +151,24 @@ def RunControls(run: Run, version: int = 0) -> None:
                 css="population",
             )
         solara.Text("Seed, scenario and population apply when you press Reset.", style=SMALL)
+
+
+@solara.component
+def ScenarioChoice(label: str, value: solara.Reactive[str]) -> None:
+    """The scenarios as named radio buttons: all in view, each one a named control.
+
+    (Vuetify 3's select leaves its combobox without an accessible name.)
+    """
+    solara.v.Html(tag="div", children=[label], style_="font-size: 13px; margin-top: 6px")
+    solara.v.RadioGroup(
+        v_model=value.value,
+        on_v_model=value.set,
+        inline=True,
+        hide_details=True,
+        density="compact",
+        class_="scenario-choice",
+        children=[solara.v.Radio(label=name, value=name) for name in PRESETS],
+    )
 
 
 @solara.component
@@ -154,6 +193,7 @@ def NamedSlider(
             step=step,
             name=name,
             thumb_label=True,
+            thumb_size=24,  # WCAG 2.2 target size
             hide_details=True,
             class_=css,
         )
@@ -188,7 +228,7 @@ def PolicyControls(run: Run) -> None:
 
 @solara.component
 def PauseControls(run: Run) -> None:
-    """Pause on an event: more people defecting in a week than N, or a group passing a share.
+    """Pause on an event: more people defecting in a week than N, a group passing a share, week N.
 
     The rules live in the run alone; the controls keep their own state from the first
     render on (never re-read from the run), so every click lands.
@@ -200,6 +240,8 @@ def PauseControls(run: Run) -> None:
             "people": initial.people or DEFAULT_PEOPLE,
             "on_share": initial.share is not None,
             "share": round((initial.share or DEFAULT_SHARE) * 100),
+            "on_week": initial.week is not None,
+            "week": initial.week or DEFAULT_WEEK,
         }
     ).current  # the latest choices, whatever render a handler's closure came from
     _, set_version = solara.use_state(0)
@@ -210,6 +252,7 @@ def PauseControls(run: Run) -> None:
             PauseRules(
                 people=max(0, int(chosen["people"])) if chosen["on_people"] else None,
                 share=min(max(chosen["share"], 0), 100) / 100 if chosen["on_share"] else None,
+                week=max(0, int(chosen["week"])) if chosen["on_week"] else None,
             )
         )
         set_version(lambda n: n + 1)
@@ -220,6 +263,7 @@ def PauseControls(run: Run) -> None:
              "People defecting in one week", "people"),
             ("a group's defected share passes", "on_share",
              "Share of a group, in percent", "share"),
+            ("the run reaches week", "on_week", "Week to pause at", "week"),
         )  # fmt: skip
         for label, switch, field, key in rules:
             solara.Checkbox(
@@ -235,6 +279,27 @@ def PauseControls(run: Run) -> None:
             f"One agent stands for about {run.people_per_agent():,.0f} people in this run.",
             style=SMALL,
         )
+
+
+@solara.component
+def ModelInfo(run: Run, version: object = 0) -> None:
+    """What the model is, and the scale: how many people one agent stands for, per group."""
+    with run.lock:
+        model = run.model
+        per_agent = [float(x) for x in getattr(model, "people_per_agent", [])]
+        start = getattr(model, "ledger", {}).get("start")
+    rows = [
+        f"{group_label(name)}: {people:,.0f} people, one agent for {scale:,.0f}"
+        for name, people, scale in zip(
+            [*GROUP_NAMES, "isk"], [] if start is None else start, per_agent, strict=False
+        )
+        if scale > 0
+    ]
+    with solara.Details("About the model and its scale", expand=False):
+        solara.Markdown(MODEL_INFO.format(people=run.people_per_agent()), style=SMALL)
+        with solara.v.Html(tag="ul", class_="model-scale", style_="font-size: 12px"):
+            for row in rows:
+                solara.v.Html(tag="li", children=[row])
 
 
 @solara.component
@@ -281,7 +346,7 @@ def CompareControls(run: Run, version: object = 0) -> None:
                 ),
             )
         else:
-            solara.Select("Scenario to compare", values=list(PRESETS), value=other)
+            ScenarioChoice("Scenario to compare", other)
             solara.Text("Same seed and population, from week 0.", style=SMALL)
             solara.Button(
                 "Start comparison",

@@ -58,8 +58,9 @@ MAX_BACKLOG = 0.5  # seconds of missed steps made up after a stall; older ones a
 DEFAULT_SPEED, MAX_SPEED = 20, 100  # weeks per second
 TOPICS = ("state", "levers", "actions")
 # Pause rules' defaults: more than 200 people defecting in a week (in the baseline at
-# 2,000 agents, about 1 week in 100 over 300 weeks), or a group's defected share passing 10 %.
-DEFAULT_PEOPLE, DEFAULT_SHARE = 200, 0.10
+# 2,000 agents, about 1 week in 100 over 300 weeks), a group's defected share passing 10 %,
+# or week 520 (ten years).
+DEFAULT_PEOPLE, DEFAULT_SHARE, DEFAULT_WEEK = 200, 0.10, 520
 LEVER_REFRESH = 0.5  # seconds between checks that the sliders still show the levers in force
 REPLAY_SLICE = 0.05  # seconds of replay work between frames and checks (a link replays in slices)
 
@@ -74,10 +75,13 @@ class PauseRules:
 
     people: int | None = None
     share: float | None = None  # of a group's members who have defected, in [0, 1]
+    week: int | None = None  # pause on reaching this week (stop at week N)
 
     def check(self, model: DefectionModel, before: dict[str, Any]) -> str:
         """Why the run should pause after this week ("" if it should not)."""
         stats = model.stats
+        if self.week is not None and model.week == self.week:
+            return f"Paused at week {model.week:,}, as set under 'Pause on an event'."
         defected = cols.number(stats.get("defections")) or 0.0
         if self.people is not None and round(defected) > self.people:
             return (
