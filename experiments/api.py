@@ -5,12 +5,14 @@ tool needs: EMA Workbench, SALib, an optimiser or a notebook call it with a dict
 parameter values and read a dict of numbers. Inputs are checked like the command line's
 (one-line ``ValueError`` naming the parameter), so a bad sample fails before it runs.
 
-``ema_parameters`` and ``ema_model`` turn the parameter registry into EMA Workbench
-uncertainties and a ready ``Model``; ``salib_problem`` gives SALib's problem dict. EMA
-Workbench is an optional extra (``pip install -e ".[ema]"``); nothing here imports it
-until asked.
+For EMA Workbench (the [analysis] extra, ``pip install 'isk-defection[analysis]'``),
+``ema_model`` is a ``ReplicatorModel`` as its users expect: the policy levers are its
+``levers`` (so ``perform_experiments(model, scenarios=..., policies=...)`` crosses
+policies with scenarios), the uncertainties default to the calibrated parameters over
+their prior ranges, every experiment is replicated over seeds, and the outcomes are
+weekly time series. ``salib_problem`` gives SALib's problem dict over the same ranges.
 
-    >>> from experiments.api import run
+    >>> from isk_defection.experiments.api import run
     >>> run({"population": 300, "womens_rights": 0.6}, steps=10, outcomes=["isk_strength"])
     {'isk_strength': ...}
 """
@@ -18,22 +20,35 @@ until asked.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from isk_defection.experiments.calibration.priors import PRIORS
+from isk_defection.experiments.extras import require
 from isk_defection.experiments.run import check_seed, check_steps
 from isk_defection.experiments.spec import expand, parameter
 from isk_defection.model import DefectionModel
-from isk_defection.model.parameters import PARAMETERS
-from isk_defection.model.policy import LEVERS, Schedule
+from isk_defection.model.parameters import PARAMETERS, Parameter
+from isk_defection.model.policy import LEVERS
 from isk_defection.model.presets import PRESETS
 from isk_defection.model.reporters import columns
 
-__all__ = ["DEFAULT_OUTCOMES", "ema_model", "ema_parameters", "run", "salib_problem"]
+__all__ = [
+    "DEFAULT_OUTCOMES",
+    "calibrated_ranges",
+    "ema_levers",
+    "ema_model",
+    "ema_parameters",
+    "outcome_names",
+    "run",
+    "salib_problem",
+]
 
 DEFAULT_OUTCOMES = ("isk_strength", "defection_rate", "desertion_rate", "attacks", "legitimacy")
 REDUCTIONS = ("final", "mean", "max", "min", "sum", "series")
+NO_PARAMETERS: Mapping[str, Any] = MappingProxyType({})
 
 
 def _outcome_columns(outcomes: Iterable[str] | None) -> list[str]:
@@ -58,7 +73,7 @@ def outcome_names() -> list[str]:
 
 
 def run(
-    parameters: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] = NO_PARAMETERS,
     steps: int = 100,
     outcomes: Sequence[str] | None = None,
     *,
@@ -75,7 +90,12 @@ def run(
     ``series`` for the whole NumPy array (week 0 to ``steps``). The same ``seed`` gives
     the same numbers on every machine; ``seed=None`` draws a fresh one.
     """
-    parameters = dict(parameters or {})
+    if not isinstance(parameters, Mapping):
+        raise ValueError(
+            "parameters: must be a mapping of parameter names to values, e.g. "
+            f"{{'population': 300}} (got {type(parameters).__name__} {_shown(parameters)})"
+        )
+    parameters = dict(parameters)
     for name in ("rng", "seed", "preset"):
         if name in parameters:
             raise ValueError(
@@ -93,8 +113,7 @@ def run(
         if not isinstance(name, str):
             raise ValueError(f"parameters: names must be text (got {name!r})")
         parameter(name, name)  # unknown or renamed: one line naming it
-    off = "off" if "off" in getattr(PARAMETERS["collect_agent_data"], "choices", ()) else False
-    overrides = {"collect_agent_data": off} | expand(parameters)
+    overrides = {"collect_agent_data": "off"} | expand(parameters)
     model = DefectionModel(preset=preset, rng=seed, **overrides)
     series: dict[str, list[Any]] = {name: [model.stats[name]] for name in chosen}
     for _ in range(steps):
@@ -114,120 +133,179 @@ def _reduce(values: np.ndarray, how: str) -> Any:
     return float(getattr(np, f"nan{how}")(values))
 
 
-def _registry_names(names: Iterable[str] | None) -> list[str]:
-    if names is None:
-        return [
-            name
-            for name, p in PARAMETERS.items()
-            if p.low is not None and p.high is not None and p.low < p.high
-        ]
-    chosen = list(names)
-    for name in chosen:
-        parameter(name, name)
-    return chosen
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
-def salib_problem(names: Iterable[str]) -> dict[str, Any]:
-    """SALib's problem dict for ``names`` with each parameter's registry range as bounds."""
-    chosen = _registry_names(names)
-    bounds = []
+def calibrated_ranges() -> dict[str, tuple[float, float]]:
+    """The calibrated parameters and their prior ranges (``experiments.calibration.priors``)."""
+    return {name: (prior.low, prior.high) for name, prior in PRIORS.items()}
+
+
+def _numeric(name: str, field_name: str) -> Parameter:
+    rules = parameter(name, field_name)
+    if rules.choices or rules.kind in (bool, str):
+        raise ValueError(f"{field_name}: has no numeric range ({rules.allowed()})")
+    return rules
+
+
+def _ranges(
+    names: Iterable[str] | None, ranges: Mapping[str, tuple[float, float]] | None
+) -> dict[str, tuple[float, float]]:
+    """Each name's range: ``ranges`` where given (within the registry's), else the registry's.
+
+    With neither ``names`` nor ``ranges``: the calibrated parameters over their priors.
+    """
+    if isinstance(names, str):
+        raise ValueError(f"names: must be a list of parameter names (got {names!r})")
+    if names is None and ranges is None:
+        return calibrated_ranges()
+    chosen = list(names or [])
+    narrowed = dict(ranges or {})
+    chosen += [name for name in narrowed if name not in chosen]
+    made = {}
     for name in chosen:
-        rules = parameter(name, name)
-        if rules.low is None or rules.high is None:
-            raise ValueError(f"{name}: has no numeric range ({rules.allowed()})")
-        bounds.append([float(rules.low), float(rules.high)])
-    return {"num_vars": len(chosen), "names": chosen, "bounds": bounds}
+        rules = _numeric(name, name)
+        low, high = rules.bounds()
+        if name in narrowed:
+            given = narrowed[name]
+            if (
+                not isinstance(given, (tuple, list))
+                or len(given) != 2
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in given)
+                or not low <= given[0] < given[1] <= high
+            ):
+                raise ValueError(
+                    f"ranges.{name}: must be (low, high) within {rules.allowed()} (got {given!r})"
+                )
+            low, high = given
+        made[name] = (float(low), float(high))
+    return made
+
+
+def salib_problem(
+    names: Iterable[str] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """SALib's problem dict: ``names`` over the registry's ranges, ``ranges`` as narrowed.
+
+    With neither: the calibrated parameters over their prior ranges.
+    """
+    chosen = _ranges(names, ranges)
+    return {
+        "num_vars": len(chosen),
+        "names": list(chosen),
+        "bounds": [list(bounds) for bounds in chosen.values()],
+    }
 
 
 def ema_parameters(
     names: Iterable[str] | None = None, ranges: Mapping[str, tuple[float, float]] | None = None
 ) -> list[Any]:
-    """EMA Workbench parameters for ``names`` (default: every numeric parameter).
+    """EMA Workbench uncertainties: by default the calibrated parameters over their priors.
 
-    Integers become ``IntegerParameter``, numbers and levers (constant over the run)
-    ``RealParameter`` over the registry's range unless ``ranges`` narrows it, switches
-    ``BooleanParameter``, named choices ``CategoricalParameter``. Each carries its
-    default, so EMA's reference scenario is the model's default run.
+    ``names`` take the registry's ranges and ``ranges`` narrow them. Integers become
+    ``IntegerParameter``, numbers ``RealParameter``; each carries its default (clipped to
+    the range), so EMA's reference scenario is the model's default run. Levers are not
+    uncertainties here: they are the model's ``levers`` (``ema_levers``).
     """
-    import ema_workbench as ema
+    require("analysis", "experiments.api.ema_parameters")
+    import ema_workbench as ema  # the [analysis] extra
 
-    ranges = dict(ranges or {})
-    chosen = _registry_names(names if names is not None else None)
-    for name in ranges:
-        if name not in chosen:
-            chosen.append(name)
     made = []
-    for name in chosen:
-        rules = parameter(name, name)
-        default = rules.default.values[0] if isinstance(rules.default, Schedule) else rules.default
-        if rules.choices:
-            made.append(ema.CategoricalParameter(name, list(rules.choices), default=default))
-        elif rules.kind is bool:
-            made.append(ema.BooleanParameter(name, default=bool(default)))
-        elif rules.kind is str:
-            raise ValueError(f"{name}: text parameters cannot be explored ({rules.allowed()})")
+    for name, (low, high) in _ranges(names, ranges).items():
+        rules = PARAMETERS[name] if name in PARAMETERS else _numeric(name, name)
+        if name in LEVERS:
+            raise ValueError(f"{name}: a policy lever; give it to ema_model(levers=...)")
+        default = min(max(rules.default, low), high)
+        if rules.kind is int:
+            made.append(ema.IntegerParameter(name, int(low), int(high), default=int(default)))
         else:
-            low, high = ranges.get(name, (rules.low, rules.high))
-            if not (rules.low <= low < high <= rules.high):
-                raise ValueError(
-                    f"ranges.{name}: must be (low, high) within {rules.allowed()} "
-                    f"(got {(low, high)!r})"
-                )
-            default = min(max(default, low), high)
-            if rules.kind is int:
-                made.append(ema.IntegerParameter(name, int(low), int(high), default=int(default)))
-            else:
-                made.append(ema.RealParameter(name, float(low), float(high), default=default))
+            made.append(ema.RealParameter(name, low, high, default=float(default)))
+    return made
+
+
+def ema_levers(
+    names: Iterable[str] = LEVERS, ranges: Mapping[str, tuple[float, float]] | None = None
+) -> list[Any]:
+    """EMA Workbench levers: the policy levers, each constant over a run, in [0, 1]."""
+    require("analysis", "experiments.api.ema_levers")
+    import ema_workbench as ema  # the [analysis] extra
+
+    made = []
+    for name, (low, high) in _ranges(list(names), ranges).items():
+        if name not in LEVERS:
+            raise ValueError(f"levers: {name!r} is not a policy lever (one of {', '.join(LEVERS)})")
+        made.append(ema.RealParameter(name, low, high, default=low))
     return made
 
 
 def ema_model(
-    uncertainties: Iterable[str] | Mapping[str, tuple[float, float]],
+    uncertainties: Iterable[str] | Mapping[str, tuple[float, float]] | None = None,
+    levers: Iterable[str] | Mapping[str, tuple[float, float]] = LEVERS,
     outcomes: Sequence[str] = ("isk_strength", "defection_rate"),
     *,
-    steps: int = 100,
-    preset: str = "baseline",
+    steps: int = 104,
+    replications: int = 5,
     seed: int = 0,
+    preset: str = "baseline",
     constants: Mapping[str, Any] | None = None,
     name: str = "defection",
 ) -> Any:
-    """An EMA Workbench ``Model`` of this simulation, ready for ``perform_experiments``.
+    """An EMA Workbench ``ReplicatorModel`` of this simulation, for ``perform_experiments``.
 
     ``uncertainties`` names parameters (their registry ranges) or maps them to
-    ``(low, high)``; ``outcomes`` become ``ScalarOutcome``s of the final week;
-    ``constants`` are held (e.g. ``{"population": 500}``). Every experiment runs with the
-    same ``seed``, so differences between experiments come from the parameters alone.
+    ``(low, high)``; by default the calibrated parameters over their prior ranges.
+    ``levers`` are the policy levers, constant over a run (``policies=`` samples them).
+    Each experiment runs ``replications`` times, with seeds spawned from ``seed`` (the
+    same seeds in every experiment: common random numbers); ``outcomes`` are weekly
+    time series, so each comes back as an array (experiments, replications, steps + 1).
+    ``constants`` are held (e.g. ``{"population": 500}``).
     """
-    import ema_workbench as ema
+    require("analysis", "experiments.api.ema_model")
+    import ema_workbench as ema  # the [analysis] extra
 
-    if isinstance(uncertainties, Mapping):
-        made = ema_parameters(list(uncertainties), ranges=uncertainties)
-    else:
-        made = ema_parameters(list(uncertainties))
+    def split(given: Any) -> tuple[list[str] | None, Mapping[str, tuple[float, float]] | None]:
+        if given is None:
+            return None, None
+        if isinstance(given, Mapping):
+            return [], given
+        return list(given), None
+
+    made = ema_parameters(*split(uncertainties))
+    lever_names, lever_ranges = split(levers)
+    policy = ema_levers(lever_names or [], lever_ranges)
     _outcome_columns(outcomes)
     check_steps(steps, "steps")
+    check_seed(seed, "seed")
+    if isinstance(replications, bool) or not isinstance(replications, int) or replications < 1:
+        raise ValueError(f"replications: must be a whole number >= 1 (got {replications!r})")
+    if preset not in PRESETS:
+        raise ValueError(f"preset: must be one of {', '.join(PRESETS)} (got {preset!r})")
     fixed = dict(constants or {})
     for key in fixed:
         parameter(key, f"constants.{key}")
-    model = ema.Model(name, function=_EMAFunction(list(outcomes), steps, preset, seed))
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(replications)]
+    model = ema.ReplicatorModel(name, function=_EMAFunction(list(outcomes), steps, preset))
     model.uncertainties = made
-    model.outcomes = [ema.ScalarOutcome(o) for o in outcomes]
+    model.levers = policy
+    model.replications = [{"seed": s} for s in seeds]
+    model.outcomes = [ema.TimeSeriesOutcome(o) for o in outcomes]
     model.constants = [ema.Constant(k, v) for k, v in fixed.items()]
     return model
 
 
 class _EMAFunction:
-    """The callable EMA Workbench calls with one experiment's values as keywords.
+    """The callable EMA Workbench calls with one experiment's values and seed as keywords.
 
     A class rather than a closure so that EMA's multiprocessing evaluator can pickle it.
     """
 
-    def __init__(self, outcomes: list[str], steps: int, preset: str, seed: int) -> None:
-        self.outcomes, self.steps, self.preset, self.seed = outcomes, steps, preset, seed
+    def __init__(self, outcomes: list[str], steps: int, preset: str) -> None:
+        self.outcomes, self.steps, self.preset = outcomes, steps, preset
 
-    def __call__(self, **values: Any) -> dict[str, float]:
+    def __call__(self, seed: int, **values: Any) -> dict[str, Any]:
         plain = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}
-        for name in LEVERS:  # EMA gives levers as numbers: constant schedules
-            if name in plain:
-                plain[name] = float(plain[name])
-        return run(plain, self.steps, self.outcomes, preset=self.preset, seed=self.seed)
+        return run(
+            plain, self.steps, self.outcomes, preset=self.preset, seed=int(seed), reduce="series"
+        )

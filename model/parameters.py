@@ -69,6 +69,11 @@ class Parameter:
         deep inside the model.
         """
         if self.kind is Schedule:
+            if isinstance(value, np.ndarray) and value.ndim > 1:  # a weekly list is flat
+                raise ValueError(
+                    f"{self.name}: must be {self.allowed()}; a weekly list is one-dimensional "
+                    f"(got an array of shape {value.shape})"
+                )
             return as_schedule(self.name, value)
         error = ValueError(f"{self.name}: must be {self.allowed()} (got {_shown(value)})")
         if self.kind is bool:

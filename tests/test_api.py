@@ -17,8 +17,9 @@ from isk_defection.experiments.api import (
     run,
     salib_problem,
 )
+from isk_defection.experiments.calibration.priors import PRIORS
 from isk_defection.model import DefectionModel
-from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import LEVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,44 +52,83 @@ def test_run_defaults_reductions_and_aliases():
     assert "isk_strength" in outcome_names() and "date" not in outcome_names()
 
 
-def test_salib_problem_uses_the_registry_ranges():
+def test_run_refuses_what_is_not_a_mapping_of_parameters_in_one_line():
+    for bad, shown in (([("population", 300)], "list [('population', 300)]"), (None, "None")):
+        with pytest.raises(ValueError) as error:
+            run(bad)  # type: ignore[arg-type]
+        assert str(error.value).startswith("parameters: must be a mapping") and shown in str(
+            error.value
+        )
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^moderation: .*one-dimensional .*shape \(1, 2\)\)$"):
+        DefectionModel(population=100, moderation=np.array([[0.1, 0.2]]))
+
+
+def test_salib_problem_uses_registry_ranges_narrowed_ranges_or_the_priors():
     problem = salib_problem(["counter_isk", "population"])
     assert problem["names"] == ["counter_isk", "population"]
     assert problem["bounds"] == [[0.0, 1.0], [10.0, 5_000_000.0]]
+    narrowed = salib_problem(ranges={"recruitment_strength": (0.05, 0.2)})
+    assert narrowed["bounds"] == [[0.05, 0.2]] and narrowed["num_vars"] == 1
+    calibrated = salib_problem()
+    assert calibrated["names"] == list(PRIORS)
+    assert calibrated["bounds"] == [[p.low, p.high] for p in PRIORS.values()]
     with pytest.raises(ValueError, match="nosuch"):
         salib_problem(["nosuch"])
+    with pytest.raises(ValueError, match=r"^ranges.counter_isk: must be \(low, high\) within"):
+        salib_problem(ranges={"counter_isk": (0.2, 1.4)})
 
 
-def test_ema_parameters_follow_the_registry():
+def test_ema_uncertainties_default_to_the_calibrated_priors_and_levers_are_levers():
     ema = pytest.importorskip("ema_workbench")
-    made = {
-        p.name: p for p in ema_parameters(["population", "recruitment", "network", "womens_rights"])
-    }
+    every = {p.name: p for p in ema_parameters()}
+    assert list(every) == list(PRIORS) and "population" not in every
+    for name, prior in PRIORS.items():
+        assert (every[name].lower_bound, every[name].upper_bound) == (prior.low, prior.high)
+    made = {p.name: p for p in ema_parameters(["population", "recruitment_strength"])}
     assert isinstance(made["population"], ema.IntegerParameter)
-    assert (made["population"].lower_bound, made["population"].upper_bound) == (10, 5_000_000)
-    assert isinstance(made["recruitment"], ema.BooleanParameter)
-    assert isinstance(made["network"], ema.CategoricalParameter)
-    assert isinstance(made["womens_rights"], ema.RealParameter)
-    every = ema_parameters()
-    assert len(every) == sum(p.low is not None and p.low < p.high for p in PARAMETERS.values())
-    narrowed = ema_parameters([], ranges={"counter_isk": (0.2, 0.4)})
-    assert (narrowed[0].lower_bound, narrowed[0].upper_bound) == (0.2, 0.4)
-    with pytest.raises(ValueError, match="ranges.counter_isk"):
-        ema_parameters([], ranges={"counter_isk": (0.2, 1.4)})
+    assert isinstance(made["recruitment_strength"], ema.RealParameter)
+    narrowed = ema_parameters([], ranges={"recruitment_strength": (0.1, 0.2)})
+    assert (narrowed[0].lower_bound, narrowed[0].upper_bound) == (0.1, 0.2)
+    with pytest.raises(ValueError, match="^womens_rights: a policy lever"):
+        ema_parameters(["womens_rights"])
+    with pytest.raises(ValueError, match="^network: has no numeric range"):
+        ema_parameters(["network"])
+    model = ema_model(steps=2)
+    assert [lever.name for lever in model.levers] == list(LEVERS)
+    assert [u.name for u in model.uncertainties] == list(PRIORS)
 
 
-def test_ema_perform_experiments_runs_the_model():
+def test_ema_policies_by_scenarios_replicated_over_seeds_with_weekly_series():
     ema = pytest.importorskip("ema_workbench")
     model = ema_model(
-        {"counter_isk": (0.0, 1.0)}, ["isk_strength"], steps=4, constants={"population": 200}
+        {"recruitment_strength": (0.0, 0.3)},
+        levers=["counter_isk"],
+        outcomes=["isk_strength"],
+        steps=4,
+        replications=2,
+        constants={"population": 200},
     )
-    experiments, outcomes = ema.perform_experiments(model, scenarios=4)
-    assert len(experiments) == 4 and outcomes["isk_strength"].shape == (4,)
-    again = [
-        run({"population": 200, "counter_isk": x}, 4, ["isk_strength"])["isk_strength"]
-        for x in experiments["counter_isk"]
-    ]
-    assert np.allclose(outcomes["isk_strength"], again)
+    experiments, outcomes = ema.perform_experiments(model, scenarios=2, policies=2)
+    assert len(experiments) == 4  # every policy in every scenario
+    assert experiments["policy"].nunique() == 2 and experiments["scenario"].nunique() == 2
+    series = outcomes["isk_strength"]
+    assert series.shape == (4, 2, 5)  # experiments, replications, weeks 0 to 4
+    assert not np.array_equal(series[:, 0], series[:, 1])  # the seeds differ
+    seeds = [r["seed"] for r in model.replications]
+    first = experiments.iloc[0]
+    again = run(
+        {
+            "population": 200,
+            "recruitment_strength": first["recruitment_strength"],
+            "counter_isk": first["counter_isk"],
+        },
+        4,
+        ["isk_strength"],
+        seed=seeds[1],
+        reduce="series",
+    )
+    assert np.allclose(series[0, 1], again["isk_strength"])
 
 
 def test_the_ema_prim_example_runs():
@@ -103,6 +143,7 @@ def test_the_ema_prim_example_runs():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "PRIM box" in result.stdout and "Sobol'" in result.stdout
+    assert "3 policies x 12 scenarios, 2 seeds each" in result.stdout
 
 
 def test_the_quickstart_notebook_executes():
