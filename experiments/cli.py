@@ -16,18 +16,24 @@ Conventions, the same for every command, because the tool is meant to be scripte
 from __future__ import annotations
 
 import argparse
-import difflib
 import io
 import json
 import os
 import socket
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from isk_defection.experiments.console import progress, say
+from isk_defection.experiments.options import (
+    add_engine_options,
+    check_engine,
+    choice,
+    integer,
+    suggest,
+)
 from isk_defection.model.parameters import MAX_STEPS, PARAMETERS
 from isk_defection.model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
 from isk_defection.model.presets import PRESET_DESCRIPTIONS, PRESETS
@@ -53,42 +59,6 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number in [low, high], said in words when it is not."""
-
-    def convert(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer in [{low:,}, {high:,}] (got {text!r})"
-            ) from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer in [{low:,}, {high:,}] (got {text!r})"
-            )
-        return value
-
-    return convert
-
-
-def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        if text not in choices:
-            raise argparse.ArgumentTypeError(
-                f"must be one of {', '.join(choices)} (got {text!r}){_suggest(text, choices)}"
-            )
-        return text
-
-    convert.__name__ = name
-    return convert
-
-
-def _suggest(text: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(text, list(names), n=1)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Read ``NAME=VALUE`` into a typed parameter value (validated later by the model)."""
     name, sep, raw = text.partition("=")
@@ -102,7 +72,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if name not in PARAMETERS and name not in aliases():
         raise InputError(
             f"--set: unknown parameter {name!r}; must be one that `defection params` lists"
-            f"{_suggest(name, [*PARAMETERS, *aliases()])}"
+            f"{suggest(name, [*PARAMETERS, *aliases()])}"
         )
     parameter = PARAMETERS[aliases().get(name, (name,))[0]]
     kind = parameter.kind
@@ -250,6 +220,8 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     if not args.names and not args.all:
         raise InputError("reproduce: name experiments (C1 ... C11, G1 ... G3) or use --all")
+    if args.names and args.all:
+        raise InputError(f"--all: give experiment names ({args.names[0]} ...) or --all, not both")
     if args.draws is not None and not args.posterior:
         raise InputError("--draws: only with --posterior FILE")
     if args.posterior:
@@ -260,7 +232,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         if name not in EXPERIMENTS:
             raise InputError(
                 f"NAME: must be one of {', '.join(EXPERIMENTS)} (got {name!r})"
-                f"{_suggest(name, list(EXPERIMENTS))}"
+                f"{suggest(name, list(EXPERIMENTS))}"
             )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -305,13 +277,13 @@ def _add_reproduce(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     reproduce.add_argument(
         "--draws",
-        type=_integer(1, 100_000),
+        type=integer(1, 100_000),
         help="posterior draws per claim with --posterior (default 100)",
     )
     reproduce.add_argument(
         "--out", default="results/reproduce", help="output folder (default results/reproduce)"
     )
-    _add_engine_options(reproduce, retry=False)
+    add_engine_options(reproduce, what="reproduction")
     reproduce.set_defaults(handler=_reproduce)
 
 
@@ -360,7 +332,7 @@ def _add_app(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     app.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     app.add_argument(
-        "--port", type=_integer(1, 65535), default=8765, help="port, 1-65535 (default 8765)"
+        "--port", type=integer(1, 65535), default=8765, help="port, 1-65535 (default 8765)"
     )
     app.set_defaults(handler=_app)
 
@@ -447,25 +419,6 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_engine_options(parser: argparse.ArgumentParser, retry: bool = True) -> None:
-    parser.add_argument(
-        "--workers",
-        type=_integer(1, 1024),
-        help="worker processes, local or --local-cluster (default: all cores)",
-    )
-    parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
-    parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue an interrupted sweep in the same --out"
-    )
-    if retry:
-        parser.add_argument(
-            "--retry-failed",
-            action="store_true",
-            help="with --resume: run the runs that failed before again",
-        )
-
-
 def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
     """``defection sweep``: many seeded runs from a TOML spec, resumable, on any engine."""
     sweep = commands.add_parser(
@@ -488,10 +441,10 @@ def _add_sweep(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     sweep.add_argument(
         "--draws",
-        type=_integer(1, 100_000),
+        type=integer(1, 100_000),
         help="with --posterior: draws per point, resampled by weight (default 20)",
     )
-    _add_engine_options(sweep)
+    add_engine_options(sweep, retry=True)
     sweep.set_defaults(handler=_sweep)
 
 
@@ -514,7 +467,7 @@ def _add_sensitivity(commands: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         help="model column, repeatable (default isk_strength and cumulative_defections)",
     )
-    _add_engine_options(sens)
+    add_engine_options(sens, what="sensitivity analysis", retry=True)
     sens.set_defaults(handler=_sensitivity)
 
 
@@ -579,16 +532,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--steps",
-        type=_integer(0, MAX_STEPS),
+        type=integer(0, MAX_STEPS),
         default=100,
         help="weeks to simulate (default 100)",
     )
     run.add_argument(
-        "--seed", type=_integer(0, 2**63 - 1), default=42, help="random seed (default 42)"
+        "--seed", type=integer(0, 2**63 - 1), default=42, help="random seed (default 42)"
     )
     run.add_argument(
         "--preset",
-        type=_choice("preset", list(PRESETS)),
+        type=choice("preset", list(PRESETS)),
         default="baseline",
         help=f"parameter preset: {', '.join(PRESETS)} (default baseline)",
     )
@@ -607,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--draw",
-        type=_integer(0, 2**31 - 1),
+        type=integer(0, 2**63 - 1),
         help="with --posterior: the draw id to run (default: the file's first draw)",
     )
     run.set_defaults(handler=_run)
@@ -618,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     params.add_argument(
         "--format",
-        type=_choice("format", ["table", "csv", "json", "markdown"]),
+        type=choice("format", ["table", "csv", "json", "markdown"]),
         default="table",
         help="table (default), csv, json or markdown",
     )
@@ -658,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     forks_die_with_parent()  # no worker outlives the command, even killed by SIGKILL
     try:
         check_command(args)  # a missing optional extra: one line, exit 2
+        check_engine(args)  # options that exclude each other
         return args.handler(args)
     except ValueError as error:
         _print_error(args, error, "")

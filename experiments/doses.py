@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from isk_defection.experiments import console, folders
+from isk_defection.experiments.options import add_engine_options
 from isk_defection.experiments.spec import load_spec
 from isk_defection.experiments.sweep import atomic_write, mean_interval, read_results, run_sweep
 from isk_defection.model.groups import GROUP_LABELS, GROUP_NAMES
@@ -269,10 +270,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser | None = None) -> 
     )
     parser.add_argument("--out", default="results/doses", help="output folder (results/doses)")
     parser.add_argument("--quick", action="store_true", help="600 agents, one year, 2 seeds (CI)")
-    parser.add_argument("--workers", type=int, help="worker processes (default: all cores)")
-    parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
-    parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_engine_options(parser, what="dose-response")
     parser.set_defaults(handler=handle)
 
 

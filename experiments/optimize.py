@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from isk_defection.experiments.options import add_engine_options
+
 if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep that light
     import numpy as np
     import pandas as pd
@@ -85,28 +87,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser | None = None) -> 
         help="posterior ensemble (Parquet + JSON sidecar, see experiments/ensemble.py); "
         "without it: the defaults only, NOT robust across the posterior",
     )
-    parser.add_argument(
-        "--workers",
-        type=_positive,
-        help="worker processes, local or --local-cluster (default: all)",
-    )
-    parser.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
-    parser.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint in --out"
-    )
+    add_engine_options(parser, what="optimisation (from its last checkpoint)")
     parser.set_defaults(handler=handle)
-
-
-def _positive(text: str) -> int:
-    """An argparse type: a positive whole number."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
-    return value
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -110,7 +110,7 @@ def sensitivity(
                 f"--outcome: must be one of the spec's outputs ({', '.join(spec.outputs[:8])}"
                 f"{', ...' if len(spec.outputs) > 8 else ''}) (got {outcome!r})"
             )
-    saltelli = spec.with_points(design(spec))
+    saltelli = spec.with_points(design(spec), field="sample.n")
     with folders.claim(Path(out), "sensitivity"):  # the sweep inside runs in it
         results = run_sweep(saltelli, Path(out), **engine)
         table = sobol_indices(saltelli, results, outcomes)

@@ -1,5 +1,6 @@
-"""Spec files, one schema for all: sweeps (``defection sweep``, ``sensitivity``) and
-optimisations (``defection optimize``).
+"""Spec files, one schema for all: sweeps and optimisations.
+
+Sweeps are read by ``defection sweep`` and ``sensitivity``, optimisations by ``optimize``.
 
 A spec (TOML or a dict) is validated in full before any run starts. Its tables, keys,
 types and bounds are declared once, as pydantic models (``SweepFile``, ``OptimizeFile``);
@@ -254,9 +255,9 @@ def _allowed(annotation: Any, rules: list[Any]) -> str:
     if annotation is bool:
         return "true or false"
     if annotation is int:
-        return f"an integer in [{low:,}, {high:,}]"
+        return f"an integer in [{low:,}, {high:,}]" if low is not None else "an integer"
     if annotation is float:
-        return f"a finite number in [{low:g}, {high:g}]"
+        return f"a finite number in [{low:g}, {high:g}]" if low is not None else "a finite number"
     if get_origin(annotation) is Literal:
         return f"one of {', '.join(map(str, get_args(annotation)))}"
     if annotation is str:
@@ -327,8 +328,13 @@ class SweepSpec:
         """What a run needs, without the design and source (kept small to send per run)."""
         return dataclasses.replace(self, points=(), source={}, grid={})
 
-    def with_points(self, points: list[dict[str, Any]]) -> SweepSpec:
+    def with_points(self, points: list[dict[str, Any]], field: str = "--draws") -> SweepSpec:
         """The same sweep over an explicit design (used by the sensitivity analysis)."""
+        if len(points) > MAX_POINTS or len(points) * self.replicates > MAX_RUNS:
+            raise ValueError(
+                f"{field}: {len(points):,} design points x {self.replicates:,} replicates; at "
+                f"most {MAX_POINTS:,} points and {MAX_RUNS:,} runs"
+            )
         validated = tuple(_validate_point(self, p) for p in points)
         return dataclasses.replace(
             self, points=validated, source=self.source | {"design": "explicit"}
@@ -706,11 +712,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _build(raw: dict[str, Any], quick: bool) -> OptimizeSpec:
     tables = validated(OptimizeFile, raw)
     opt, algo = tables.optimize, tables.algorithm
-    preset_overrides(opt.preset)  # an unknown preset raises, naming the field
+    try:
+        preset_overrides(opt.preset)
+    except ValueError as error:
+        raise ValueError(f"optimize.{error}") from None
     if opt.periods * opt.period_weeks > opt.steps:
         raise ValueError(
             f"optimize.periods: {opt.periods} periods of {opt.period_weeks} weeks exceed "
-            f"optimize.steps ({opt.steps})"
+            f"optimize.steps ({opt.steps}); must be at most {opt.steps // opt.period_weeks}"
         )
     fixed = _fixed(tables.fixed)
     references = tuple(_references(opt.references))
@@ -763,17 +772,12 @@ def _check_size_of_search(spec: OptimizeSpec) -> None:
 
 
 def _fixed(values: dict[str, Any]) -> dict[str, Any]:
-    checked = {}
-    for name, value in values.items():
-        if name == "moderation" and name not in PARAMETERS:
-            raise ValueError("fixed.moderation: set womens_rights and inclusion instead")
-        if name not in PARAMETERS:
-            raise ValueError(f"fixed.{name}: unknown parameter (see defection params)")
-        try:
-            checked[name] = PARAMETERS[name].validate(value)
-        except ValueError as error:
-            raise ValueError(f"fixed.{error}") from None
-    return checked
+    """Parameters held in every run; an alias is refused (a lever it sets may be searched)."""
+    for name in values:
+        if name not in PARAMETERS and name in aliases():
+            targets = " and ".join(aliases()[name])
+            raise ValueError(f"fixed.{name}: sets {targets}; give those instead")
+    return _parameters("fixed", values)
 
 
 def lever_targets(name: str) -> tuple[str, ...]:
@@ -786,7 +790,7 @@ def lever_targets(name: str) -> tuple[str, ...]:
         return (name,)
     if name == "moderation" and {"womens_rights", "inclusion"} <= set(LEVERS):
         return ("womens_rights", "inclusion")
-    raise ValueError(f"optimize.levers: unknown lever {name!r} (levers: {', '.join(LEVERS)})")
+    raise ValueError(f"optimize.levers: unknown lever {name!r}; must be one of {', '.join(LEVERS)}")
 
 
 def _levers(
@@ -794,7 +798,8 @@ def _levers(
 ) -> tuple[SearchLever, ...]:
     names = list(LEVERS) if names is None else names
     if len(set(names)) != len(names):
-        raise ValueError("optimize.levers: a lever is listed twice")
+        twice = next(n for n in names if names.count(n) > 1)
+        raise ValueError(f"optimize.levers: must be distinct levers ({twice} is listed twice)")
     levers, covered = [], set()
     for name in names:
         targets = lever_targets(name)
@@ -803,12 +808,16 @@ def _levers(
         covered |= set(targets)
         held = set(targets) & set(fixed)
         if held:
-            raise ValueError(f"fixed.{sorted(held)[0]}: is searched (optimize.levers); drop one")
+            raise ValueError(
+                f"fixed.{sorted(held)[0]}: is searched (optimize.levers); give it in one place"
+            )
         low, high = _bounds(name, bounds.get(name, [0.0, 1.0]))
         levers.append(SearchLever(name, targets, low, high))
     extra = sorted(set(bounds) - set(names))
     if extra:
-        raise ValueError(f"bounds.{extra[0]}: not a searched lever (optimize.levers)")
+        raise ValueError(
+            f"bounds.{extra[0]}: must be a searched lever (optimize.levers: {', '.join(names)})"
+        )
     return tuple(levers)
 
 
@@ -848,7 +857,7 @@ def _objectives(
     tables: dict[str, ObjectiveTable], references: tuple[str, ...], notes: list[str]
 ) -> tuple[Objective, ...]:
     if not tables:
-        raise ValueError("objectives: at least one [objectives.NAME] table is needed")
+        raise ValueError("objectives: the spec needs at least one [objectives.NAME] table")
     objectives = []
     for name, table in tables.items():
         where = f"objectives.{name}"

@@ -385,6 +385,196 @@ CASES: list[Case] = [
 ]
 
 
+# ---- every command's engine options, and options that exclude each other --------------
+ENGINE_COMMANDS = {
+    "sweep": ["sweep", "{spec}", "--out", "{out}"],
+    "sensitivity": ["sensitivity", "{spec}", "--out", "{out}"],
+    "reproduce": ["reproduce", "C1", "--quick", "--out", "{out}"],
+    "doses": ["doses", "--quick", "--out", "{out}"],
+    "optimize": ["optimize", "{spec}", "--quick", "--out", "{out}"],
+    "calibrate": ["calibrate", "--quick", "--out", "{out}"],
+}
+SENSITIVITY_SPEC = (
+    with_section(
+        "sample", 'method = "sobol"\nn = 2\n[sample.ranges]\ncontagion_weight = [0.2, 0.8]'
+    )
+    .replace("[fixed]", "[fixed]")
+    .replace("[grid]", "")
+)
+OPTIMIZE_BASE: dict[str, dict] = {
+    "optimize": {"steps": 20, "periods": 2, "period_weeks": 5, "levers": ["womens_rights"]},
+    "fixed": {"population": 100},
+    "algorithm": {"population": 8, "generations": 2},
+    "objectives.isk_strength": {"statistic": "p90"},
+    "constraints.regime_losses": {"statistic": "mean", "max": 0.05},
+}
+
+
+def toml_value(value: object) -> str:
+    """A Python value as TOML (enough for the cases here: no nested tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and abs(value) == float("inf"):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def optimize_spec(table: str = "", key: str = "", value: object = None, drop: str = "") -> str:
+    """The small valid optimisation spec above with one key changed (or a table dropped)."""
+    tables = {name: dict(keys) for name, keys in OPTIMIZE_BASE.items() if name != drop}
+    if table:
+        tables.setdefault(table, {})[key] = value
+    return "".join(
+        f"[{name}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
+        for name, keys in tables.items()
+    )
+
+
+def engine_case(command: str, *extra: str, field: str) -> Case:
+    spec = {"sweep": VALID_SPEC, "sensitivity": SENSITIVITY_SPEC}.get(command)
+    spec = optimize_spec() if command == "optimize" else spec
+    return Case([*ENGINE_COMMANDS[command], *extra], field, spec=spec)
+
+
+def optimize_case(table: str, key: str, value: object, field: str | None = None) -> Case:
+    spec = optimize_spec(table, key, value)
+    return Case(["optimize", "{spec}", "--out", "{out}"], field or f"{table}.{key}", spec=spec)
+
+
+CASES += [
+    *(
+        engine_case(command, "--workers", value, field="--workers")
+        for command in ENGINE_COMMANDS
+        for value in ("0", "-1", "1025", "abc", "1.5", "", "1e3")
+    ),
+    *(
+        engine_case(
+            command, "--local-cluster", "--scheduler", "tcp://127.0.0.1:9", field="--local-cluster"
+        )
+        for command in ENGINE_COMMANDS
+    ),  # fmt: skip
+    *(engine_case(c, "--retry-failed", field="--retry-failed") for c in ("sweep", "sensitivity")),
+    # ---- calibrate: budgets finite, positive and capped ---------------------------------
+    *(
+        engine_case("calibrate", "--minutes", value, field="--minutes")
+        for value in ("nan", "inf", "-inf", "0", "-1", "abc", "1e9", "100000", "")
+    ),
+    *(
+        engine_case("calibrate", "--particles", value, field="--particles")
+        for value in ("0", "1", "-1", "1000000000000", "abc", "2.5", "nan", "inf")
+    ),
+    *(
+        engine_case("calibrate", "--simulations", value, field="--simulations")
+        for value in ("0", "-1", "1000000000000", "abc", "1.5", "inf")
+    ),
+    *(
+        engine_case("calibrate", "--coverage", value, field="--coverage")
+        for value in ("0", "-1", "abc", "100000000", "2.5")
+    ),
+    engine_case("calibrate", "--coverage-only", field="--coverage-only"),
+    engine_case("calibrate", "--rescreen", "--resume", field="--rescreen"),
+    # ---- reproduce, run, sweep: what goes with what --------------------------------------
+    Case(["reproduce", "C2", "--all", "--out", "{out}"], "--all"),
+    Case(["reproduce", "C2", "--draws", "5", "--out", "{out}"], "--draws"),
+    *(Case(["reproduce", "C2", "--draws", v, "--out", "{out}"], "--draws") for v in ("0", "x")),
+    *(Case(run_case("--draw", v), "--draw") for v in ("-1", "x", "1.5", str(2**63))),
+    Case(run_case("--draw", "3"), "--draw"),
+    *(spec_case(VALID_SPEC, "--draws", "--draws", v) for v in ("0", "-5", "100001", "many")),
+    spec_case(VALID_SPEC, "--draws", "--draws", "5"),
+    # ---- optimize: every table and key of the spec -----------------------------------------
+    *(
+        optimize_case("optimize", "steps", v)
+        for v in (0, -1, 100_001, 1_000_000_000, 1.5, "20", True, float("nan"))
+    ),
+    *(optimize_case("optimize", "periods", v) for v in (0, -1, 1.5, "2", 1000)),
+    *(optimize_case("optimize", "period_weeks", v) for v in (0, -3, 2.5, 100_001)),
+    *(
+        optimize_case("optimize", "resolution", v)
+        for v in (-0.1, 0.6, float("nan"), float("inf"), "0.1", True)
+    ),
+    *(optimize_case("optimize", "seed", v) for v in (-1, 1.5, "x")),
+    *(optimize_case("optimize", "name", v) for v in ("a b", "", "x/y", 5)),
+    *(optimize_case("optimize", "preset", v) for v in ("utopia", 5)),
+    *(
+        optimize_case("optimize", "levers", v)
+        for v in ([], ["nope"], "womens_rights", ["womens_rights", "womens_rights"], [1])
+    ),
+    *(optimize_case("optimize", "references", v) for v in (["utopia"], "baseline", [5])),
+    *(
+        optimize_case("optimize", "moderation_level", v)
+        for v in (2, -1, float("nan"), float("inf"), "high")
+    ),
+    optimize_case("optimize", "colour", "red", "optimize.colour"),
+    *(
+        optimize_case("algorithm", "population", v)
+        for v in (3, 0, -1, 100_000_000, 1.5, "8", float("inf"))
+    ),
+    *(
+        optimize_case("algorithm", "generations", v)
+        for v in (0, -1, 1_000_000_000, 2.5, "3", False)
+    ),
+    *(optimize_case("algorithm", "pareto_max", v) for v in (0, -1, 1.5, 10**9)),
+    *(optimize_case("algorithm", "name", v) for v in ("ga", 2, "NSGA2")),
+    *(optimize_case("algorithm", "seed_population", v) for v in ("yes", 1, 0.0)),
+    *(
+        optimize_case(table, key, v)
+        for table in ("robustness", "stress")
+        for key in ("draws", "seeds")
+        for v in (0, -1, 1.5, 10**9, "2")
+    ),
+    *(
+        optimize_case("objectives.isk_strength", key, v)
+        for key, values in (
+            ("statistic", ("median", 1)),
+            ("sense", ("up", True)),
+            ("measure", ("nope", 3)),
+            ("colour", ("red",)),
+        )
+        for v in values
+    ),
+    *(
+        optimize_case("constraints.regime_losses", key, v)
+        for key, values in (
+            ("max", (float("nan"), float("inf"), "x", True)),
+            ("statistic", ("median",)),
+            ("measure", ("nope",)),
+        )
+        for v in values
+    ),
+    *(
+        optimize_case("bounds", "womens_rights", v)
+        for v in ([0.5, 0.2], [0, 2], "x", [0.1], [float("nan"), 1], [-1, 0.5])
+    ),
+    optimize_case("bounds", "counter_isk", [0.1, 0.2]),
+    optimize_case("constraints.regime_losses", "min", 0.1, "constraints.regime_losses"),
+    *(optimize_case("fixed", "population", v) for v in (-1, "x", 1.5, float("inf"))),
+    optimize_case("fixed", "nosuch", 1),
+    optimize_case("fixed", "womens_rights", 0.5),
+    optimize_case("colour", "red", 1, "colour"),
+    optimize_case("quick.algorithm", "population", 1, "quick.algorithm.population"),
+    optimize_case("quick.quick", "x", 1, "quick.quick"),
+    optimize_case("quick.stress", "draws", 0, "quick.stress.draws"),
+    Case(
+        ["optimize", "{spec}", "--out", "{out}"],
+        "objectives",
+        spec=optimize_spec(drop="objectives.isk_strength"),
+    ),
+    Case(
+        ["optimize", "{spec}", "--out", "{out}"],
+        "algorithm.generations",
+        spec=optimize_spec("algorithm", "generations", 10_000).replace(
+            "population = 8", "population = 10000"
+        ),
+    ),
+    Case(["optimize", "{out}/none.toml", "--out", "{out}"], "spec"),
+    Case(["optimize", "{spec}", "--out", "{out}"], "spec", spec="not = = toml"),
+]
+
+
 def _ids(cases: list[Case]) -> list[str]:
     return [
         f"{i:03d}-{' '.join(c.args)[:60]}{'-' + c.setup if c.setup else ''}"
@@ -457,11 +647,6 @@ def substitute(case: Case, tmp: Path, out: Path, spec: Path, keep: list) -> list
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a default --out (results/run) would land here
-    if case.args and case.args[0] == "reproduce":
-        try:
-            import isk_defection.experiments.claims  # noqa: F401
-        except Exception as error:  # noqa: BLE001
-            pytest.xfail(f"experiments/claims does not import with this model ({error!r})")
     out, spec = tmp_path / "out", tmp_path / "spec.toml"
     if case.spec is not None:
         spec.write_text(case.spec)
@@ -486,7 +671,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeyp
 
 
 def test_the_table_is_large_enough():
-    assert len(CASES) >= 150
+    assert len(CASES) >= 400
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,12 @@ if TYPE_CHECKING:  # the command line imports this module; the work imports the 
 
     from isk_defection.experiments.calibration.abc import Budget
 
+from isk_defection.experiments.options import add_engine_options, integer, number
+
+MAX_PARTICLES = 100_000  # per generation
+MAX_SIMULATIONS = 100_000_000
+MAX_MINUTES = 60 * 24 * 7  # a week
+MAX_COVERAGE = 10_000  # synthetic data sets
 PREDICTIVE = {False: 60, True: 8}  # posterior predictive simulations (full, quick)
 POINT_SEEDS = {False: 8, True: 2}  # seeds per point in the defaults-vs-median check
 TRAJECTORIES = {False: 6, True: 1}  # Morris trajectories (full, quick)
@@ -50,8 +56,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     cal.add_argument("--rescreen", action="store_true", help="redo the Morris screening")
     cal.add_argument(
         "--coverage",
-        type=int,
-        default=0,
+        type=integer(1, MAX_COVERAGE),
         metavar="N",
         help="also check coverage: N synthetic data sets calibrated in quick mode",
     )
@@ -61,17 +66,22 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="with --coverage N: skip the fit; check coverage for the screen in --out and "
         "add its table to --out/calibration.md",
     )
-    cal.add_argument("--particles", type=int, help="particles per generation (default 200)")
-    cal.add_argument("--simulations", type=int, help="simulation budget (default 12,000)")
     cal.add_argument(
-        "--minutes", type=float, help="wall-time budget of the ABC in minutes (default 45)"
+        "--particles",
+        type=integer(2, MAX_PARTICLES),
+        help="particles per generation (default 200)",
     )
-    cal.add_argument("--workers", type=int, help="worker processes (default 2)")
-    cal.add_argument("--scheduler", help="run on an existing Dask cluster: tcp://HOST:PORT")
-    cal.add_argument("--local-cluster", action="store_true", help="start a Dask LocalCluster")
     cal.add_argument(
-        "--resume", action="store_true", help="continue an interrupted calibration in --out"
+        "--simulations",
+        type=integer(1, MAX_SIMULATIONS),
+        help="simulation budget (default 12,000)",
     )
+    cal.add_argument(
+        "--minutes",
+        type=number(0, MAX_MINUTES, open_low=True),
+        help="wall-time budget of the ABC in minutes (default 45), a safety stop",
+    )
+    add_engine_options(cal, what="calibration")
     cal.set_defaults(handler=handle)
 
 
@@ -89,23 +99,24 @@ def handle(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    for key, value in changes.items():
-        if value <= 0:
-            raise ValueError(f"--{key}: must be positive (got {value})")
     if changes:
         budget = abc.Budget(**(budget.__dict__ | changes))
-    if args.coverage < 0:
-        raise ValueError(f"--coverage: must be >= 0 (got {args.coverage})")
+    if args.coverage_only and args.coverage is None:
+        raise ValueError("--coverage-only: only with --coverage N (N synthetic data sets)")
     from isk_defection.experiments.console import progress
 
     if args.coverage_only:
         return coverage_only(Path(args.out), args.coverage, workers=args.workers)
+    if args.rescreen and args.resume:
+        raise ValueError(
+            "--rescreen: cannot be used with --resume (a resumed calibration keeps its screen)"
+        )
     run(
         Path(args.out),
         budget,
         quick=args.quick,
         rescreen=args.rescreen,
-        coverage=args.coverage,
+        coverage=args.coverage or 0,
         resume=args.resume,
         workers=args.workers,
         scheduler=args.scheduler,
