@@ -19,19 +19,19 @@ from numba import njit
 from isk_defection.model.draws import uniform
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def pressure(loyalty: float, left_share: float, contagion_weight: float) -> float:
     """Defection pressure: disloyalty plus the pull of contacts who have already left."""
     return (1.0 - loyalty) + contagion_weight * left_share
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def crosses_threshold(pressure: float, threshold: float) -> bool:
     """Granovetter's rule: act once pressure reaches the threshold."""
     return pressure >= threshold - 1e-12
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def reached(recruiter_contacts: int, isk_contacts: int, presence_chance: float, rng: Any) -> bool:
     """Whether IS-K reaches a member this week: a contact in it, or its local presence.
 

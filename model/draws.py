@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def uniform(rng: Any) -> float:
     """A draw from U[0, 1)."""
     if rng is None:
@@ -23,7 +23,7 @@ def uniform(rng: Any) -> float:
     return rng.random()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def below(rng: Any, high: int) -> int:
     """An integer drawn uniformly from 0 .. high-1."""
     if rng is None:
@@ -31,7 +31,7 @@ def below(rng: Any, high: int) -> int:
     return rng.integers(0, high)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def poisson(rng: Any, rate: float) -> int:
     """A Poisson draw with mean ``rate``."""
     if rng is None:
@@ -39,7 +39,7 @@ def poisson(rng: Any, rate: float) -> int:
     return rng.poisson(rate)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def binomial(rng: Any, trials: int, chance: float) -> int:
     """A binomial draw: successes in ``trials`` trials of chance ``chance``."""
     if rng is None:
@@ -47,7 +47,7 @@ def binomial(rng: Any, trials: int, chance: float) -> int:
     return rng.binomial(trials, chance)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def permutation(rng: Any, n: int) -> np.ndarray:
     """A random order of 0 .. n-1."""
     if rng is None:

@@ -17,7 +17,7 @@ from numba import njit
 from isk_defection.model.draws import below
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def agree(
     xi: float, xj: float, ui: float, uj: float, mu: float
 ) -> tuple[float, float, float, float]:

@@ -19,9 +19,8 @@ import numpy as np
 
 from isk_defection.agents import KINDS, Fighter, ISKMember
 from isk_defection.model import isk, kernel, network, regime
-from isk_defection.model.groups import GROUP_INDEX, GROUPS, ISK, TALIBAN_FACTIONS
+from isk_defection.model.groups import GROUP_INDEX, GROUP_NAMES, GROUPS, ISK, TALIBAN_FACTIONS
 from isk_defection.model.leadership import ADAPTIVE_LEVERS, choose_levers
-from isk_defection.model.loyalty import Conditions
 from isk_defection.model.parameters import Params, collects_agent_data, expand_aliases, resolve
 from isk_defection.model.policy import LEVERS, Policy
 from isk_defection.model.population import (
@@ -34,7 +33,7 @@ from isk_defection.model.population import (
     draw_agents,
 )
 from isk_defection.model.presets import preset as preset_overrides
-from isk_defection.model.reporters import LEDGER, WeeklyRecords, column_index, lever_column
+from isk_defection.model.reporters import LEDGER, WeeklyRecords, lever_column
 
 SUBMODELS = (  # ODD §7: (section, what, where)
     ("7.1", "policy: lever schedules, live moves, events", "model/policy.py"),
@@ -141,24 +140,24 @@ class DefectionModel(mesa.Model):
         taliban = [GROUP_INDEX[f] for f in TALIBAN_FACTIONS]
         self.taliban_codes = np.array(taliban)
         self.taliban_start = float(self.ledger["start"][taliban].sum())
-        self._kernel_params = kernel.kernel_params(self.p)
+        self._kernel_params = tuple(kernel.kernel_params(self.p))  # plain: see kernel.members
         self._arrays_changed()
         self._views: list[Fighter | None] | None = None  # built on first use
 
     def _arrays_changed(self) -> None:
         """The kernel's views of the arrays and the network (again after a release)."""
-        self._members = kernel.members(self.population, self.former_isk)
+        self._members = tuple(kernel.members(self.population, self.former_isk))
         self._indptr = self.network.indptr.astype(np.int64)
         self._indices = self.network.indices.astype(np.int64)
         self.edges = network.edge_list(self.network)
 
     def _record_week_zero(self) -> None:
         """Week 0's columns: the same tally the kernel makes every week."""
-        row, index = self.datacollector.row, column_index()
-        for code, name in enumerate(GROUPS):
-            row[index[f"{name.name}_people_per_agent"]] = self.people_per_agent[code]
-        start = kernel.Outcome(0.0, 0.0, 0.0, 1.0, 0.0, self.legitimacy, self.cells.count, 0, 0, 0)
-        kernel.tally(
+        row, at = self.datacollector.row, self.datacollector.index
+        for code, name in enumerate(GROUP_NAMES):
+            row[at[f"{name}_people_per_agent"]] = self.people_per_agent[code]
+        start = (0.0, 0.0, 0.0, 1.0, 0.0, float(self.legitimacy), self.cells.count, 0, 0, 0)
+        kernel.record_start(
             self._members,
             self.cells.sizes,
             start,
@@ -168,7 +167,8 @@ class DefectionModel(mesa.Model):
             self._flows,
             row,
         )
-        self._record_levers_and_events()
+        self._lever_columns = np.array([at[lever_column(name)] for name in LEVERS])
+        self._record(self._conditions(self.levers, self.resources)[0], self.policy.events_at(0))
 
     # ---- Mesa agents: views onto the arrays, built on first use -------------------
     @property
@@ -263,11 +263,12 @@ class DefectionModel(mesa.Model):
         if "prisoner_release" in events:
             self._release()
         self.resources = regime.next_resources(self.resources, self.levers, p)
-        state = kernel.Week(
-            self.carried_capacity,
-            self.leadership,
-            self.external_share,
-            self.legitimacy,
+        conditions = self._conditions(self.levers, self.resources)
+        state = (
+            float(self.carried_capacity),
+            float(self.leadership),
+            float(self.external_share),
+            float(self.legitimacy),
             self.cells.count,
         )
         week, removed = kernel.step(
@@ -276,7 +277,7 @@ class DefectionModel(mesa.Model):
             self._indices,
             self.edges,
             self.cells.buffer,
-            self._conditions(self.levers, self.resources),
+            conditions,
             self._kernel_params,
             state,
             float(self.levers["counter_isk"]),
@@ -295,15 +296,14 @@ class DefectionModel(mesa.Model):
         self.attacks, self.attacks_on_taliban = week.attacks, week.attacks_on_taliban
         self.severity = week.severity
         self._drop_views(removed)
-        self._record_levers_and_events()
+        self._record(conditions[0], events)
 
-    def _record_levers_and_events(self) -> None:
-        """The columns Python knows: week, date, the levers and this week's release."""
+    def _record(self, levers: np.ndarray, events: list[str]) -> None:
+        """The columns Python knows (week, date, levers, the release), then collect."""
         row, at = self.datacollector.row, self.datacollector.index
         row[at["week"]] = row[at["date"]] = self.steps  # the date is kept as its week
-        row[at["prisoner_release"]] = "prisoner_release" in self.policy.events_at(self.steps)
-        for name in LEVERS:
-            row[at[lever_column(name)]] = self.levers[name]
+        row[at["prisoner_release"]] = "prisoner_release" in events
+        row[self._lever_columns] = levers
         self.datacollector.collect(self)
 
     @property
@@ -319,9 +319,9 @@ class DefectionModel(mesa.Model):
         current |= {m.lever: m.value for m in self.policy.moves if m.week == week}
         return choose_levers(levers | current, self._defection_risk, self.p)
 
-    def _conditions(self, levers: dict[str, float], resources: float) -> Conditions:
-        """What loyalty responds to under ``levers`` and ``resources`` (ODD §7.3)."""
-        return Conditions(
+    def _conditions(self, levers: dict[str, float], resources: float) -> tuple:
+        """What loyalty responds to under ``levers`` and ``resources`` (a plain Conditions)."""
+        return (
             np.array([levers[name] for name in LEVERS]),
             float(regime.inclusion_benefit(levers, self.p)),
             float(resources),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,11 +68,14 @@ class Schedule:
         return cls(tuple(float(w) for w, _ in knots), tuple(float(v) for _, v in knots))
 
     def at(self, week: float) -> float:
-        """The lever's value in ``week``."""
-        if self.linear:
-            return float(np.interp(week, self.weeks, self.values))
-        i = int(np.searchsorted(self.weeks, week, side="right")) - 1
-        return self.values[max(i, 0)]
+        """The lever's value in ``week`` (linear: as ``numpy.interp``, in plain Python)."""
+        i = bisect_right(self.weeks, week) - 1
+        if i < 0:
+            return self.values[0]
+        if not self.linear or i == len(self.weeks) - 1:
+            return self.values[i]
+        (w0, w1), (v0, v1) = self.weeks[i : i + 2], self.values[i : i + 2]
+        return (v1 - v0) / (w1 - w0) * (week - w0) + v0
 
     def describe(self) -> str:
         """A compact text form that :func:`parse_schedule` reads back to an equal Schedule.

@@ -40,6 +40,24 @@ class Population:
         "inclusion_stake": np.float64,  # standing power sharing gives (+) or takes (-)
     }
 
+    # the FIELDS arrays (set by name below), declared for type checkers
+    group: np.ndarray
+    allegiance: np.ndarray
+    people: np.ndarray
+    recruiter: np.ndarray
+    loyalty: np.ndarray
+    baseline_loyalty: np.ndarray
+    hardline: np.ndarray
+    uncertainty: np.ndarray
+    threshold: np.ndarray
+    hardship: np.ndarray
+    materialism: np.ndarray
+    pashtun: np.ndarray
+    ttp_affinity: np.ndarray
+    aq_affinity: np.ndarray
+    uyghur_affinity: np.ndarray
+    inclusion_stake: np.ndarray
+
     def __init__(self) -> None:
         self.n = 0
         for name, dtype in self.FIELDS.items():

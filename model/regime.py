@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from isk_defection.model.parameters import Params
 
 
@@ -19,16 +17,14 @@ def inclusion_benefit(levers: dict[str, float], p: Params) -> float:
 
 def target_resources(levers: dict[str, float], p: Params) -> float:
     """Resources the current policy would bring: aid rewards concessions and crackdowns."""
-    crackdown = np.mean(
-        [levers["crackdown_ttp"], levers["crackdown_uyghur"], levers["crackdown_aq"]]
-    )
+    crackdown = (levers["crackdown_ttp"] + levers["crackdown_uyghur"] + levers["crackdown_aq"]) / 3
     aid = (
         p.aid_womens_rights * levers["womens_rights"]
         + p.aid_inclusion * inclusion_benefit(levers, p)
         + p.aid_crackdown * crackdown
         + p.aid_cooperation * levers["foreign_cooperation"]
     )
-    return float(np.clip(p.resources_base + aid, 0.0, 1.0))
+    return float(min(max(p.resources_base + aid, 0.0), 1.0))
 
 
 def next_resources(resources: float, levers: dict[str, float], p: Params) -> float:

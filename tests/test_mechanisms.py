@@ -102,8 +102,8 @@ def test_pashtunwali_makes_acting_against_guests_costlier_for_pashtuns():
     # directly, the code weighs on Pashtuns only
     model = run(0, 1, crackdown_ttp=0.5)
     pashtun = model.population.pashtun[: model.population.n]
-    members, p = kernel.members(model.population, model.former_isk), model._kernel_params
-    duty = np.array([guest_duty(i, members, p) for i in range(model.population.n)])
+    members, p = kernel.members(model.population, model.former_isk), kernel.kernel_params(model.p)
+    duty = guest_duty(members, np.arange(model.population.n), p)
     assert np.all(duty[~pashtun] == 1.0) and np.all(duty[pashtun] == 1.5)
 
 
@@ -219,7 +219,7 @@ def test_isk_members_desert_and_never_decide_again():
     assert model.ledger["left_isk"].sum() > 0
     former = model.former_isk
     members = kernel.members(model.population, former)
-    assert not any(kernel.deciding(members, int(slot)) for slot in np.flatnonzero(former))
+    assert not kernel.deciding(members)[former].any()
     assert mean_outcome(lambda m: m.ledger["left_isk"].sum(), isk_desertion=0.0) == 0
 
 
