@@ -10,8 +10,9 @@ r = N F(r) is what the cascade reaches; a crowd of 100 is shown beside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,11 @@ def riot(thresholds: np.ndarray) -> pd.DataFrame:
     return frame[["week", "cumulative_defections"]]
 
 
+# numba compiles the model's scalar rules for whole arrays too: every crowd at once
+_pressure = cast("Callable[..., np.ndarray]", pressure)
+_crosses = cast("Callable[..., np.ndarray]", crosses_threshold)
+
+
 def cascade_share(thresholds: np.ndarray) -> np.ndarray:
     """Final share acting, per crowd (rows), by iterating the model's threshold rule.
 
@@ -64,8 +70,8 @@ def cascade_share(thresholds: np.ndarray) -> np.ndarray:
     crowds, n = thresholds.shape
     acting = np.zeros(crowds)
     while True:
-        push = pressure(np.ones((crowds, 1)), acting[:, None], 1.0)
-        now = crosses_threshold(push, thresholds).mean(axis=1)
+        push = _pressure(np.ones((crowds, 1)), acting[:, None], 1.0)
+        now = _crosses(push, thresholds).mean(axis=1)
         if np.array_equal(now, acting):
             return now
         acting = now

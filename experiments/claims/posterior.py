@@ -252,7 +252,10 @@ def run_claim(
         for d, group in runs.groupby("draw"):
             chunk = data[data["draw"] == d]
             finding = _decide_draw(experiment, chunk, group.drop(columns="draw"))
-            record = {"draw": int(d), "holds": finding.verdict == Verdict.REPRODUCED}
+            record: dict[str, Any] = {
+                "draw": int(d),
+                "holds": finding.verdict == Verdict.REPRODUCED,
+            }
             record |= {f"check: {c.label}": c.passed for c in finding.checks if c.primary}
             record["effect"] = _effect(finding, group, experiment)
             records.append(record)
@@ -264,11 +267,12 @@ def run_claim(
     low, high = wilson(held, n)
     effects = table["effect"].to_numpy(float)
     finite = effects[np.isfinite(effects)]
-    effect = (
-        tuple(float(v) for v in np.quantile(finite, [0.5, 0.05, 0.95]))
+    median, low5, high95 = (
+        (float(v) for v in np.quantile(finite, [0.5, 0.05, 0.95]))
         if len(finite)
         else (float("nan"),) * 3
     )
+    effect = (median, low5, high95)
     verdict = decide(share)
     region = ""
     varying = [c for c in params.columns if params[c].nunique() > 1]
@@ -341,8 +345,8 @@ def load_claim(folder: Path) -> dict[str, Any] | None:
 
 def summary_table(out: Path, names: list[str], link_prefix: str = "") -> str:
     """The REPORT.md section: one row per claim with a posterior result."""
-    rows = [(n, load_claim(out / n)) for n in names]
-    rows = [(n, r) for n, r in rows if r is not None]
+    loaded = [(n, load_claim(out / n)) for n in names]
+    rows = [(n, r) for n, r in loaded if r is not None]
     if not rows:
         return ""
     source = rows[0][1]["posterior"]
