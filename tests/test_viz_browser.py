@@ -317,14 +317,58 @@ def test_layout_fits_every_screen_named_and_reachable(browser, server, width, he
         page.context.close()
 
 
+def test_dragging_across_a_chart_zooms_all_charts_and_a_button_zooms_out(page):
+    set_speed(page, "End")
+    play(page)
+    page.wait_for_timeout(2_000)
+    pause(page)
+    week = live(page)["week"]
+    assert week > 40
+    chart = page.locator(f"{LIVE} [data-chart=defected] canvas")
+    chart.scroll_into_view_if_needed()
+    box = chart.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + 46 + 0.25 * (box["width"] - 58), y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 46 + 0.5 * (box["width"] - 58), y, steps=5)
+    page.mouse.up()
+    zoom = page.evaluate(f"() => document.querySelector('{LIVE}').__dv.st.zoom")
+    full = page.evaluate(f"() => document.querySelector('{LIVE}').__dv.axisMax({week})")
+    assert zoom and abs(zoom["x0"] - 0.25 * full) <= 2 and abs(zoom["x1"] - 0.5 * full) <= 2
+    zoom_out = page.get_by_role("button", name=re.compile("show all weeks"))
+    expect(zoom_out).to_contain_text(f"weeks {zoom['x0']}–{zoom['x1']}")
+    zoom_out.click()
+    assert page.evaluate(f"() => document.querySelector('{LIVE}').__dv.st.zoom") is None
+    expect(zoom_out).to_have_count(0)
+
+
+def test_clicking_a_dot_follows_that_agent(page):
+    canvas = page.locator(f"{LIVE} [data-chart=agents] canvas")
+    canvas.scroll_into_view_if_needed()
+    spot = page.evaluate(
+        f"() => {{ const dv = document.querySelector('{LIVE}').__dv, st = dv.st, v = st.view;"
+        " const loyal = dv.allegianceCode('loyal'); let s = 0;"
+        " while ((st.code[s] >> 6) !== loyal) s++;"
+        " return {x: v.x(st.home[2 * s]), y: v.y(st.home[2 * s + 1])}; }"
+    )
+    canvas.click(position=spot)
+    inspector = page.locator(".dv-inspect")
+    expect(inspector).to_contain_text(re.compile(r"Agent \d+, from "))
+    expect(inspector.locator("li").first).to_contain_text(
+        re.compile(r"^week 0: loyal to the Taliban-led camp, loyalty ≈ [01]\.\d\d")
+    )
+    step(page, 3)
+    inspector.get_by_role("button", name="Close the agent inspector").click()
+    expect(inspector).to_have_count(0)
+
+
 def test_frame_cost_does_not_grow_with_the_run(page):
     """Charts drawn from series downsampled by pixel column: the same work at week 10,000."""
-    early, late = frame_cost(page, 50), frame_cost(page, 10_000)
-    FIGURES["frame cost (median ms per frame, 1440 px wide, burner beside)"] = {
-        "week 50": early["median ms per frame"],
-        "week 10,000": late["median ms per frame"],
-        "load average": round(os.getloadavg()[0], 1),
-    }
+    early, middle, late = (frame_cost(page, week) for week in (50, 2_000, 10_000))
+    FIGURES["frame cost (median ms per frame / for the charts, 1440 px, burner beside)"] = {
+        f"week {m['week']:,}": [m["median ms per frame"], m["median ms for the charts"]]
+        for m in (early, middle, late)
+    } | {"load average": round(os.getloadavg()[0], 1)}
     assert late["points in one series"] <= 4 * 2 * late["chart width px"]  # per half-pixel column
     no_error_text(page)
 
@@ -461,6 +505,7 @@ def test_downloads_carry_their_recipe_and_defection_run_reproduces_them(page, tm
         page.get_by_role("button", name="Download the agents picture as SVG").click()
     svg = Path(info.value.path()).read_text()
     assert svg.startswith("<svg") and svg.count("<circle") > 400
+    assert 'stroke="#333333"' in svg  # wavering members (loyalty < 0.5) are outlined
     with page.expect_download() as info:
         page.get_by_role("button", name="Download the policy levers chart as SVG").click()
     assert "<path" in Path(info.value.path()).read_text()

@@ -933,3 +933,28 @@ def test_the_run_command_gives_each_lever_the_course_the_page_gave_it():
     for column in ("lever_witch_hunt", "lever_counter_isk", "isk_strength", "defections"):
         assert by_command.datacollector.model_vars[column] == page[column], column
     assert run_command(SMALL, [*actions, Action(12, RELEASE)], 30) is None  # no --set form
+
+
+def test_advanced_parameters_are_checked_as_set_is_and_travel_with_the_run():
+    from isk_defection.viz.journal import parse_overrides, run_command
+
+    chosen = parse_overrides(
+        "release_week=-1\n# a comment\nwitch_hunt=step(0.6,0.1,5); adaptive_leadership=on"
+    )
+    assert chosen == (("release_week", "-1"), ("witch_hunt", "step(0.6,0.1,5)"),
+                      ("adaptive_leadership", "on"))  # fmt: skip
+    settings = Settings("baseline", 400, 3, chosen)
+    model = build_model(settings)
+    assert model.p.release_week == -1 and model.p.adaptive_leadership is True
+    assert from_query(to_query(settings, [], 4)) == (settings, [], 4)  # links carry them
+    assert "--set" in run_command(settings, [], 4) and "release_week=-1" in run_command(
+        settings, [], 4
+    )
+    for text, field in [("release_week=abc", "release_week"), ("nope=1", "nope"),
+                        ("population=20000", "population"), ("witch_hunt=2", "witch_hunt"),
+                        ("release_week", "advanced parameters")]:  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^{field}: ") as info:
+            parse_overrides(text)
+        assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=r"^release_week: must be an integer in \[-1, 10,000\]"):
+        build_model(Settings("baseline", 400, 3, (("release_week", "99999"),)))

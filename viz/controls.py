@@ -27,6 +27,7 @@ from isk_defection.viz.journal import (
     POPULATION_MIN,
     POPULATION_STEP,
     Settings,
+    parse_overrides,
     parse_seed,
     run_command,
     to_query,
@@ -87,10 +88,12 @@ def RunControls(run: Run, version: int = 0) -> None:
     preset = solara.use_reactive(defaults.preset)
     population = solara.use_reactive(defaults.population)
     speed = solara.use_reactive(run.speed)
+    advanced = solara.use_reactive("\n".join(f"{n}={t}" for n, t in defaults.overrides))
 
     def do_reset() -> None:
         try:
-            settings = Settings(preset.value, population.value, parse_seed(seed_text.value))
+            seed, overrides = parse_seed(seed_text.value), parse_overrides(advanced.value)
+            settings = Settings(preset.value, population.value, seed, overrides)
             run.reset(settings)
         except ValueError as exc:
             run.error = f"Reset refused, the current run goes on. {exc}"
@@ -101,7 +104,7 @@ def RunControls(run: Run, version: int = 0) -> None:
         run.set_speed(value)
 
     chosen = Settings(preset.value, population.value, defaults.seed)
-    seed_error = _seed_error(seed_text.value)
+    seed_error = _error(parse_seed, seed_text.value)
     with solara.Card("Run", margin=0, classes=["dv-controls-card"]):
         with solara.Row(gap="8px", style={"flex-wrap": "wrap"}, classes=["dv-runbar"]):
             solara.Button(
@@ -150,7 +153,22 @@ def RunControls(run: Run, version: int = 0) -> None:
                 step=POPULATION_STEP,
                 css="population",
             )
-        solara.Text("Seed, scenario and population apply when you press Reset.", style=SMALL)
+        solara.InputTextArea(
+            "Advanced parameters",
+            value=advanced,
+            continuous_update=True,
+            rows=2,
+            error=_error(parse_overrides, advanced.value) or False,
+        )
+        solara.Text(
+            "One NAME=VALUE a line: any parameter `defection params` lists (for example "
+            "release_week=-1), checked as `defection run --set` checks it.",
+            style=SMALL,
+        )
+        solara.Text(
+            "Seed, scenario, population and advanced parameters apply when you press Reset.",
+            style=SMALL,
+        )
 
 
 @solara.component
@@ -443,10 +461,10 @@ def DownloadControls(run: Run, version: int = 0) -> None:
         )
 
 
-def _seed_error(text: str) -> str:
-    """What is wrong with the typed seed, shown under the field as the user types ("" if fine)."""
+def _error(parse: Callable[[str], object], text: str) -> str:
+    """What is wrong with a typed field, shown under it as the user types ("" if fine)."""
     try:
-        parse_seed(text)
+        parse(text)
     except ValueError as exc:
         return str(exc)
     return ""

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from isk_defection.model import PRESETS, DefectionModel
-from isk_defection.model.policy import LEVERS, Schedule
+from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.policy import LEVERS, Schedule, parse_schedule
 from isk_defection.model.presets import preset as preset_overrides
 
 POPULATION_MIN, POPULATION_MAX, POPULATION_STEP = 200, 10_000, 100
@@ -34,6 +36,7 @@ class Settings:
     preset: str = "baseline"
     population: int = DEFAULT_POPULATION
     seed: int = 42
+    overrides: tuple[tuple[str, str], ...] = ()  # advanced parameters: (name, value as typed)
 
     @property
     def fixed_population(self) -> int | None:
@@ -92,7 +95,50 @@ def build_model(settings: Settings) -> DefectionModel:
         population=settings.agents,
         rng=settings.seed,
         collect_agent_data=False,
+        **{name: typed(name, text) for name, text in settings.overrides},
     )
+
+
+def parse_overrides(text: str) -> tuple[tuple[str, str], ...]:
+    """Advanced parameters typed on the page: ``NAME=VALUE`` a line, checked as ``--set`` is.
+
+    Any parameter ``defection params`` lists, but the population (the slider's, bounded)
+    and the seed (its own field); the model checks each value against its range when
+    Reset builds the run. ValueError: one line naming the parameter.
+    """
+    chosen: dict[str, str] = {}
+    for line in text.replace(";", "\n").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, raw = (part.strip() for part in line.partition("="))
+        if not sep or not name or not raw:
+            raise ValueError(f"advanced parameters: each line must be NAME=VALUE (got {line!r})")
+        if name not in PARAMETERS:
+            raise ValueError(f"{name}: not a parameter (`defection params` lists them)")
+        if name in ("population", "seed"):
+            raise ValueError(f"{name}: set it with its own control above")
+        typed(name, raw)
+        chosen[name] = raw
+    return tuple(chosen.items())
+
+
+def typed(name: str, text: str) -> Any:
+    """A parameter's value typed as text, converted to the parameter's kind (as ``--set`` does)."""
+    parameter = PARAMETERS[name]
+    kind = parameter.kind
+    try:
+        if kind is Schedule:
+            return parse_schedule(name, text)
+        if kind is bool:
+            if text.lower() not in ("true", "false", "on", "off", "yes", "no", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "on", "yes", "1")
+        return text if kind is str else kind(text)
+    except ValueError as exc:
+        if str(exc).startswith(f"{name}:"):
+            raise
+        raise ValueError(f"{name}: must be {parameter.allowed()} (got {text!r})") from None
 
 
 def apply(model: DefectionModel, action: Action) -> None:
@@ -132,9 +178,11 @@ def replay(
 
 def to_query(settings: Settings, actions: list[Action], week: int) -> str:
     """The query string of a link that replays this run to ``week``."""
-    fields = {"scenario": settings.preset, "seed": settings.seed, "week": week}
+    fields: dict[str, object] = {"scenario": settings.preset, "seed": settings.seed, "week": week}
     if settings.fixed_population is None:
         fields["population"] = settings.population
+    if settings.overrides:
+        fields["set"] = ";".join(f"{name}={text}" for name, text in settings.overrides)
     if actions:
         fields["actions"] = ",".join(f"{a.week}:{a.name}:{a.value:g}" for a in actions)
     return urlencode(fields, safe=":,")
@@ -163,6 +211,8 @@ def from_query(query: str) -> tuple[Settings, list[Action], int]:
                     f"population: must be in {POPULATION_MIN}-{POPULATION_MAX} (got {population})"
                 )
             settings = replace(settings, population=population)
+        if "set" in fields:
+            settings = replace(settings, overrides=parse_overrides(fields["set"]))
         week = int(fields.get("week", 0))
         if not 0 <= week <= MAX_WEEKS:
             raise ValueError(f"week: must be in 0-{MAX_WEEKS} (got {week})")
@@ -202,7 +252,11 @@ def run_command(settings: Settings, actions: list[Action], week: int) -> list[st
     command += ["--steps", str(week)]
     if settings.fixed_population is None:
         command += ["--set", f"population={settings.population}"]
-    for lever in sorted({a.name for a in actions}):
+    moved = {a.name for a in actions}
+    for name, text in settings.overrides:
+        if name not in moved:
+            command += ["--set", f"{name}={text}"]
+    for lever in sorted(moved):
         moves = [(a.week, a.value) for a in actions if a.name == lever]
         command += ["--set", f"{lever}={_moved(schedules[lever], moves).describe()}"]
     return command

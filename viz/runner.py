@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from isk_defection.model import DefectionModel
@@ -492,7 +492,7 @@ class Run:
         with self.lock:
             settings, actions, week = self.settings, list(self.actions), self.model.week
         if preset is not None:
-            settings = Settings(preset, settings.population, settings.seed)
+            settings = replace(settings, preset=preset)
             kept, label = [], f"scenario {preset}, same seed"
         else:
             skip = set(leave_out or [])
