@@ -75,7 +75,7 @@ def is_adaptive(model: DefectionModel) -> bool:
     """Whether the adaptive leadership rule is in force (``model.adaptive``, else the parameter)."""
     flag = getattr(model, "adaptive", None)
     if flag is None:
-        flag = model.p["adaptive_leadership"]
+        flag = model.p.adaptive_leadership
     return bool(flag)
 
 

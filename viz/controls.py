@@ -13,7 +13,7 @@ import json
 import logging
 import shlex
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import solara
@@ -285,12 +285,10 @@ def PauseControls(run: Run) -> None:
         )  # fmt: skip
         for label, switch, field, key in rules:
             solara.Checkbox(
-                label=label,
-                value=chosen[switch],
-                on_value=lambda v, s=switch: update(**{s: bool(v)}),
+                label=label, value=bool(chosen[switch]), on_value=_setter(update, switch, bool)
             )
             solara.InputInt(
-                field, value=chosen[key], on_value=lambda n, k=key: update(**{k: n}),
+                field, value=int(chosen[key]), on_value=_setter(update, key, int),
                 continuous_update=True,
             )  # fmt: skip
         solara.Text(
@@ -324,7 +322,7 @@ def ModelInfo(run: Run, version: object = 0) -> None:
 def CompareControls(run: Run, version: object = 0) -> None:
     """A second run beside this one: without some of your actions, or another scenario."""
     mode = solara.use_reactive(FORK)
-    dropped = solara.use_reactive([])
+    dropped = solara.use_reactive(cast(list[str], []))
     other = solara.use_reactive("inclusive" if run.settings.preset != "inclusive" else "baseline")
     choices = {a.describe(): i for i, a in enumerate(run.actions)}
     with solara.Card("Compare", margin=0, classes=["dv-controls-card"]):
@@ -351,9 +349,7 @@ def CompareControls(run: Run, version: object = 0) -> None:
                     solara.Checkbox(
                         label=label,
                         value=label in dropped.value,
-                        on_value=lambda on, label=label: dropped.set(
-                            [d for d in dropped.value if d != label] + ([label] if on else [])
-                        ),
+                        on_value=_leave_out(dropped, label),
                     )
             solara.Button(
                 "Start comparison",
@@ -459,6 +455,18 @@ def DownloadControls(run: Run, version: int = 0) -> None:
             "with pandas.read_csv(path, comment='#')). Each chart has PNG and SVG buttons.",
             style=SMALL,
         )
+
+
+def _setter(update: Callable[..., None], key: str, kind: type) -> Callable[[Any], None]:
+    """A handler that sets one pause-rule field (a function, so each field keeps its own key)."""
+    return lambda value: update(**{key: kind(value)})
+
+
+def _leave_out(dropped: solara.Reactive[list[str]], label: str) -> Callable[[bool], None]:
+    """A handler that ticks or unticks one action to leave out of a comparison."""
+    return lambda on: dropped.set(
+        [d for d in dropped.value if d != label] + ([label] if on else [])
+    )
 
 
 def _error(parse: Callable[[str], object], text: str) -> str:

@@ -187,7 +187,9 @@ class FrameSource:
         """Forget what was sent: the next frame is a full one."""
         self._rows, self._codes, self._plan_key = 0, np.zeros(0, np.int32), ()
 
-    def frame(self, marks: list[dict], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def frame(
+        self, marks: list[dict] | None, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The model's current week as a change since the last frame (all of it after reset).
 
         Call under the session's lock: it reads the model.

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,7 +77,7 @@ class PauseRules:
     share: float | None = None  # of a group's members who have defected, in [0, 1]
     week: int | None = None  # pause on reaching this week (stop at week N)
 
-    def check(self, model: DefectionModel, before: dict[str, Any]) -> str:
+    def check(self, model: DefectionModel, before: Mapping[str, Any]) -> str:
         """Why the run should pause after this week ("" if it should not)."""
         stats = model.stats
         if self.week is not None and model.week == self.week:
@@ -208,7 +208,7 @@ class Run:
         self.target = self.week  # the link's week: the loop replays to it, counted as playing
         self.actions = []
         self.source = FrameSource(self.model)
-        self.speed = DEFAULT_SPEED
+        self.speed: float = DEFAULT_SPEED
         self.playing = False
         self.closed = False
         self.message = ""  # information for the user (why a run paused, a refusal)
@@ -218,7 +218,7 @@ class Run:
         self.building = ""  # a comparison run being built (its label)
         self._pending: dict[str, tuple[float, float]] = {}  # lever -> (value, time set)
         self._events: dict[str, float] = {}  # RELEASE / ADAPTIVE -> value, at the next week
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[set[str]], None]] = []
         self._sender: Callable[[dict], None] | None = None
         self._config_sender: Callable[[dict], None] | None = None
         self._sent_seq = self._acked_seq = 0
@@ -791,7 +791,7 @@ class Run:
                         timeout = min(timeout, 0.5)
                     if timeout > 0 and not self.closed:
                         self._wake.wait(min(timeout, 1.0))
-        self.model = None  # free memory once closed
+        self.model = None  # type: ignore[assignment]  # freed once closed
 
 
 def _adaptive_levers() -> tuple[str, ...]:
