@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from isk_defection.experiments.memory import check_need
 from isk_defection.experiments.provenance import provenance
 from isk_defection.model import DefectionModel
 from isk_defection.model import parameters as registry
@@ -55,18 +56,6 @@ def check_seed(seed: Any, option: str = "--seed") -> int | None:
     return seed
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation now (Linux), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def records_agents(values: Any) -> bool:
     """Whether a run with these resolved parameters records agent reporters.
 
@@ -82,26 +71,20 @@ def records_agents(values: Any) -> bool:
 
 
 def check_memory(values: Any, steps: int, option: str = "--set") -> None:
-    """Refuse, before it starts, a run that cannot fit in memory (the model or its records)."""
+    """Refuse, before it starts, a run that cannot fit in memory (the model or its records).
+
+    Every limit counts: physical memory, a container's cap, ``ulimit -v`` (``memory``).
+    """
     values = _as_dict(values)
     agents = int(values.get("population", 0))
-    have = available_memory()
-    if have is None:
-        return
     model = agents * MODEL_BYTES_PER_AGENT
-    if model > 0.8 * have:
-        raise ValueError(
-            f"{option} population: {agents:,} agents need about {model / 1e9:,.1f} GB, "
-            f"{have / 1e9:,.1f} GB available; use fewer agents"
-        )
-    if not records_agents(values):
-        return
-    need = model + agents * (steps + 1) * AGENT_RECORD_BYTES
-    if need > 0.8 * have:
-        raise ValueError(
-            f"{option} collect_agent_data: recording {agents:,} agents for {steps + 1:,} weeks "
-            f"needs about {need / 1e9:,.1f} GB, {have / 1e9:,.1f} GB available; use "
-            "--set collect_agent_data=off (or fewer agents or weeks)"
+    check_need(model, f"{agents:,} agents", f"{option} population", "use fewer agents")
+    if records_agents(values):
+        check_need(
+            model + agents * (steps + 1) * AGENT_RECORD_BYTES,
+            f"recording {agents:,} agents for {steps + 1:,} weeks",
+            f"{option} collect_agent_data",
+            "use --set collect_agent_data=off (or fewer agents or weeks)",
         )
 
 

@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from isk_defection.experiments import folders
 from isk_defection.experiments.lifeline import die_with_parent
+from isk_defection.experiments.memory import check_need
 from isk_defection.experiments.provenance import provenance
 from isk_defection.experiments.spec import Run, SweepSpec, expand, load_spec
 from isk_defection.model import DefectionModel
@@ -484,7 +485,7 @@ def run_sweep(
 
 def _check_memory(spec: SweepSpec, workers: int, local: bool) -> None:
     """Refuse a sweep whose largest run, once per local worker, cannot fit in memory."""
-    from isk_defection.experiments.run import MODEL_BYTES_PER_AGENT, _as_dict, available_memory
+    from isk_defection.experiments.run import MODEL_BYTES_PER_AGENT, _as_dict
     from isk_defection.model.parameters import resolve
     from isk_defection.model.presets import preset
 
@@ -492,12 +493,13 @@ def _check_memory(spec: SweepSpec, workers: int, local: bool) -> None:
         return
     default = int(_as_dict(resolve(preset(spec.preset) | expand(spec.fixed)))["population"])
     agents = max(int(point.get("population", default)) for point in spec.points)
-    need, have = agents * MODEL_BYTES_PER_AGENT * workers, available_memory()
-    if have is not None and need > 0.8 * have:
-        raise ValueError(
-            f"--workers: {workers} runs of {agents:,} agents at once need about "
-            f"{need / 1e9:,.1f} GB, {have / 1e9:,.1f} GB available; use fewer --workers"
-        )
+    check_need(
+        agents * MODEL_BYTES_PER_AGENT,
+        f"a run of {agents:,} agents",
+        "--workers",
+        "use fewer --workers or agents",
+        processes=workers,
+    )
 
 
 def _engine_name(workers: int | None, scheduler: str | None, local_cluster: bool) -> str:

@@ -220,3 +220,57 @@ def test_a_folder_held_by_a_running_command_is_refused(tmp_path, capsys, command
     err = capsys.readouterr().err.strip()
     assert "in use by another running command" in err and "\n" not in err, err
     assert _listing(out) == before
+
+
+# ---- memory checks that see the real limit -------------------------------------------
+def test_a_run_over_the_address_space_limit_is_refused_with_the_size_needed(tmp_path):
+    """Under ``ulimit -v`` a run that fits the machine but not the limit is refused up front."""
+    import resource
+
+    limit = 3 * 2**30
+
+    def lower_the_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    command = [str(BIN / "defection"), "run", "--steps", "1", "--out", str(tmp_path / "out")]
+    result = subprocess.run(
+        [*command, "--set", "population=3000000"],
+        capture_output=True,
+        text=True,
+        preexec_fn=lower_the_limit,
+        timeout=300,
+        env=os.environ | {"OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "population: 3,000,000 agents needs about 3.0 GB" in lines[0]
+    assert "address-space limit (ulimit -v)" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("files", "room"),
+    [
+        ({"memory.max": "1000000000", "memory.current": "400000000",
+          "memory.stat": "anon 1\ninactive_file 100000000\n"}, 700_000_000),
+        ({"memory.limit_in_bytes": "2000000000", "memory.usage_in_bytes": "500000000",
+          "memory.stat": "total_inactive_file 0\n"}, 1_500_000_000),
+        ({"memory.max": "max", "memory.current": "5"}, None),
+        ({"memory.limit_in_bytes": "9223372036854771712"}, None),
+    ],
+    ids=["v2", "v1", "v2-unlimited", "v1-unlimited"],
+)  # fmt: skip
+def test_a_containers_memory_limit_is_read_in_cgroup_v1_and_v2(tmp_path, monkeypatch, files, room):
+    from isk_defection.experiments import memory
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(memory, "_cgroup_folders", lambda: [tmp_path])
+    monkeypatch.setattr(memory, "_meminfo", lambda: 10**12)
+    assert memory._cgroup_room() == room
+    if room is not None:
+        with pytest.raises(ValueError, match="the container's memory limit") as caught:
+            memory.check_need(room, "this run", "--set population", "use fewer agents")
+        assert "\n" not in str(caught.value)
+        memory.check_need(room // 2, "this run", "--set population", "use fewer agents")
