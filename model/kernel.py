@@ -262,18 +262,7 @@ def move(
     flows: np.ndarray,
 ) -> None:
     """Members ``slots`` change allegiance, outside the week's rules (a caller's action)."""
-    _moves(Members(*members), slots, allegiance, flow, ledger, flows)
-
-
-@njit(cache=True)
-def _moves(
-    pop: Members,
-    slots: np.ndarray,
-    allegiance: int,
-    flow: int,
-    ledger: np.ndarray,
-    flows: np.ndarray,
-) -> None:
+    pop = Members(*members)
     for i in slots:
         _move(pop, i, allegiance, flow, ledger, flows)
 
