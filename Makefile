@@ -38,7 +38,6 @@ params: $(STAMP)  ## regenerate the typed Params class in model/parameters.py fr
 	$(BIN)/python -c "from isk_defection.model.parameters import write_params_class as w; w()"
 
 lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (newest versions allowed)
-	$(BIN)/python -m pip install -q uv
 	$(BIN)/uv pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
 		--python-version 3.12 --python-platform x86_64-unknown-linux-gnu \
 		--custom-compile-command "make lock" -o requirements.lock
