@@ -6,9 +6,13 @@ Conventions, the same for every command, because the tool is meant to be scripte
   typed it (``--seed``, ``--set population``, ``grid.moderation``) and what is allowed,
   exit status 2, and nothing written. ``--debug`` adds the traceback.
 - Everything is checked before any computing starts, including the output folder
-  (a file, unwritable, another command's output or in use: refused).
-- Exit status 1 when a sweep finished but some runs failed (it says how many), 130 on
-  Ctrl-C, 0 otherwise.
+  (``experiments.folders``: a file, unwritable, another command's output or in use by a
+  running command: refused; ``--resume`` continues only the same command's output).
+- Exit status: 0 done, 1 runs failed (it says how many) or an internal error, 2 bad
+  input, 3 out of disk space or memory, 130 interrupted (Ctrl-C). No temporary file is
+  left behind; finished work is kept for ``--resume``.
+- No worker outlives its command, even one killed by SIGKILL; a worker that dies costs
+  no run.
 - Progress bars only on a terminal; ``-q`` or ``TQDM_DISABLE=1`` turn them off, and no
   carriage-return progress lines reach a log file. Output piped into ``head`` ends quietly.
 """
@@ -16,6 +20,7 @@ Conventions, the same for every command, because the tool is meant to be scripte
 from __future__ import annotations
 
 import argparse
+import errno
 import io
 import json
 import os
@@ -39,7 +44,7 @@ from isk_defection.model.policy import SCHEDULE_FORMS, Schedule, parse_schedule
 from isk_defection.model.presets import PRESET_DESCRIPTIONS, PRESETS
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-EXIT_BAD_INPUT, EXIT_FAILED_RUNS, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_BAD_INPUT, EXIT_FAILED_RUNS, EXIT_NO_ROOM, EXIT_INTERRUPTED = 2, 1, 3, 130
 
 
 class InputError(ValueError):
@@ -57,6 +62,11 @@ class Parser(argparse.ArgumentParser):
         hint = f" (see {self.prog} --help)"
         print(f"defection: error: {message}{hint}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def note(text: str) -> None:
+    """A one-line note on stderr (not silenced by -q: it says what the results mean)."""
+    print(f"defection: note: {text}", file=sys.stderr, flush=True)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -111,8 +121,17 @@ def _run(args: argparse.Namespace) -> int:
     overrides = expand(dict(parse_assignment(text) for text in args.set))
     if args.draw is not None and not args.posterior:
         raise InputError("--draw: only with --posterior FILE")
+    posterior = None
     if args.posterior:  # a posterior draw's parameters; --set still overrides them
-        overrides = _posterior_draw(args.posterior, args.draw) | overrides
+        draw_id, drawn = _posterior_draw(args.posterior, args.draw)
+        clash = {
+            name: [drawn[name], overrides[name]] for name in sorted(set(drawn) & set(overrides))
+        }
+        if clash:
+            note(f"--set {', '.join(clash)}: overrides the value{'s' * (len(clash) > 1)} of "
+                 f"posterior draw {draw_id} (recorded in run.json)")  # fmt: skip
+        posterior = {"file": args.posterior, "draw": draw_id, "overridden_by_set": clash}
+        overrides = drawn | overrides
     values = resolve(preset(args.preset) | overrides)
     check_memory(values, args.steps)
     out = Path(args.out)
@@ -120,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         model = simulate(
             args.steps, preset=args.preset, seed=args.seed, progress=progress(args), **overrides
         )
-        paths = write_outputs(model, args.steps, out, argv=args.argv)
+        paths = write_outputs(model, args.steps, out, argv=args.argv, posterior=posterior)
     say(args, format_summary(summary(model), model))
     for path in paths:
         say(args, f"wrote {path}")
@@ -138,8 +157,8 @@ def _setting(values: Any, name: str) -> Any:
     return values[name] if isinstance(values, dict) else getattr(values, name)
 
 
-def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:
-    """The parameters of draw ``k`` of a posterior ensemble (default: its first draw)."""
+def _posterior_draw(path: str, k: int | None) -> tuple[int, dict[str, Any]]:
+    """Draw ``k`` of a posterior ensemble (default: its first draw): its id and parameters."""
     from isk_defection.experiments.ensemble import load_posterior
 
     ensemble = load_posterior(path)
@@ -149,19 +168,40 @@ def _posterior_draw(path: str, k: int | None) -> dict[str, Any]:
     if k not in ids:
         raise InputError(f"--draw: must be a draw id of {path} ({min(ids)}-{max(ids)}; got {k})")
     row = table[table["draw"] == k].iloc[0]
-    return {name: row[name].item() if hasattr(row[name], "item") else row[name]
-            for name in ensemble.parameters}  # fmt: skip
+    return int(k), {name: row[name].item() if hasattr(row[name], "item") else row[name]
+                    for name in ensemble.parameters}  # fmt: skip
 
 
 def _posterior_points(spec: Any, path: str, draws: int | None) -> Any:
-    """The spec's design crossed with ``draws`` posterior draws (its values win on clashes)."""
+    """The spec's design crossed with ``draws`` posterior draws (the spec wins on clashes).
+
+    A parameter the spec sets (``[fixed]`` or varied) overrides the posterior's draws of
+    it: said in one line, and recorded in the manifest's spec (``posterior``).
+    """
+    import dataclasses
+
     import numpy as np
 
     from isk_defection.experiments.ensemble import draw, load_posterior
+    from isk_defection.experiments.spec import expand
 
-    sample = draw(load_posterior(path), draws or 20, np.random.default_rng(spec.seed))
-    points = [d.params | dict(point) for point in spec.points for d in sample]
-    return spec.with_points(points)
+    ensemble = load_posterior(path)
+    sample = draw(ensemble, draws or 20, np.random.default_rng(spec.seed))
+    given = {f"fixed.{n}": n for n in expand(spec.fixed)}
+    given |= {f"{'grid' if n in spec.grid else 'sample.ranges'}.{n}": n for n in spec.varied}
+    clash = sorted(field for field, name in given.items() if name in ensemble.parameters)
+    if clash:
+        note(f"{', '.join(clash)}: override{'s' * (len(clash) == 1)} the posterior's draws "
+             "of the same parameter (recorded in manifest.json)")  # fmt: skip
+    held = set(expand(spec.fixed))
+    points = [
+        {k: v for k, v in d.params.items() if k not in held} | dict(point)
+        for point in spec.points
+        for d in sample
+    ]
+    widened = spec.with_points(points)
+    record = {"file": path, "draws": draws or 20, "overridden_by_spec": clash}
+    return dataclasses.replace(widened, source=widened.source | {"posterior": record})
 
 
 # ---- params ---------------------------------------------------------------------------
@@ -366,7 +406,8 @@ spec keys (TOML; experiments/specs/example.toml is a commented example):
   [sample.ranges]  NAME = [low, high]    continuous range; integer parameters are rounded
 Grid and sample points are crossed. `defection params` lists parameters and their ranges;
 the whole spec is checked before any run starts. At most 100,000 points and 1,000,000 runs.
-Exit status: 0 all runs succeeded, 1 some failed (see manifest.json), 2 bad input."""
+Exit status: 0 all runs succeeded, 1 some failed (see manifest.json), 2 bad input,
+3 out of disk space or memory, 130 interrupted."""
 
 
 def _report_failures(results: Any, out: str) -> int:
@@ -515,8 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="defection",
         description="Agent-based model of factional defection from the Taliban to IS-K.",
-        epilog="Exit status: 0 done, 1 some sweep runs failed or an internal error, "
-        "2 bad input (nothing written), 130 interrupted.",
+        epilog="Exit status: 0 done, 1 runs failed or an internal error, 2 bad input (nothing "
+        "written), 3 out of disk space or memory, 130 interrupted.",
         parents=[common],
     )
     parser.add_argument(
@@ -617,8 +658,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(args, error, "")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("defection: interrupted (a sweep keeps its finished runs: --resume)", file=sys.stderr)
+        print("defection: interrupted (finished work is kept: --resume continues)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print(
+            "defection: error: out of memory (use fewer agents or --workers; finished work is "
+            "kept: --resume continues)",
+            file=sys.stderr,
+        )
+        return EXIT_NO_ROOM
     except RunsFailedError as error:  # the input was fine; some runs failed
         _print_error(args, error, "")
         return EXIT_FAILED_RUNS
@@ -626,8 +674,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as error:
-        _print_error(args, error, "")
-        return EXIT_FAILED_RUNS
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+        _print_error(args, error, "out of disk space: " if full else "")
+        return EXIT_NO_ROOM if full else EXIT_FAILED_RUNS
     except Exception as error:  # noqa: BLE001 — one line, the traceback on request
         _print_error(args, error, f"internal error ({type(error).__name__}): ")
         return EXIT_FAILED_RUNS

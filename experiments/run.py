@@ -231,10 +231,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def run_record(model: DefectionModel, steps: int, argv: list[str] | None = None) -> dict[str, Any]:
-    """What is needed to reproduce the run: preset, seed, steps, parameters, provenance."""
+def run_record(
+    model: DefectionModel,
+    steps: int,
+    argv: list[str] | None = None,
+    posterior: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What is needed to reproduce the run: preset, seed, steps, parameters, provenance.
+
+    ``posterior``: the posterior file and draw the parameters came from, and which of its
+    values ``--set`` overrode.
+    """
     params = {k: _plain(v) for k, v in parameter_values(model).items()}
-    return {
+    extra = {} if posterior is None else {"posterior": posterior}
+    return extra | {
         "preset": model.preset,
         "seed": model.seed,
         "steps": steps,
@@ -256,7 +266,11 @@ def agent_frame(model: DefectionModel) -> pd.DataFrame | None:
 
 
 def write_outputs(
-    model: DefectionModel, steps: int, out: Path, argv: list[str] | None = None
+    model: DefectionModel,
+    steps: int,
+    out: Path,
+    argv: list[str] | None = None,
+    posterior: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Write the run's files into ``out`` atomically: all of them appear, or none."""
     frame = timeseries(model)
@@ -265,7 +279,9 @@ def write_outputs(
         "timeseries.csv": lambda p: frame.to_csv(p, index=False),
         "timeseries.parquet": lambda p: frame.to_parquet(p, index=False),
         "summary.csv": lambda p: summary(model).to_csv(p, index=False),
-        "run.json": lambda p: p.write_text(json.dumps(run_record(model, steps, argv), indent=2)),
+        "run.json": lambda p: p.write_text(
+            json.dumps(run_record(model, steps, argv, posterior), indent=2, default=str)
+        ),
         "defection.png": lambda p: plot_defection(
             frame, p, f"Defection to IS-K — preset {model.preset}, seed {model.seed}"
         ),

@@ -419,10 +419,17 @@ def _text(content: str):
 
 
 def atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename into place."""
+    """Write via a temporary file in the same folder, then rename into place.
+
+    A write that fails (a full disk, Ctrl-C) leaves neither the file nor its temporary.
+    """
     temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def finished(out: Path) -> dict[int, dict[str, Any]]:
@@ -587,12 +594,13 @@ def _dispatch(pool: Any, slim: SweepSpec, pending: Iterator[Run], record) -> Non
         for future in finished_now:
             run = flying.pop(future)
             try:
-                record(*future.result())
+                outcome = future.result()
             except WorkerLostError as lost:
-                record(run.run, [], str(lost), 0.0)
+                outcome = (run.run, [], str(lost), 0.0)
             except Exception as failure:  # noqa: BLE001 — e.g. Dask's KilledWorker: data
                 error = "".join(traceback.format_exception_only(failure)).strip()
-                record(run.run, [], f"the engine lost this run: {error}", 0.0)
+                outcome = (run.run, [], f"the engine lost this run: {error}", 0.0)
+            record(*outcome)  # a full disk here stops the sweep: it is not the run's fault
         top_up()
 
 

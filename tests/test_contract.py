@@ -274,3 +274,100 @@ def test_a_containers_memory_limit_is_read_in_cgroup_v1_and_v2(tmp_path, monkeyp
             memory.check_need(room, "this run", "--set population", "use fewer agents")
         assert "\n" not in str(caught.value)
         memory.check_need(room // 2, "this run", "--set population", "use fewer agents")
+
+
+# ---- exit codes, temporary files, notes ----------------------------------------------
+def test_a_full_disk_exits_3_and_leaves_no_temporary_file(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from isk_defection.experiments import sweep as engine
+    from isk_defection.experiments.cli import main
+
+    def half_written(path: Path) -> None:
+        Path(path).write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        engine.atomic_write(tmp_path / "summary.csv", half_written)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+    real = engine.atomic_write
+    calls = []
+
+    def fill_the_disk_at_the_third_write(path, write):
+        calls.append(path)
+        real(path, half_written if len(calls) == 3 else write)
+
+    monkeypatch.setattr(engine, "atomic_write", fill_the_disk_at_the_third_write)
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[sweep]\nsteps=1\nreplicates=2\n[fixed]\npopulation=50\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1", "-q"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("defection: error: out of disk space:") and "\n" not in err
+    assert not list(out.rglob("*.tmp"))
+    monkeypatch.setattr(engine, "atomic_write", real)  # the disk has room again
+    assert main(["sweep", str(spec), "--out", str(out), "--resume", "--workers", "1", "-q"]) == 0
+    assert read_results(out)["run"].nunique() == 2
+
+
+def test_out_of_memory_exits_3(tmp_path, monkeypatch, capsys):
+    from isk_defection.experiments import run as single
+    from isk_defection.experiments.cli import main
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(single, "simulate", no_memory)
+    assert main(["run", "--steps", "1", "--out", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err.strip()
+    assert "out of memory" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+POSTERIOR = ROOT / "results/posterior/posterior.parquet"
+
+
+@pytest.mark.skipif(not POSTERIOR.exists(), reason="no committed posterior")
+def test_a_set_value_that_overrides_a_posterior_draw_says_so_and_is_recorded(tmp_path, capsys):
+    import json
+
+    from isk_defection.experiments.cli import main
+    from isk_defection.experiments.ensemble import load_posterior
+
+    name = load_posterior(POSTERIOR).parameters[0]
+    out = tmp_path / "out"
+    argv = ["run", "--steps", "1", "--posterior", str(POSTERIOR), "--draw", "3", "-q"]
+    assert main([*argv, "--set", "population=200", "--set", f"{name}=0.5", "--out", str(out)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and f"--set {name}: overrides" in notes[0] and "draw 3" in notes[0]
+    record = json.loads((out / "run.json").read_text())["posterior"]
+    assert record["draw"] == 3 and record["overridden_by_set"][name][1] == 0.5
+    assert main([*argv, "--set", "population=200", "--out", str(tmp_path / "plain")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main([*argv[:-3], "--draw", "200", "--out", str(tmp_path / "no")]) == 2
+    assert "--draw: must be a draw id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["doses", "calibrate"])
+def test_tqdm_disable_and_quiet_turn_bars_off_in_every_command(monkeypatch, command):
+    """calibrate and doses printed bars to a pipe; they follow -q and TQDM_DISABLE now."""
+    from isk_defection.experiments import doses
+    from isk_defection.experiments.calibration import command as calibrate
+    from isk_defection.experiments.cli import main
+
+    seen = []
+
+    def capture(*args, **kwargs):
+        seen.append(kwargs["progress"])
+        raise KeyboardInterrupt  # stop before any work
+
+    monkeypatch.setattr(doses, "run_doses", capture)
+    monkeypatch.setattr(calibrate, "run", capture)
+    out = ["--out", "unused-folder-never-written"]
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert main([command, "--quick", *out]) == 130
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert main([command, "--quick", "-q", *out]) == 130
+    assert main([command, "--quick", *out]) == 130
+    assert seen == [False, False, None]  # None: a bar only on a terminal
