@@ -586,6 +586,21 @@ def test_drags_while_playing_land_as_one_move_and_pause_toggles_keep_every_click
     no_error_text(page)
 
 
+def test_the_spread_over_seeds_draws_a_fan_behind_the_run(page):
+    step(page, 2)
+    page.get_by_role("textbox", name="Seeds").fill("3")
+    page.get_by_role("button", name="Run the seeds").click()
+    expect(page.get_by_role("button", name="Stop the spread")).to_be_visible(timeout=30_000)
+    step(page, 3)
+    fan = page.evaluate(f"() => document.querySelector('{LIVE}').__dv.st.fvalues.isk_strength")
+    assert [len(q) for q in fan] == [6] * 5 and [w for w, _ in fan[2]] == list(range(6))
+    assert all(lo[1] <= hi[1] for lo, hi in zip(fan[0], fan[4], strict=True))
+    expect(page.locator(".dv-fan-note")).to_contain_text("3 other seeds (43-45)")
+    page.screenshot(path=OUT / "spread.png", full_page=True)
+    page.get_by_role("button", name="Stop the spread").click()
+    expect(page.locator(".dv-fan-note")).to_have_count(0, timeout=10_000)
+
+
 # ---- under load ---------------------------------------------------------------------------------
 def test_three_tabs_play_at_default_and_top_speed_without_errors(browser, server):
     tabs = [open_page(browser, server["url"]) for _ in range(3)]

@@ -790,12 +790,12 @@ def test_the_adaptive_switch_says_whether_it_is_on():
         run.close()
 
 
-def wait_replayed(run: Run, limit: float = 30.0) -> None:
+def wait_replayed(run: Run, limit: float = 60.0) -> None:
     """Wait until a link's replay (done by the run's loop) has reached its week."""
     deadline = time.monotonic() + limit
     while run.replaying and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not run.replaying, f"replay stuck at week {run.model.week}"
+    assert not run.replaying, f"replay stuck at week {run.model.week}: {run.message!r}"
 
 
 def test_a_shared_link_opens_the_same_run_at_the_same_week():
@@ -958,3 +958,33 @@ def test_advanced_parameters_are_checked_as_set_is_and_travel_with_the_run():
         assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match=r"^release_week: must be an integer in \[-1, 10,000\]"):
         build_model(Settings("baseline", 400, 3, (("release_week", "99999"),)))
+
+
+def test_the_spread_over_seeds_steps_in_lockstep_takes_the_moves_and_sends_a_fan(run):
+    for _ in range(3):
+        run.step()
+    with pytest.raises(ValueError, match=r"^seeds: must be a whole number in 2-20"):
+        run.start_ensemble(50)
+    run.start_ensemble(4)
+    deadline = time.monotonic() + 30
+    while run.ensemble is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    members = run.ensemble.models
+    assert [m.week for m in members] == [3] * 4
+    assert sorted(m.seed for m in members) == [SMALL.seed + k for k in range(1, 5)]
+    run.move_lever("crackdown_ttp", 0.9)
+    run.step()
+    run.step()
+    assert all(m.week == 5 and m.levers["crackdown_ttp"] == pytest.approx(0.9) for m in members)
+    frame = run.frame(full=True)
+    fan = frame["fan"]["rows"]
+    assert fan["weeks"] == list(range(6)) and "isk_strength" in fan["values"]
+    low, q25, median, q75, high = zip(*fan["values"]["isk_strength"], strict=True)
+    assert all(
+        a <= b <= c <= d <= e for a, b, c, d, e in zip(low, q25, median, q75, high, strict=True)
+    )
+    strengths = sorted(m.datacollector.model_vars["isk_strength"][-1] for m in members)
+    assert low[-1] >= strengths[0] - 1e-6 and high[-1] <= strengths[-1] + 1e-6
+    assert run.frame()["fan"]["rows"]["weeks"] == []  # sent already: nothing new
+    run.stop_ensemble()
+    assert run.frame()["fan"] is None

@@ -23,6 +23,7 @@ from isk_defection.viz.controls import (
     PauseControls,
     PolicyControls,
     RunControls,
+    SpreadControls,
 )
 from isk_defection.viz.journal import from_query
 from isk_defection.viz.live import LiveView
@@ -116,6 +117,7 @@ def Page() -> None:
             PolicyControls(run)
             PauseControls(run)
             CompareControls(run, (state.value, actions.value))
+            SpreadControls(run, state.value)
             DownloadControls(run)
 
         with solara.v.Html(tag="div", class_="dv-main"):

@@ -22,6 +22,7 @@ from isk_defection.model import PRESETS
 from isk_defection.model.groups import GROUP_NAMES
 from isk_defection.model.presets import PRESET_DESCRIPTIONS
 from isk_defection.viz import columns as cols
+from isk_defection.viz.ensemble import MAX_MEMBERS
 from isk_defection.viz.journal import (
     POPULATION_MAX,
     POPULATION_MIN,
@@ -326,14 +327,9 @@ def CompareControls(run: Run, version: object = 0) -> None:
     other = solara.use_reactive("inclusive" if run.settings.preset != "inclusive" else "baseline")
     choices = {a.describe(): i for i, a in enumerate(run.actions)}
     with solara.Card("Compare", margin=0, classes=["dv-controls-card"]):
-        if run.compare is not None:
-            solara.Text(f"Comparing with: {run.compare.label} (dashed lines).", style=SMALL)
-            solara.Button(
-                "Stop comparing", outlined=True, on_click=lambda: attempt(run, run.stop_compare)
-            )
-            return
-        if run.building:
-            solara.Text(f"Building the comparison run ({run.building})…", style=SMALL)
+        running = f"Comparing with: {run.compare.label} (dashed lines)." if run.compare else None
+        building = f"the comparison run ({run.building})" if run.building else ""
+        if _side_run(run, running, building, "Stop comparing", run.stop_compare):
             return
         solara.ToggleButtonsSingle(value=mode, values=[FORK, OTHER])
         if mode.value == FORK:
@@ -368,6 +364,35 @@ def CompareControls(run: Run, version: object = 0) -> None:
                 outlined=True,
                 on_click=lambda: attempt(run, run.start_compare, None, other.value),
             )
+
+
+@solara.component
+def SpreadControls(run: Run, version: object = 0) -> None:
+    """The spread over seeds: the same scenario and moves with N other seeds, drawn as a fan."""
+    members = solara.use_reactive(8)
+    with solara.Card("Spread over seeds", margin=0, classes=["dv-controls-card"]):
+        running = (
+            f"Running {run.ensemble.label} beside this run, with your moves: the shaded bands "
+            "hold 50 % and 90 % of them, the thin dotted line is their median."
+            if run.ensemble
+            else None
+        )
+        building = f"the spread ({run.building_ensemble})" if run.building_ensemble else ""
+        if _side_run(run, running, building, "Stop the spread", run.stop_ensemble):
+            return
+        solara.Text(
+            "What range could this policy produce? The same scenario and moves with other "
+            f"seeds (2-{MAX_MEMBERS}) step beside this run, each week, and take your moves; "
+            "playing slows in proportion.",
+            style=SMALL,
+        )
+        solara.InputInt("Seeds", value=members, continuous_update=True)
+        solara.Button(
+            "Run the seeds",
+            color="primary",
+            outlined=True,
+            on_click=lambda: attempt(run, run.start_ensemble, members.value),
+        )
 
 
 def run_table(run: Run) -> pd.DataFrame:
@@ -455,6 +480,20 @@ def DownloadControls(run: Run, version: int = 0) -> None:
             "with pandas.read_csv(path, comment='#')). Each chart has PNG and SVG buttons.",
             style=SMALL,
         )
+
+
+def _side_run(
+    run: Run, running: str | None, building: str, stop_label: str, stop: Callable[[], None]
+) -> bool:
+    """A side run's state, if it has one: running (what it is, a stop button) or being built."""
+    if running is not None:
+        solara.Text(running, style=SMALL)
+        solara.Button(stop_label, outlined=True, on_click=lambda: attempt(run, stop))
+        return True
+    if building:
+        solara.Text(f"Building {building}…", style=SMALL)
+        return True
+    return False
 
 
 def _setter(update: Callable[..., None], key: str, kind: type) -> Callable[[Any], None]:

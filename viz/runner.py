@@ -32,6 +32,7 @@ from typing import Any
 from isk_defection.model import DefectionModel
 from isk_defection.model.groups import GROUP_NAMES
 from isk_defection.viz import columns as cols
+from isk_defection.viz.ensemble import Ensemble, member_settings
 from isk_defection.viz.frames import FrameSource, history_rows, people_per_agent, status
 from isk_defection.viz.journal import (
     ADAPTIVE,
@@ -215,6 +216,8 @@ class Run:
         self.error = ""  # something went wrong; the run goes on
         self.rules = PauseRules()
         self.compare: Comparison | None = None
+        self.ensemble: Ensemble | None = None
+        self.building_ensemble = ""  # the spread over seeds being built (its label)
         self.building = ""  # a comparison run being built (its label)
         self._pending: dict[str, tuple[float, float]] = {}  # lever -> (value, time set)
         self._events: dict[str, float] = {}  # RELEASE / ADAPTIVE -> value, at the next week
@@ -472,7 +475,7 @@ class Run:
             self.target, self._script = 0, []
             self.source = FrameSource(fresh)
             self._full = True
-            self.compare = None
+            self.compare = self.ensemble = None
             self._pending.clear()
             self._events.clear()
             self.message = self.error = ""
@@ -504,37 +507,72 @@ class Run:
             fork = 0
         self.building = label
         self._changed("state")
-        threading.Thread(
-            target=self._build_compare, args=(label, settings, kept, week, fork), daemon=True
-        ).start()
+        self._beside("building", "The comparison run", self._build_compare,
+                     label, settings, kept, week, fork)  # fmt: skip
+
+    def _beside(self, flag: str, what: str, build: Callable[..., None], *args: Any) -> None:
+        """Build a side run in a thread of its own; ``flag`` names it while it is built."""
+
+        def work() -> None:
+            try:
+                build(*args)
+            except Exception as exc:
+                logger.exception("building a side run")
+                self.error = f"{what} could not be built: {exc}"
+            finally:
+                setattr(self, flag, "")
+                self._poke()
+                self._changed("state")
+
+        threading.Thread(target=work, daemon=True).start()
 
     def _build_compare(self, label, settings, actions, week, fork) -> None:
-        try:
-            model = replay(
-                settings, [a for a in actions if a.week <= week], week, lambda: self.closed
-            )
+        model = replay(settings, [a for a in actions if a.week <= week], week, lambda: self.closed)
+        if self.closed:
+            return
+        with self.lock:  # catch up with the main run, which may have gone on meanwhile
+            _catch_up(model, actions, self.model.week)
+            self.compare = Comparison(label, settings, actions, fork, model)
+            self._full = True  # the browser starts both runs' series afresh
+
+    # ---- the spread over seeds -----------------------------------------------------------
+    def start_ensemble(self, members: int) -> None:
+        """Run ``members`` other seeds beside this run (built in the background, then lockstep)."""
+        if self.building_ensemble:
+            raise ValueError("the spread over seeds is already being built")
+        with self.lock:
+            chosen = member_settings(self.settings, int(members))
+            actions, week = list(self.actions), self.model.week
+        label = f"{len(chosen)} other seeds ({chosen[0].seed}-{chosen[-1].seed})"
+        self.building_ensemble = label
+        self._changed("state")
+        self._beside("building_ensemble", "The spread over seeds", self._build_ensemble,
+                     label, chosen, actions, week)  # fmt: skip
+
+    def _build_ensemble(self, label: str, chosen: list[Settings], actions, week: int) -> None:
+        models = []
+        for settings in chosen:
+            models.append(replay(settings, actions, week, lambda: self.closed))
             if self.closed:
                 return
-            with self.lock:  # catch up with the main run, which may have gone on meanwhile
-                while model.week < self.model.week:
-                    for action in actions:
-                        if action.week == model.week + 1:
-                            apply(model, action)
-                    model.step()
-                self.compare = Comparison(label, settings, actions, fork, model)
-                self._full = True  # the browser starts both runs' series afresh
-        except Exception as exc:
-            logger.exception("comparison run")
-            self.error = f"The comparison run could not be built: {exc}"
-        finally:
-            self.building = ""
-            self._poke()
-            self._changed("state")
+        with self.lock:  # catch up with the watched run, which may have gone on
+            for model in models:
+                _catch_up(model, self.actions, self.model.week)
+            self.ensemble = Ensemble(label, models)
+            self._full = True
+
+    def stop_ensemble(self) -> None:
+        """Drop the spread over seeds."""
+        self._drop("ensemble")
 
     def stop_compare(self) -> None:
         """Drop the comparison run."""
+        self._drop("compare")
+
+    def _drop(self, side: str) -> None:
+        """Drop a side run (``compare`` or ``ensemble``); the browser starts its series afresh."""
         with self.lock:
-            self.compare = None
+            setattr(self, side, None)
             self._full = True
         self._poke()
         self._changed("state")
@@ -663,6 +701,8 @@ class Run:
             committed = self._commit(now, force)
             before = model.stats
             model.step()
+            if self.ensemble is not None:
+                self.ensemble.step([a for a in self.actions if a.week == model.week])
             self.stepped_at = time.time()  # wall clock: the browser can compare it with its own
             if self.compare is not None:
                 for action in self.compare.actions:
@@ -709,6 +749,8 @@ class Run:
                 self.source.reset()
                 if self.compare is not None:
                     self.compare.sent_rows = 0
+                if self.ensemble is not None:
+                    self.ensemble.sent_rows = 0
             marks = self.marks()
             key = len(marks) if not full else -1
             extra: dict[str, Any] = {}
@@ -723,6 +765,11 @@ class Run:
                 c.sent_rows = len(cols.history(c.model)["week"])
             else:
                 extra["compare"] = None
+            extra["fan"] = None
+            if self.ensemble is not None:
+                e = self.ensemble
+                extra["fan"] = {"label": e.label, "rows": e.rows(self.source.panels, e.sent_rows)}
+                e.sent_rows = len(cols.history(self.model)["week"])
             frame = self.source.frame(marks if key != self._marks_sent else None, extra)
             self._marks_sent = len(marks)
             frame["playing"] = self.playing
@@ -792,6 +839,15 @@ class Run:
                     if timeout > 0 and not self.closed:
                         self._wake.wait(min(timeout, 1.0))
         self.model = None  # type: ignore[assignment]  # freed once closed
+
+
+def _catch_up(model: DefectionModel, actions: list[Action], week: int) -> None:
+    """Step ``model`` to ``week``, applying ``actions`` at their weeks."""
+    while model.week < week:
+        for action in actions:
+            if action.week == model.week + 1:
+                apply(model, action)
+        model.step()
 
 
 def _adaptive_levers() -> tuple[str, ...]:
