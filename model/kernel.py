@@ -31,8 +31,7 @@ from isk_defection.model.draws import below, binomial, poisson, uniform
 from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
 from isk_defection.model.influence import influence_round
 from isk_defection.model.isk import add_singletons, coalesce_fragment, remove_fighters, screen
-from isk_defection.model.loyalty import ALLY_CRACKDOWNS, Conditions, target_loyalty
-from isk_defection.model.policy import LEVERS
+from isk_defection.model.loyalty import ALLY_CRACKDOWNS, Conditions, Traits, target_loyalty
 from isk_defection.model.population import AFFINITIES, DESERTED, IN_ISK, LOYAL, REMOVED
 from isk_defection.model.reporters import GROUP_COLUMNS, LEDGER, MODEL_COLUMNS
 
@@ -98,13 +97,8 @@ SWITCHES = (
     "provocation",
     "legitimacy",
 )
-INDICES = (  # where the kernel finds a lever or a group: fixed by the tables, not by Params
-    "womens_rights_lever",
-    "foreign_cooperation_lever",
-    "inclusion_lever",
-    "crackdown_lever",  # ALLY_CRACKDOWNS' levers, in order
-    "crackdown_target",  # and the groups they target
-    "lever_against",  # per group code: the lever acting against it (-1: none)
+INDICES = (  # groups the kernel needs: fixed by the tables, not by Params
+    "crackdown_target",  # the groups ALLY_CRACKDOWNS target, in order
     "taliban",  # group codes of the Taliban factions
 )
 KernelParams = namedtuple("KernelParams", RATES + SWITCHES + INDICES)  # type: ignore[misc]
@@ -116,17 +110,10 @@ def kernel_params(p: Any) -> Any:
     Tuples, not arrays: passing a tuple of plain values to a compiled function copies no
     reference counts, so the per-member rules can take it at no cost.
     """
-    lever = {name: i for i, name in enumerate(LEVERS)}
-    against = [lever[g.lever] if g.lever else -1 for g in GROUPS] + [-1]  # last: IS-K
     return KernelParams(
         *(float(getattr(p, name)) for name in RATES),
         *(bool(getattr(p, name)) for name in SWITCHES),
-        lever["womens_rights"],
-        lever["foreign_cooperation"],
-        lever["inclusion"],
-        tuple(lever[name] for name, _, _ in ALLY_CRACKDOWNS),
         tuple(target for _, target, _ in ALLY_CRACKDOWNS),
-        tuple(against),
         tuple(g for g, group in enumerate(GROUPS) if group.name in TALIBAN_FACTIONS),
     )
 
@@ -309,6 +296,28 @@ def left_share(p: Any, left: int, degree: int) -> float:
 
 
 @njit(cache=True)
+def settle(
+    pop: Members, idx: np.ndarray, c: Conditions, p: Any, recruiters: np.ndarray
+) -> np.ndarray:
+    """Target loyalty (``loyalty.target_loyalty``) of each member in ``idx``."""
+    target = np.empty(len(idx))
+    for k in range(len(idx)):
+        i = idx[k]
+        traits = Traits(
+            pop.group[i],
+            pop.baseline_loyalty[i],
+            pop.hardline[i],
+            pop.pashtun[i],
+            (pop.affinity[0][i], pop.affinity[1][i], pop.affinity[2][i]),  # ALLY_CRACKDOWNS
+            pop.materialism[i],
+            pop.inclusion_stake[i],
+            pop.hardship[i],
+        )
+        target[k] = target_loyalty(traits, c, p, recruiters[i])
+    return target
+
+
+@njit(cache=True)
 def strength(pop: Members, allegiance: int) -> float:
     """People whose allegiance is ``allegiance``."""
     total = 0.0
@@ -332,7 +341,7 @@ def _risk(pop: Members, indptr: np.ndarray, indices: np.ndarray, c: Conditions, 
     """``defection_risk`` on named tuples received as arguments (see ``_week``)."""
     recruiters, _, left = contacts(pop, indptr, indices)
     loyal = np.flatnonzero(pop.allegiance == LOYAL)
-    settled = target_loyalty(pop, loyal, c, p, recruiters[loyal])
+    settled = settle(pop, loyal, c, p, recruiters)
     crossing = everyone = 0.0
     for k in range(len(loyal)):
         i = loyal[k]
@@ -420,7 +429,7 @@ def _week(
     decides = deciding(pop)
     # 4. loyalty: drift toward the target, then encounters among the loyal
     idx = np.flatnonzero(decides)
-    goal = target_loyalty(pop, idx, c, p, recruiters[idx])
+    goal = settle(pop, idx, c, p, recruiters)
     for k in range(len(idx)):
         pop.loyalty[idx[k]] += p.loyalty_adjustment * (goal[k] - pop.loyalty[idx[k]])
     if p.peer_influence:

@@ -18,7 +18,7 @@ import mesa
 import numpy as np
 
 from isk_defection.agents import KINDS, Fighter, ISKMember
-from isk_defection.model import isk, kernel, network, regime
+from isk_defection.model import isk, kernel, loyalty, network, regime
 from isk_defection.model.groups import GROUP_INDEX, GROUP_NAMES, GROUPS, ISK, TALIBAN_FACTIONS
 from isk_defection.model.leadership import ADAPTIVE_LEVERS, choose_levers
 from isk_defection.model.parameters import Params, collects_agent_data, expand_aliases, resolve
@@ -168,7 +168,7 @@ class DefectionModel(mesa.Model):
             row,
         )
         self._lever_columns = np.array([at[lever_column(name)] for name in LEVERS])
-        self._record(self._conditions(self.levers, self.resources)[0], self.policy.events_at(0))
+        self._record(self.policy.events_at(0))
 
     # ---- Mesa agents: views onto the arrays, built on first use -------------------
     @property
@@ -296,14 +296,14 @@ class DefectionModel(mesa.Model):
         self.attacks, self.attacks_on_taliban = week.attacks, week.attacks_on_taliban
         self.severity = week.severity
         self._drop_views(removed)
-        self._record(conditions[0], events)
+        self._record(events)
 
-    def _record(self, levers: np.ndarray, events: list[str]) -> None:
+    def _record(self, events: list[str]) -> None:
         """The columns Python knows (week, date, levers, the release), then collect."""
         row, at = self.datacollector.row, self.datacollector.index
         row[at["week"]] = row[at["date"]] = self.steps  # the date is kept as its week
         row[at["prisoner_release"]] = "prisoner_release" in events
-        row[self._lever_columns] = levers
+        row[self._lever_columns] = [self.levers[name] for name in LEVERS]
         self.datacollector.collect(self)
 
     @property
@@ -321,12 +321,7 @@ class DefectionModel(mesa.Model):
 
     def _conditions(self, levers: dict[str, float], resources: float) -> tuple:
         """What loyalty responds to under ``levers`` and ``resources`` (a plain Conditions)."""
-        return (
-            np.array([levers[name] for name in LEVERS]),
-            float(regime.inclusion_benefit(levers, self.p)),
-            float(resources),
-            float(self.legitimacy),
-        )
+        return tuple(loyalty.conditions(levers, resources, self.legitimacy, self.p))
 
     def _defection_risk(self, levers: dict[str, float]) -> float:
         """Share of loyal people whose settled pressure under ``levers`` reaches threshold."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isk_defection.model import isk, kernel, regime
+from isk_defection.model import isk, kernel, loyalty, regime
 from isk_defection.model.groups import GROUP_INDEX, TALIBAN_FACTIONS
 from isk_defection.model.loyalty import guest_duty
 from isk_defection.model.parameters import resolve
@@ -102,8 +102,13 @@ def test_pashtunwali_makes_acting_against_guests_costlier_for_pashtuns():
     # directly, the code weighs on Pashtuns only
     model = run(0, 1, crackdown_ttp=0.5)
     pashtun = model.population.pashtun[: model.population.n]
-    members, p = kernel.members(model.population, model.former_isk), kernel.kernel_params(model.p)
-    duty = guest_duty(members, np.arange(model.population.n), p)
+    p = kernel.kernel_params(model.p)
+    duty = np.array(
+        [
+            guest_duty(loyalty.Traits(0, 0.0, 0.0, bool(s), (0.0, 0.0, 0.0), 0.0, 0.0, 0.0), p)
+            for s in pashtun
+        ]
+    )
     assert np.all(duty[~pashtun] == 1.0) and np.all(duty[pashtun] == 1.5)
 
 

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from isk_defection.agents import FormerOfficial, ISKMember, TalibanMember
-from isk_defection.model import LEVERS, DefectionModel, Schedule
+from isk_defection.model import LEVERS, DefectionModel, Schedule, kernel, loyalty
 from isk_defection.model.groups import GROUP_NAMES, GROUPS, ISK
-from isk_defection.model.parameters import MECHANISMS
+from isk_defection.model.parameters import MECHANISMS, resolve
 from isk_defection.model.population import DESERTED, IN_ISK, LOYAL, REMOVED
 from tests.conftest import run
 
@@ -344,3 +344,50 @@ def test_bad_input_names_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field) as error:
         DefectionModel(**kwargs)
     assert "\n" not in str(error.value)
+
+
+# ---- the compiled kernel: its loyalty rule is the TERMS table; its records -------------
+def test_target_loyalty_is_the_terms_table_term_by_term():
+    """target_loyalty = clip(baseline + sum of sign x term over the switched-on TERMS)."""
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        switches = {s: bool(rng.random() < 0.5) for s, _, _ in loyalty.TERMS if s}
+        params = resolve(switches | {"pashtunwali": bool(trial % 2)})
+        p = kernel.kernel_params(params)
+        levers = {lever: float(rng.random()) for lever in LEVERS}
+        c = loyalty.conditions(levers, rng.random(), rng.random(), params)
+        member = loyalty.Traits(
+            int(rng.integers(0, len(GROUPS) + 1)),
+            *map(float, rng.random(2)),
+            bool(rng.random() < 0.5),
+            tuple(map(float, rng.random(3))),
+            *map(float, rng.random(3) * [1, 2, 1] - [0, 1, 0]),
+        )
+        recruiters = int(rng.integers(0, 3))
+        total = member.baseline_loyalty + sum(
+            sign * term(member, c, p, recruiters)
+            for switch, term, sign in loyalty.TERMS
+            if switch is None or switches[switch]
+        )
+        assert loyalty.target_loyalty(member, c, p, recruiters) == pytest.approx(
+            min(max(total, 0.0), 1.0), abs=1e-12
+        )
+        if switches["outbidding"] and c.womens_rights > 1 - member.hardline:
+            assert loyalty.outbidding(member, c, p, recruiters) > 0
+
+
+def test_a_run_can_record_only_the_columns_it_needs():
+    """Asked for a few columns, the model records those, with the same values as all."""
+    wanted = ["week", "isk_strength", "cumulative_defections", "legitimacy"]
+    few = DefectionModel(rng=5, population=400, columns=wanted, collect_agent_data=False)
+    every = DefectionModel(rng=5, population=400, collect_agent_data=False)
+    for _ in range(12):
+        few.step()
+        every.step()
+    frame = few.datacollector.get_model_vars_dataframe()
+    assert list(frame.columns) == wanted and len(frame) == 13
+    pd.testing.assert_frame_equal(frame, every.datacollector.get_model_vars_dataframe()[wanted])
+    assert few.stats["taliban_loyalty"] == every.stats["taliban_loyalty"]  # stats: every column
+    assert few.datacollector.model_vars["week"] == list(range(13))
+    with pytest.raises(ValueError, match="columns: no model column 'isk_strenght'"):
+        DefectionModel(rng=5, population=400, columns=["isk_strenght"])
