@@ -371,3 +371,57 @@ def test_tqdm_disable_and_quiet_turn_bars_off_in_every_command(monkeypatch, comm
     assert main([command, "--quick", "-q", *out]) == 130
     assert main([command, "--quick", *out]) == 130
     assert seen == [False, False, None]  # None: a bar only on a terminal
+
+
+# ---- budgets in work: a calibration killed and resumed ends where one uninterrupted does
+CALIBRATE = """
+import sys
+from pathlib import Path
+from isk_defection.experiments.calibration import abc
+out, resume = Path(sys.argv[1]), sys.argv[2] == "resume"
+budget = abc.Budget(particles=6, generations=3, simulations=400, minutes=30, agents=300)
+fit = abc.calibrate(out, ["attack_rate", "attrition_rate"], budget, resume=resume,
+                    progress=False, seed=7, workers=2)
+fit["table"].assign(weight=fit["weights"]).to_csv(out / "final.csv", index=False)
+print(len(fit["generations"]), fit["simulations"], fit["stopped_by"])
+"""
+
+
+def _generations_done(db: Path) -> int:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as connection:
+            return connection.execute("SELECT COUNT(*) FROM populations WHERE t >= 0").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_calibration_killed_and_resumed_ends_with_the_same_posterior(tmp_path):
+    """Seeded particles and a budget in generations: SIGKILL and --resume change nothing."""
+    python = [sys.executable, "-c", CALIBRATE]
+    whole = subprocess.run(
+        [*python, str(tmp_path / "whole"), "fresh"], capture_output=True, text=True, timeout=600
+    )
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stdout.split()[-1] == "generations"  # the work bound it, not the clock
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*python, str(killed), "fresh"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while _generations_done(killed / "abc.db") < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process.poll() is None, "the calibration ended before it could be killed"
+    family = _descendants(process.pid)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    psutil.wait_procs(family, timeout=10)
+    assert 1 <= _generations_done(killed / "abc.db") < 3
+    resumed = subprocess.run(
+        [*python, str(killed), "resume"], capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split()[-3:] == whole.stdout.split()[-3:]  # generations, simulations
+    expected = (tmp_path / "whole" / "final.csv").read_text()
+    assert (killed / "final.csv").read_text() == expected

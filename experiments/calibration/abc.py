@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
+import pickle
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -252,10 +255,62 @@ def transitions(inferred: list[str], kernel: list[str]):
     return defensive(inner, inferred)
 
 
-@contextlib.contextmanager
-def sampler(workers: int | None, scheduler: str | None, local_cluster: bool) -> Iterator[Any]:
-    """The pyabc multicore sampler, or its Dask sampler on a scheduler or a LocalCluster."""
+def seeded_sampler(map_: Any, seed: int) -> Any:
+    """The mapping sampler of pyabc, particle ``i`` of generation ``t`` seeded from ``seed``.
+
+    pyabc's own samplers reseed every worker from the operating system, so no two
+    calibrations agree. Here each particle's proposals and simulations draw from
+    ``SeedSequence([seed, t + 1, i])``: a calibration killed and resumed from its last
+    finished generation ends with exactly the draws of an uninterrupted one.
+    """
     import pyabc
+    from cloudpickle import dumps  # pyabc's closures are local classes
+
+    class SeededMappingSampler(pyabc.sampler.MappingSampler):
+        def sample_until_n_accepted(self, n, simulate_one, t, **_: Any):
+            state = np.random.SeedSequence([seed, t + 1]).generate_state(n + 1)
+            np.random.seed(int(state[0]))  # anything pyabc draws in this process
+            work = functools.partial(_one_particle, self.sample_factory, dumps(simulate_one))
+            results = list(self.map_(work, [int(s) for s in state[1:]]))
+            self.nr_evaluations_ = sum(evaluations for _, evaluations in results)
+            sample = self._create_empty_sample()
+            for part, _ in results:
+                sample += part
+            return sample
+
+    return SeededMappingSampler(map_=map_)
+
+
+def _one_particle(factory: Any, simulate_one: bytes, particle_seed: int) -> tuple[Any, int]:
+    """One accepted particle (and the rejected ones before it), from its own seed."""
+    np.random.seed(particle_seed)
+    random.seed(particle_seed)
+    simulate = pickle.loads(simulate_one)  # noqa: S301 - our own bytes, this process's parent
+    sample, evaluations = factory(), 0
+    while True:
+        new = simulate()
+        evaluations += 1
+        sample.append(new)
+        if new.accepted:
+            return sample, evaluations
+
+
+@contextlib.contextmanager
+def sampler(
+    workers: int | None, scheduler: str | None, local_cluster: bool, seed: int | None = None
+) -> Iterator[Any]:
+    """The pyabc multicore sampler, or its Dask sampler on a scheduler or a LocalCluster.
+
+    With ``seed`` (local processes): the seeded mapping sampler, reproducible and resumable.
+    """
+    import multiprocessing
+
+    import pyabc
+
+    if seed is not None and not (scheduler or local_cluster):
+        with multiprocessing.get_context("fork").Pool(workers or 2) as pool:
+            yield seeded_sampler(functools.partial(pool.map, chunksize=1), seed)
+        return
 
     if scheduler or local_cluster:
         from dask.distributed import Client, LocalCluster
@@ -310,11 +365,15 @@ def calibrate(
     scheduler: str | None = None,
     local_cluster: bool = False,
     progress: bool = True,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ABC-SMC into ``out/abc.db``; return the final population and stats.
 
     ``kernel``: the inferred parameters the SMC kernel moves (default all); the others
-    are redrawn from their prior each generation (:func:`transitions`).
+    are redrawn from their prior each generation (:func:`transitions`). ``seed``: every
+    particle seeded from it (local processes), so a resumed calibration ends where an
+    uninterrupted one does; the generations and simulations of ``budget`` bound the
+    work, its minutes only as a safety stop (``stopped_by`` says which bound).
     """
     import pyabc
 
@@ -327,7 +386,7 @@ def calibrate(
         lg.addHandler(handler)
         lg.setLevel(logging.INFO)
     try:
-        with sampler(workers, scheduler, local_cluster) as chosen:
+        with sampler(workers, scheduler, local_cluster, seed) as chosen:
             abc = pyabc.ABCSMC(
                 Simulator(budget.agents),
                 pyabc_prior(inferred),
@@ -358,7 +417,11 @@ def calibrate(
     finally:
         for lg in loggers:
             lg.removeHandler(handler)
-    return summarise(history, inferred)
+    fit = summarise(history, inferred)
+    done = len(fit["generations"]) >= budget.generations
+    spent = fit["simulations"] >= budget.simulations
+    fit["stopped_by"] = "generations" if done else "simulations" if spent else "wall time"
+    return fit
 
 
 def summarise(history, inferred: list[str]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ MAX_PARTICLES = 100_000  # per generation
 MAX_SIMULATIONS = 100_000_000
 MAX_MINUTES = 60 * 24 * 7  # a week
 MAX_COVERAGE = 10_000  # synthetic data sets
+SAFETY_MINUTES = {False: 240, True: 30}  # wall-time stop (full, quick): not the budget
+SEED = 2021
 PREDICTIVE = {False: 60, True: 8}  # posterior predictive simulations (full, quick)
 POINT_SEEDS = {False: 8, True: 2}  # seeds per point in the defaults-vs-median check
 TRAJECTORIES = {False: 6, True: 1}  # Morris trajectories (full, quick)
@@ -79,7 +81,15 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     cal.add_argument(
         "--minutes",
         type=number(0, MAX_MINUTES, open_low=True),
-        help="wall-time budget of the ABC in minutes (default 45), a safety stop",
+        help="wall-time safety stop of the ABC in minutes (default: 4 h, quick 30 min); the "
+        "generations and simulations are the budget, so a resumed calibration ends where "
+        "an uninterrupted one does",
+    )
+    cal.add_argument(
+        "--seed",
+        type=integer(0, 2**63 - 1),
+        default=SEED,
+        help=f"seed of every particle (default {SEED}; local processes)",
     )
     add_engine_options(cal, what="calibration")
     cal.set_defaults(handler=handle)
@@ -99,8 +109,8 @@ def handle(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    if changes:
-        budget = abc.Budget(**(budget.__dict__ | changes))
+    changes = {"minutes": SAFETY_MINUTES[args.quick]} | changes
+    budget = abc.Budget(**(budget.__dict__ | changes))
     if args.coverage_only and args.coverage is None:
         raise ValueError("--coverage-only: only with --coverage N (N synthetic data sets)")
     from isk_defection.experiments.console import progress
@@ -122,6 +132,7 @@ def handle(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
         progress=progress(args),
+        seed=args.seed,
     )
     return 0
 
@@ -137,7 +148,8 @@ def run(
     workers: int | None = None,
     scheduler: str | None = None,
     local_cluster: bool = False,
-    progress: bool = True,
+    progress: bool | None = True,
+    seed: int = SEED,
 ) -> dict[str, Any]:
     """Screen (or reuse the screen), calibrate, write the posterior and diagnostics."""
     from isk_defection.experiments import folders
@@ -146,7 +158,7 @@ def run(
         return _run(
             out, budget, quick=quick, rescreen=rescreen, coverage=coverage, resume=resume,
             workers=workers, scheduler=scheduler, local_cluster=local_cluster,
-            progress=progress,
+            progress=progress, seed=seed,
         )  # fmt: skip
 
 
@@ -161,7 +173,8 @@ def _run(
     workers: int | None,
     scheduler: str | None,
     local_cluster: bool,
-    progress: bool,
+    progress: bool | None,
+    seed: int,
 ) -> dict[str, Any]:
     from isk_defection.experiments.calibration import abc, screen
     from isk_defection.experiments.calibration.priors import PRIORS
@@ -176,13 +189,20 @@ def _run(
     kernel = kept.get("kernel", inferred)
     print(f"moved by the SMC kernel: {', '.join(kernel)}; the others redrawn from the prior")
     fit = abc.calibrate(
-        out, inferred, budget, kernel=kernel, resume=resume, progress=progress, **engine
-    )
+        out, inferred, budget, kernel=kernel, resume=resume, progress=progress is not False,
+        seed=seed, **engine,
+    )  # fmt: skip
     print(
         f"ABC-SMC: {len(fit['generations'])} generations, {fit['simulations']:,} simulations, "
         f"final tolerance {fit['final_epsilon']:.3g}, last acceptance rate "
-        f"{fit['acceptance_rate']:.1%}, {fit['seconds'] / 60:.1f} min"
+        f"{fit['acceptance_rate']:.1%}, {fit['seconds'] / 60:.1f} min; stopped by its "
+        f"{fit['stopped_by']} budget"
     )
+    if fit["stopped_by"] == "wall time":
+        print(
+            f"the wall-time safety stop ({budget.minutes:g} min) ended the fit before its "
+            "budget of generations and simulations: --resume continues it"
+        )
     path = write_posterior(out, fit, inferred, kept, budget, quick)
     print(f"wrote {path} ({len(fit['table'])} weighted draws)")
     diagnosing = time.perf_counter()
@@ -225,6 +245,7 @@ def write_posterior(
         particles=budget.particles,
         simulations=fit["simulations"],
         generations=fit["generations"],
+        stopped_by=fit.get("stopped_by", "generations"),
         final_epsilon=fit["final_epsilon"],
         acceptance_rate=fit["acceptance_rate"],
         effective_sample_size=ess(fit["weights"]),
@@ -374,6 +395,7 @@ def coverage_check(
             bands=abc.Bands.around(values),
             workers=workers,
             progress=False,
+            seed=seed * 10_000 + int(i),  # each synthetic fit its own particles' seeds
         )
         ident = diagnostics.identifiability(fit["table"], fit["weights"])
         for row in ident.itertuples():
