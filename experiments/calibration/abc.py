@@ -303,13 +303,20 @@ def sampler(
 
     With ``seed`` (local processes): the seeded mapping sampler, reproducible and resumable.
     """
-    import multiprocessing
-
     import pyabc
 
     if seed is not None and not (scheduler or local_cluster):
-        with multiprocessing.get_context("fork").Pool(workers or 2) as pool:
-            yield seeded_sampler(functools.partial(pool.map, chunksize=1), seed)
+        from isk_defection.experiments.sweep import LocalPool
+
+        pool = LocalPool(workers or 2)  # survives a worker's death: the particle reruns
+
+        def map_(function: Any, items: list[Any]) -> list[Any]:
+            return [future.result() for future in [pool.submit(function, x) for x in items]]
+
+        try:
+            yield seeded_sampler(map_, seed)
+        finally:
+            pool.stop()
         return
 
     if scheduler or local_cluster:
