@@ -112,3 +112,29 @@ def test_a_replay_stops_when_its_page_has_gone():
 def test_is_local_knows_the_loopback_addresses():
     assert is_local("127.0.0.1") and is_local("::1") and is_local("localhost")
     assert not is_local("10.0.0.7") and not is_local(None) and not is_local("testclient")
+
+
+def test_the_spread_can_draw_its_parameters_from_a_posterior_file(tmp_path):
+    import pandas as pd
+
+    from isk_defection.experiments.ensemble import write_ensemble
+    from isk_defection.viz.ensemble import member_settings
+    from isk_defection.viz.journal import build_model
+
+    table = pd.DataFrame(
+        {"draw": [0, 1], "weight": [0.5, 0.5], "release_isk": [1_000.0, 3_000.0],
+         "decapitation_loss": [0.25, 0.75]}
+    )  # fmt: skip
+    path = write_ensemble(table, tmp_path / "post.parquet", model_version="test", fitted_to="none")
+    assert read_limits({"DEFECTION_POSTERIOR": str(path)}).posterior == str(path)
+    with pytest.raises(ConfigError, match=r"^DEFECTION_POSTERIOR: posterior: no such file"):
+        read_limits({"DEFECTION_POSTERIOR": str(tmp_path / "nope.parquet")})
+    mine = Settings(population=300, seed=5, overrides=(("decapitation_loss", "0.5"),))
+    members = member_settings(mine, 6, str(path))
+    assert [m.seed for m in members] == list(range(6, 12))
+    for member in members:
+        chosen = dict(member.overrides)
+        assert chosen["decapitation_loss"] == "0.5"  # the user's own value wins
+        assert float(chosen["release_isk"]) in (1_000.0, 3_000.0)
+        assert build_model(member).p.release_isk == float(chosen["release_isk"])
+    assert member_settings(mine, 6, str(path)) == members  # seeded by the run's seed

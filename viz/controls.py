@@ -370,6 +370,7 @@ def CompareControls(run: Run, version: object = 0) -> None:
 def SpreadControls(run: Run, version: object = 0) -> None:
     """The spread over seeds: the same scenario and moves with N other seeds, drawn as a fan."""
     members = solara.use_reactive(8)
+    posterior = solara.use_reactive(False)
     with solara.Card("Spread over seeds", margin=0, classes=["dv-controls-card"]):
         running = (
             f"Running {run.ensemble.label} beside this run, with your moves: the shaded bands "
@@ -387,11 +388,13 @@ def SpreadControls(run: Run, version: object = 0) -> None:
             style=SMALL,
         )
         solara.InputInt("Seeds", value=members, continuous_update=True)
+        if run.registry.limits.posterior:
+            solara.Checkbox(label="each with a draw of the posterior's parameters", value=posterior)
         solara.Button(
             "Run the seeds",
             color="primary",
             outlined=True,
-            on_click=lambda: attempt(run, run.start_ensemble, members.value),
+            on_click=lambda: attempt(run, run.start_ensemble, members.value, posterior.value),
         )
 
 

@@ -23,11 +23,39 @@ FAN_PANELS = ("strength", "weekly", "defected")  # the charts that draw the fan
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def member_settings(settings: Settings, members: int) -> list[Settings]:
-    """The settings of each member: the watched run's, with the next ``members`` seeds."""
+def member_settings(settings: Settings, members: int, posterior: str = "") -> list[Settings]:
+    """The settings of each member: the watched run's, with the next ``members`` seeds.
+
+    With a ``posterior`` file each member also takes one draw of the uncertain parameters
+    (resampled by weight, seeded by the run's seed); parameters the user set under
+    *Advanced parameters* keep the user's values.
+    """
     if not 2 <= members <= MAX_MEMBERS:
         raise ValueError(f"seeds: must be a whole number in 2-{MAX_MEMBERS} (got {members})")
-    return [replace(settings, seed=settings.seed + k) for k in range(1, members + 1)]
+    chosen = [replace(settings, seed=settings.seed + k) for k in range(1, members + 1)]
+    if not posterior:
+        return chosen
+    from isk_defection.experiments.ensemble import draw, load_ensemble
+
+    mine = {name for name, _ in settings.overrides}
+    draws = draw(load_ensemble(posterior), members, np.random.default_rng(settings.seed))
+    return [
+        replace(
+            member,
+            overrides=member.overrides
+            + tuple(
+                (name, _text(value)) for name, value in sorted(d.params.items()) if name not in mine
+            ),
+        )  # fmt: skip
+        for member, d in zip(chosen, draws, strict=True)
+    ]
+
+
+def _text(value: object) -> str:
+    """A parameter value as the text ``--set`` reads back to the same value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(float(value)) if isinstance(value, float) else str(value)
 
 
 @dataclass

@@ -536,14 +536,26 @@ class Run:
             self._full = True  # the browser starts both runs' series afresh
 
     # ---- the spread over seeds -----------------------------------------------------------
-    def start_ensemble(self, members: int) -> None:
-        """Run ``members`` other seeds beside this run (built in the background, then lockstep)."""
+    def start_ensemble(self, members: int, posterior: bool = False) -> None:
+        """Run ``members`` other seeds beside this run (built in the background, then lockstep).
+
+        ``posterior``: each member also draws the uncertain parameters from the server's
+        posterior file (``DEFECTION_POSTERIOR``).
+        """
         if self.building_ensemble:
             raise ValueError("the spread over seeds is already being built")
+        path = self.registry.limits.posterior if posterior else ""
+        if posterior and not path:
+            raise ValueError("no posterior file: start the server with DEFECTION_POSTERIOR=FILE")
         with self.lock:
-            chosen = member_settings(self.settings, int(members))
+            chosen = member_settings(self.settings, int(members), path)
             actions, week = list(self.actions), self.model.week
-        label = f"{len(chosen)} other seeds ({chosen[0].seed}-{chosen[-1].seed})"
+        seeds = f"{chosen[0].seed}-{chosen[-1].seed}"
+        label = (
+            f"{len(chosen)} posterior draws (seeds {seeds})"
+            if path
+            else f"{len(chosen)} other seeds ({seeds})"
+        )
         self.building_ensemble = label
         self._changed("state")
         self._beside("building_ensemble", "The spread over seeds", self._build_ensemble,

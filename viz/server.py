@@ -33,6 +33,7 @@ class Limits:
     disconnect_grace: float = 10.0  # a run pauses this long after its page disconnects
     heartbeat_timeout: float = 90.0  # ... or after this long without the page's heartbeat
     session_cull: float = 600.0  # a session whose page has gone is freed after this long
+    posterior: str = ""  # a posterior file: the spread over seeds may draw its parameters
 
 
 # name -> (field, type, lowest, highest): the accepted range of each variable
@@ -59,7 +60,15 @@ def read_limits(environ: Mapping[str, str]) -> Limits:
         if value is None or not low <= value <= high:
             raise ConfigError(f"{name}: must be {what} in {low:g}-{high:g} (got {text!r})")
         values[key] = value
-    return Limits(**values)  # type: ignore[arg-type]
+    posterior = environ.get("DEFECTION_POSTERIOR", "").strip()
+    if posterior:
+        from isk_defection.experiments.ensemble import load_ensemble
+
+        try:
+            load_ensemble(posterior)
+        except ValueError as exc:
+            raise ConfigError(f"DEFECTION_POSTERIOR: {exc}") from None
+    return Limits(**values, posterior=posterior)  # type: ignore[arg-type]
 
 
 @functools.cache
