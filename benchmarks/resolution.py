@@ -117,10 +117,12 @@ def main() -> None:
         [(FULL, args.full_seeds)] * bool(args.full_seeds)
     )
     root = np.random.SeedSequence(2026_18)
-    rows, start = [], time.process_time()
+    rows, costs, start = [], {}, time.process_time()
     for (agents, seeds), child in zip(plan, root.spawn(len(plan)), strict=True):
+        began = time.process_time()
         for seed in child.generate_state(seeds, dtype=np.uint32).tolist():
             rows.append({"agents": agents, "seed": seed, **one_run(agents, seed)})
+        costs[label(agents)] = (time.process_time() - began) / seeds
         if sys.stderr.isatty():
             print(f"{label(agents)} agents: {seeds} runs done", file=sys.stderr)
     runs = pd.DataFrame(rows)
@@ -130,10 +132,12 @@ def main() -> None:
     flagged = summary[summary.get("z_vs_full", pd.Series(0.0, summary.index)).abs() > FLAG]
     print(f"\nmeans disagreeing with 1:1 (|z| > {FLAG}): {len(flagged)}")
     print(flagged[["agents", "statistic", "mean", "z_vs_full"]].to_string(index=False))
+    print("CPU-s per run:", ", ".join(f"{k}: {v:.3f}" for k, v in costs.items()))
     out = Path(__file__).with_name("results") / "resolution.json"
     payload = {
         "command": "python benchmarks/resolution.py " + " ".join(sys.argv[1:]),
         "cpu_s": time.process_time() - start,
+        "cpu_s_per_run": costs,
         "load_average": os.getloadavg(),
         "runs": rows,
         "summary": summary.to_dict(orient="records"),
