@@ -1,0 +1,228 @@
+"""History matching: implausibility arithmetic, waves on a toy simulator with a known
+region, resume after an interrupted wave, and one small run of the model itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from isk_defection.experiments.calibration import history as hm
+from isk_defection.experiments.calibration import patterns as pat
+from isk_defection.experiments.calibration.patterns import Pattern
+from isk_defection.experiments.spec import run_seed
+
+
+@dataclass(frozen=True)
+class ToyPrior:
+    """A uniform prior outside the registry (the machinery needs only name and scipy)."""
+
+    name: str
+    low: float = 0.0
+    high: float = 1.0
+
+    def scipy(self):
+        return stats.uniform(self.low, self.high - self.low)
+
+
+TOY_PRIORS = tuple(ToyPrior(n) for n in ("x0", "x1", "x2", "x3"))
+TRUTH = np.array([0.3, 0.6, 0.4, 0.5])
+
+
+def toy_mean(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Three outputs of four inputs; x3 only nudges one of them."""
+    return {
+        "a": 100 * (1 + 2 * x[:, 0]),
+        "b": 50 * (1 + x[:, 1] + 0.5 * x[:, 2]),
+        "c": 20 * (1 + 2 * x[:, 0] * x[:, 2] + 0.1 * x[:, 3]),
+    }
+
+
+def _band(name: str, value: float, half: float) -> Pattern:
+    return Pattern(name, name, lambda runs: runs[name], value - half, value + half, "", "")
+
+
+TRUE_OUTPUTS = {k: float(v[0]) for k, v in toy_mean(TRUTH[None, :]).items()}
+TOY_PATTERNS = tuple(_band(k, v, 0.03 * v) for k, v in TRUE_OUTPUTS.items())
+
+
+def toy_simulate(points, replicates, seed, folder: Path) -> pd.DataFrame:
+    """The toy with 2% multiplicative noise per run; run i's seed as in the sweep engine."""
+    x = np.array([[p[n] for n in ("x0", "x1", "x2", "x3")] for p in points])
+    means = toy_mean(x)
+    rows = []
+    for i in range(len(points) * replicates):
+        point, replicate = divmod(i, replicates)
+        rng = np.random.default_rng(run_seed(seed, i))
+        noisy = {k: v[point] * np.exp(0.02 * rng.standard_normal()) for k, v in means.items()}
+        rows.append({"run": i, "point": point, "replicate": replicate, "seed": run_seed(seed, i)})
+        rows[-1] |= noisy
+    return pd.DataFrame(rows)
+
+
+def _toy(out: Path, simulate=toy_simulate, waves_max: int = 3):
+    return hm.history_match(
+        out,
+        seed=7,
+        waves_max=waves_max,
+        points_per_wave=40,
+        seeds_per_point=2,
+        simulations=5_000,
+        posterior_points=150,
+        priors=TOY_PRIORS,
+        patterns=TOY_PATTERNS,
+        simulate=simulate,
+        volume_sample=4_000,
+        rank=1,  # three outputs: cut on the largest
+    )
+
+
+def test_implausibility_matches_hand_worked_values():
+    # identity scale (band below 0): [-1, 3], half-width 2, sd_band 1, sd_disc 0.2
+    closed = hm.Target.of(Pattern("y", "y", lambda r: r["y"], -1.0, 3.0, "", ""))
+    assert (closed.sd_band, closed.sd_discrepancy) == pytest.approx((1.0, 0.2))
+    # |5 - 1| / sqrt(0.96 + 1 + 0.04) = 4 / sqrt(2)
+    assert closed.implausibility(np.array([5.0]), np.array([0.96]))[0] == pytest.approx(2.828427)
+    # open band [-1, inf), unit 2: target the edge, no band variance, sd_disc 0.1 * 1
+    open_ = hm.Target.of(Pattern("y", "y", lambda r: r["y"], -1.0, np.inf, "", "", scale=2.0))
+    assert (open_.sd_band, open_.sd_discrepancy) == pytest.approx((0.0, 0.1))
+    # (-1 - -3) / sqrt(0.99 + 0.01) = 2; anywhere above the edge: 0
+    assert open_.implausibility(np.array([-3.0, 0.0, 50.0]), np.full(3, 0.99)) == pytest.approx(
+        [2.0, 0.0, 0.0]
+    )
+
+
+def test_counts_are_emulated_on_the_log_scale_and_a_band_from_zero_is_open_below():
+    # [100, 400], width 300: log(v + 30); edges log 130 and log 430
+    count = hm.Target.of(Pattern("n", "n", lambda r: r["n"], 100.0, 400.0, "", ""))
+    assert (count.low, count.high) == pytest.approx((np.log(130), np.log(430)))
+    assert count.sd_band == pytest.approx((np.log(430) - np.log(130)) / 4)
+    ttp = hm.Target.of(next(p for p in pat.CONSTRAINING if p.name == "ttp_loyal"))
+    assert ttp.low == -np.inf and np.isfinite(ttp.high)
+    assert ttp.implausibility(ttp.transform(np.array([0.0, 0.03])), np.zeros(2)) == pytest.approx(
+        [0.0, 0.0]
+    )
+    # an open band's huge values (a ratio over a near-zero rate) are clipped past its edge
+    ratio = hm.Target.of(next(p for p in pat.CONSTRAINING if p.name == "former_ratio"))
+    assert ratio.transform(np.array([1e9]))[0] == pytest.approx(
+        ratio.transform(np.array([11.0]))[0]
+    )
+    assert np.isnan(count.transform(np.array([np.nan]))[0])
+
+
+def test_the_cut_is_on_the_second_largest_implausibility():
+    values = np.array([[5.0, 2.9, 1.0], [5.0, 3.5, 0.0]])
+    assert list(hm.ranked(values, 2) <= hm.CUT) == [True, False]
+    assert list(hm.ranked(values, 1) <= hm.CUT) == [False, False]
+    assert list(hm.ranked(values[:, :1], 2)) == [0.0, 0.0]  # one output: nothing to rank
+
+
+def test_waves_shrink_the_volume_keep_the_true_region_and_the_posterior_meets_the_bands(
+    tmp_path,
+):
+    result = _toy(tmp_path / "hm")
+    volumes = [w["volume"] for w in result.waves]
+    assert len(volumes) >= 2
+    assert volumes[0] < 0.5 and volumes[-1] < volumes[0]
+    assert all(b <= a for a, b in zip(volumes, volumes[1:], strict=False))
+    # the region where the noise-free toy meets every band, found by brute force
+    x = np.random.default_rng(0).random((20_000, 4))
+    inside = np.ones(len(x), bool)
+    for p in TOY_PATTERNS:
+        inside &= (p.low <= toy_mean(x)[p.name]) & (toy_mean(x)[p.name] <= p.high)
+    truth = pd.DataFrame(np.vstack([TRUTH, x[inside]]), columns=["x0", "x1", "x2", "x3"])
+    kept = result.non_implausible(truth)
+    assert kept[0] and kept[1:].mean() >= 0.95
+    # the final region is much smaller than the prior yet holds the true region
+    assert result.waves[-1]["volume"] < 10 * inside.mean() + 0.05
+    assert len(result.posterior) > 0 and result.attainable == [p.name for p in TOY_PATTERNS]
+    assert (pat.misses(result.posterior, TOY_PATTERNS) == 0).all()
+    # rejection inside the region accepts far more often than the prior would
+    posterior = pd.read_parquet(tmp_path / "hm" / "posterior.parquet")
+    assert posterior["accepted"].mean() > 5 * inside.mean()
+    # every wave's emulators validate on this smooth toy
+    first = result.waves[0]["validation"]
+    assert all(v["within_3"] >= 0.9 for v in first.values())
+
+
+def test_a_calibration_killed_in_a_wave_resumes_with_identical_files(tmp_path):
+    whole = _toy(tmp_path / "whole", waves_max=2)
+
+    def dies_in_wave_two(points, replicates, seed, folder):
+        if folder.parent.name == "wave-02":
+            raise KeyboardInterrupt
+        return toy_simulate(points, replicates, seed, folder)
+
+    with pytest.raises(KeyboardInterrupt):
+        _toy(tmp_path / "resumed", simulate=dies_in_wave_two, waves_max=2)
+    assert (tmp_path / "resumed" / "wave-02" / "design.parquet").exists()
+    assert not (tmp_path / "resumed" / "wave-02" / "wave.json").exists()
+    resumed = _toy(tmp_path / "resumed", waves_max=2)
+    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.*"))
+    assert files == sorted(
+        p.relative_to(tmp_path / "resumed") for p in (tmp_path / "resumed").rglob("*.*")
+    )
+    for name in files:
+        assert (tmp_path / "whole" / name).read_bytes() == (
+            tmp_path / "resumed" / name
+        ).read_bytes(), name
+    assert resumed.posterior.equals(whole.posterior)
+    with pytest.raises(ValueError, match="--out"):
+        _toy(tmp_path / "resumed", waves_max=3)
+
+
+def test_a_band_no_run_meets_with_the_others_is_reported_with_its_trade_off():
+    patterns = (
+        _band("a", 10, 1),  # met only where b is missed
+        _band("b", 20, 1),
+        _band("c", 30, 1),
+    )
+    values = pd.DataFrame(
+        {
+            "a": [10.0, 13.0, 13.0, 14.0],
+            "b": [25.0, 20.0, 20.0, 20.0],
+            "c": [30.0, 30.0, 30.0, 30.0],
+        }
+    )
+    kept, findings = hm.attainability(values, patterns)
+    assert kept == ["b", "c"]
+    (finding,) = findings
+    assert finding["pattern"] == "a" and finding["best_value"] == 13.0
+    assert finding["best_miss"] == pytest.approx(1.0)  # 2 past the edge, band width 2
+    assert finding["trades_off_against"] == "b"
+    assert finding["share_of_its_runs_meeting_that"] == 0.0
+
+
+def test_the_model_runs_through_the_sweep_engine_and_each_run_is_the_model_run(tmp_path):
+    from isk_defection.experiments.calibration.abc import simulate_patterns
+    from isk_defection.experiments.calibration.priors import PRIORS
+
+    result = hm.history_match(
+        tmp_path / "model",
+        seed=3,
+        waves_max=1,
+        points_per_wave=6,
+        seeds_per_point=2,
+        simulations=100,
+        posterior_points=4,
+        simulate=hm.SweepSimulator(population=300, workers=1),
+        volume_sample=2_000,
+    )
+    runs = pd.read_parquet(tmp_path / "model" / "wave-01" / "runs.parquet")
+    design = pd.read_parquet(tmp_path / "model" / "wave-01" / "design.parquet")
+    assert list(design.columns) == list(PRIORS) and len(runs) == 12
+    assert runs["seed"].nunique() == 12
+    assert result.waves[0]["simulations_total"] == 12
+    assert set(result.waves[0]["validation"]) == {p.name for p in pat.CONSTRAINING}
+    # a run's statistics are those of the model run at that point and seed
+    row = runs.iloc[5]
+    values = hm.Space(tuple(PRIORS.values())).points(design.to_numpy(float))[int(row["point"])]
+    for name, prior in PRIORS.items():
+        assert prior.low <= values[name] <= prior.high
+    direct = simulate_patterns(values, seed=int(row["seed"]), agents=300)
+    for p in pat.CONSTRAINING:
+        assert row[p.name] == pytest.approx(direct[p.name], nan_ok=True)
