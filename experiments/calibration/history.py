@@ -656,7 +656,9 @@ def _measure(
         stop = "no point of the volume sample is non-implausible"
     elif previous > 0 and earlier and (previous - volume) / previous < SHRINK_MIN:
         stop = f"the volume shrank by less than {SHRINK_MIN:.0%}"
-    elif all(s < EMULATOR_SHARE for s in shares.values()):
+    elif all(e.usable for e in wave.emulators.values()) and all(
+        s < EMULATOR_SHARE for s in shares.values()
+    ):
         stop = f"every emulator's variance is below {EMULATOR_SHARE:.0%} of the others"
     elif size["simulations_total"] + runs_next + settings.posterior_points > settings.simulations:
         stop = "simulation budget"
