@@ -20,7 +20,7 @@ Compiled once per machine (``cache=True``).
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numba import njit
@@ -101,7 +101,8 @@ INDICES = (  # groups the kernel needs: fixed by the tables, not by Params
     "crackdown_target",  # the groups ALLY_CRACKDOWNS target, in order
     "taliban",  # group codes of the Taliban factions
 )
-KernelParams = namedtuple("KernelParams", RATES + SWITCHES + INDICES)  # type: ignore[misc]
+# built from the names above (a class mypy cannot see through, hence Any)
+KernelParams: Any = cast(Any, namedtuple)("KernelParams", RATES + SWITCHES + INDICES)
 
 
 def kernel_params(p: Any) -> Any:
@@ -462,13 +463,13 @@ def _week(
         capacity = _absorptive_budget(strength(pop, IN_ISK), state.carried, p)
         taken = screen(pop.people[applicants], capacity, rng)
         applicants = applicants[taken]
-        carried = capacity - pop.people[applicants].sum()
+        carried = capacity - float(pop.people[applicants].sum())
     joined = np.zeros(n, dtype=np.bool_)
-    for i in applicants:  # slot order
-        joined[i] = True
-        _move(pop, i, IN_ISK, DEFECTED, ledger, flows)
-        pop.loyalty[i] = 0.0
-        pop.recruiter[i] = uniform(rng) < _recruiter_chance(p)
+    for recruit in applicants:  # slot order
+        joined[recruit] = True
+        _move(pop, int(recruit), IN_ISK, DEFECTED, ledger, flows)
+        pop.loyalty[recruit] = 0.0
+        pop.recruiter[recruit] = uniform(rng) < _recruiter_chance(p)
     count = add_singletons(cells, state.cells, len(applicants))
     if p.desertion:
         for i in range(n):

@@ -42,7 +42,7 @@ class Conditions(NamedTuple):
     foreign_cooperation: float
     inclusion: float  # the lever (its cost to the core)
     benefit: float  # regime.inclusion_benefit: the inclusion that brings its benefits
-    crackdowns: tuple[float, float, float]  # ALLY_CRACKDOWNS' levers, in order
+    crackdowns: tuple[float, ...]  # ALLY_CRACKDOWNS' levers, in order
     against: tuple[float, ...]  # per group code: the lever acting against it (0 if none)
     resources: float
     legitimacy: float

@@ -196,6 +196,7 @@ class DefectionModel(mesa.Model):
     def agent_at(self) -> list[Fighter | None]:
         """The Mesa agent showing each slot (None once removed)."""
         self._build_views()
+        assert self._views is not None  # built just above
         return self._views
 
     def _build_views(self) -> None:
