@@ -19,9 +19,12 @@ Compiled once per machine (``cache=True``).
 
 from __future__ import annotations
 
+import hashlib
 from collections import namedtuple
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -177,6 +180,37 @@ class Outcome(NamedTuple):
     attacks_on_taliban: int
     severity: int
 
+
+def fresh_cache() -> None:
+    """Drop numba's cached machine code of model/ if any source it was compiled from changed.
+
+    Numba checks a cached function against its own file only, but the kernel's machine
+    code includes rules and constants from other modules (loyalty.py, isk.py, the column
+    positions of reporters.py, the allegiance codes of agents/fighters.py): after an edit
+    there, the cache would run the old code. Called before the first model of a process
+    is built; a stamp of every source in model/ and agents/ decides. Skipped if numba's
+    cache lives elsewhere (NUMBA_CACHE_DIR) or the folder is not writable.
+    """
+    global _CACHE_CHECKED
+    if _CACHE_CHECKED or numba.config.CACHE_DIR:
+        return
+    _CACHE_CHECKED = True
+    here = Path(__file__).resolve().parent
+    sources = sorted([*here.glob("*.py"), *(here.parent / "agents").glob("*.py")])
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources)).hexdigest()
+    cache, stamp = here / "__pycache__", here / "__pycache__" / "kernel-sources.sha256"
+    try:
+        if stamp.is_file() and stamp.read_text() == digest:
+            return
+        for compiled in [*cache.glob("*.nbi"), *cache.glob("*.nbc")]:
+            compiled.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:  # read-only: numba then compiles in memory
+        return
+
+
+_CACHE_CHECKED = False
 
 # the scalar rules, compiled from their one definition in isk.py and regime.py
 _reach_chance = njit(cache=True)(isk.reach_chance)

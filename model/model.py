@@ -84,6 +84,7 @@ class DefectionModel(mesa.Model):
             rng = scenario_rng if rng is None else rng
             overrides = values | overrides
         seed = _seed(rng)
+        kernel.fresh_cache()
         if population is not None:
             overrides["population"] = population
         self.p: Params = resolve(preset_overrides(preset) | expand_aliases(overrides))
