@@ -14,8 +14,15 @@ Every read or write of a model happens under the session's lock. User actions ar
 dated and journalled (viz/journal.py); lever moves wait for the week boundary, so a
 run of key presses on a slider is one move, not one per press.
 
-Server-wide, :class:`Registry` caps how many runs play at once and a watchdog pauses a
-run whose page has gone (kernel disconnected, or no heartbeat from the page).
+A shared link's replay runs in the same loop, in slices, as a run that plays: it waits
+for a free slot under the server's cap and stops with its page, so opening a link costs
+the server no more than pressing Play. The lever controls are the browser's own
+(viz/levers.py): the run sends them its state (:meth:`Run.lever_state`) and never
+re-renders them.
+
+Server-wide, :class:`Registry` caps how many runs play or replay at once (its limits come
+from viz/server.py) and a watchdog pauses a run whose page has gone (kernel
+disconnected, or no heartbeat from the page).
 """
 
 from __future__ import annotations
@@ -664,7 +671,12 @@ class Run:
             self._changed("state", "actions", "levers")
 
     def _replay_turn(self) -> None:
-        """One slice of a link's replay, if the server's cap lets this run work now."""
+        """One slice of a link's replay, if its page is there and the server's cap allows."""
+        if self._gone_since is not None:  # no work for a page that has gone (it may come back)
+            self.registry.release(self)
+            with self._wake:
+                self._wake.wait(0.5)
+            return
         if not self.registry.claim(self):
             wanted = (
                 f"Waiting to replay the link: the server is already running "
