@@ -34,9 +34,9 @@ TRUTH = np.array([0.3, 0.6, 0.4, 0.5])
 
 
 def toy_mean(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Three outputs of four inputs; x3 only nudges one of them."""
+    """Three outputs of four inputs, one wavy (a global emulator needs waves); x3 nudges c."""
     return {
-        "a": 100 * (1 + 2 * x[:, 0]),
+        "a": 100 * (1 + 2 * x[:, 0] + 0.3 * np.sin(8 * x[:, 1])),
         "b": 50 * (1 + x[:, 1] + 0.5 * x[:, 2]),
         "c": 20 * (1 + 2 * x[:, 0] * x[:, 2] + 0.1 * x[:, 3]),
     }
@@ -69,10 +69,11 @@ def _toy(out: Path, simulate=toy_simulate, waves_max: int = 3):
         out,
         seed=7,
         waves_max=waves_max,
-        points_per_wave=40,
+        points_per_wave=30,
         seeds_per_point=2,
         simulations=5_000,
         posterior_points=150,
+        posterior_accepted=30,
         priors=TOY_PRIORS,
         patterns=TOY_PATTERNS,
         simulate=simulate,
@@ -144,6 +145,7 @@ def test_waves_shrink_the_volume_keep_the_true_region_and_the_posterior_meets_th
     # rejection inside the region accepts far more often than the prior would
     posterior = pd.read_parquet(tmp_path / "hm" / "posterior.parquet")
     assert posterior["accepted"].mean() > 5 * inside.mean()
+    assert posterior["accepted"].sum() >= 30 and posterior["seed"].nunique() == len(posterior)
     # every wave's emulators validate on this smooth toy
     first = result.waves[0]["validation"]
     assert all(v["within_3"] >= 0.9 for v in first.values())
@@ -207,7 +209,7 @@ def test_the_model_runs_through_the_sweep_engine_and_each_run_is_the_model_run(t
         waves_max=1,
         points_per_wave=6,
         seeds_per_point=2,
-        simulations=100,
+        simulations=16,  # one posterior batch
         posterior_points=4,
         simulate=hm.SweepSimulator(population=300, workers=1),
         volume_sample=2_000,

@@ -59,7 +59,6 @@ from sklearn.model_selection import KFold
 
 from isk_defection.experiments.calibration import patterns as pat
 from isk_defection.experiments.calibration.patterns import Pattern
-from isk_defection.experiments.spec import run_seed
 from isk_defection.experiments.sweep import atomic_write
 
 CUT = 3.0  # Pukelsheim's three-sigma rule: any unimodal distribution has >95% within 3 sd
@@ -122,9 +121,13 @@ def stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def wave_seed(seed: int, wave: int) -> int:
-    """The master seed of a wave's runs (its runs' seeds are spawned from it)."""
-    return run_seed(seed, wave)
+def key_seed(seed: int, *key: int) -> int:
+    """A 32-bit seed from the calibration seed's ``SeedSequence`` child at ``key``.
+
+    Keys: (wave, 0) a wave's design stream, (wave, 1) its runs' master seed, (wave, 2, i)
+    output i's emulator; (_POSTERIOR, batch, 0/1) a posterior batch's design and runs.
+    """
+    return int(np.random.SeedSequence(seed, spawn_key=key).generate_state(1, np.uint32)[0])
 
 
 # ---- targets and implausibility --------------------------------------------------------
@@ -406,6 +409,7 @@ class Settings:
     seeds_per_point: int
     simulations: int
     posterior_points: int
+    posterior_accepted: int
     parameters: tuple[str, ...]
     patterns: tuple[str, ...]
     cut: float = CUT
@@ -447,6 +451,7 @@ def history_match(
     seeds_per_point: int = 2,
     simulations: int = 30_000,
     posterior_points: int = 1_000,
+    posterior_accepted: int = 500,
     priors: Sequence[PriorLike] | None = None,
     patterns: Sequence[Pattern] = pat.CONSTRAINING,
     simulate: Simulate | None = None,
@@ -461,7 +466,9 @@ def history_match(
 
     ``simulate`` runs a design (the default runs the baseline through the sweep engine
     with ``population`` agents on ``workers`` processes); ``simulations`` is the work
-    budget: waves stop when the next one and the posterior would not fit in it. ``rank``
+    budget: waves stop when the next one and a posterior batch would not fit in it; the
+    posterior runs batches of ``posterior_points`` fresh draws until ``posterior_accepted``
+    meet every attainable band or the budget is spent (at least one batch). ``rank``
     picks the implausibility cut at ``cut`` (2: the second-largest output, which lets
     one output's emulator be wrong without ruling out the truth; 1: the largest).
     """
@@ -476,6 +483,7 @@ def history_match(
         seeds_per_point,
         simulations,
         posterior_points,
+        posterior_accepted,
         tuple(space.names),
         tuple(targets),
         cut=cut,
@@ -550,7 +558,7 @@ def _run_wave(
     runs = simulate(
         space.points(frame.to_numpy(float)),
         settings.seeds_per_point,
-        wave_seed(settings.seed, number),
+        key_seed(settings.seed, number, 1),
         folder / "runs",
     )
     write_parquet(folder / "runs.parquet", runs)
@@ -592,7 +600,7 @@ def _emulate(
     emulators = {}
     for i, (name, target) in enumerate(targets.items()):
         x, y, var_seed = training(space, frame, runs, target)
-        fit_seed = run_seed(seed, 100 * number + i)
+        fit_seed = key_seed(seed, number, 2, i)
         emulator = Emulator.fit(
             name, x, y, var_seed, fit_seed, None if thetas is None else thetas[name]
         )
@@ -688,6 +696,7 @@ def attainability(
     finding: the best value reached by a run meeting the bands that stay (and its misfit
     in band units), and the band most often missed by the runs that meet it.
     """
+    values = values.reset_index(drop=True)
     misses = pd.DataFrame({p.name: p.miss(values[p.name].to_numpy(float)) for p in patterns})
     met = misses == 0
     kept, dropped = [p.name for p in patterns], []
@@ -727,50 +736,39 @@ def _posterior(
     used: int,
     stopped_by: str,
 ) -> HistoryResult:
-    """Fresh points inside the final region, one fresh run each, rejection at distance 0."""
-    folder = out / "posterior"
-    folder.mkdir(exist_ok=True)
-    path = folder / "design.parquet"
-    if path.exists():
-        frame = pd.read_parquet(path)
-    else:
-        unit = _region_sample(
-            waves, len(space.names), settings, stream(settings.seed, _POSTERIOR, 0)
-        )
-        frame = pd.DataFrame(unit, columns=space.names)
-        write_parquet(path, frame)
-    runs = pd.DataFrame()
-    if not frame.empty:
-        runs = simulate(
-            space.points(frame.to_numpy(float)),
-            1,
-            wave_seed(settings.seed, _POSTERIOR),
-            folder / "runs",
-        )
-    names = [p.name for p in patterns]
+    """Batches of fresh draws in the final region, one run each; rejection at distance 0."""
     history = [
         pd.read_parquet(_folder(out, w.number) / "runs.parquet")
         for w in waves
         if w.record["points"]
     ]
-    everything = pd.concat([*history, runs], ignore_index=True)
-    attainable, unattainable = attainability(everything, patterns) if len(everything) else ([], [])
-    posterior = pd.DataFrame()
-    if not runs.empty:
-        values = pd.DataFrame(space.values(frame.to_numpy(float)), columns=space.names)
-        posterior = values.loc[runs["point"].to_numpy()].reset_index(drop=True)
-        posterior = pd.concat([posterior, runs[["seed", *names]].reset_index(drop=True)], axis=1)
-        chosen = [p for p in patterns if p.name in attainable]
-        posterior["accepted"] = (
-            (pat.misses(posterior, tuple(chosen)) == 0).all(axis=1) if chosen else False
+    batches: list[pd.DataFrame] = []
+    draws, accepted = pd.DataFrame(), np.zeros(0, bool)
+    attainable, unattainable = [p.name for p in patterns], []
+    while not batches or (
+        accepted.sum() < settings.posterior_accepted
+        and used + settings.posterior_points <= settings.simulations
+    ):
+        batch = _posterior_batch(out, len(batches) + 1, waves, space, settings, simulate)
+        if batch.empty:
+            break
+        batches.append(batch)
+        used += len(batch)
+        draws = pd.concat(batches, ignore_index=True)
+        attainable, unattainable = attainability(
+            pd.concat([*history, draws], ignore_index=True), patterns
         )
-        write_parquet(out / "posterior.parquet", posterior)
+        chosen = tuple(p for p in patterns if p.name in attainable)
+        accepted = (pat.misses(draws, chosen) == 0).all(axis=1)
+    if len(draws):
+        draws["accepted"] = accepted
+        write_parquet(out / "posterior.parquet", draws)
     summary = {
         "waves": [w.record for w in waves],
         "stopped_by": stopped_by,
-        "simulations": used + len(runs),
-        "posterior_runs": len(runs),
-        "accepted": int(posterior["accepted"].sum()) if len(posterior) else 0,
+        "simulations": used,
+        "posterior_runs": len(draws),
+        "accepted": int(accepted.sum()),
         "attainable": attainable,
         "unattainable": unattainable,
         "method": {
@@ -783,14 +781,12 @@ def _posterior(
         },
     }
     write_json(out / "history.json", json.loads(json.dumps(summary, default=float)))
-    accepted = (
-        posterior[posterior["accepted"]].reset_index(drop=True) if len(posterior) else posterior
-    )
+    kept = draws[accepted].reset_index(drop=True) if len(draws) else draws
     return HistoryResult(
         [w.record for w in waves],
         stopped_by,
-        used + len(runs),
-        accepted,
+        used,
+        kept,
         attainable,
         unattainable,
         space,
@@ -798,6 +794,30 @@ def _posterior(
         settings.cut,
         settings.rank,
     )
+
+
+def _posterior_batch(
+    out: Path, number: int, waves: list[Wave], space: Space, settings: Settings, simulate: Simulate
+) -> pd.DataFrame:
+    """One batch of posterior draws: parameter values, seed and statistics per fresh run."""
+    folder = out / "posterior" / f"batch-{number:02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / "draws.parquet"
+    if done.exists():
+        return pd.read_parquet(done)
+    rng = stream(settings.seed, _POSTERIOR, number, 0)
+    unit = _region_sample(waves, len(space.names), settings, rng)
+    if not len(unit):
+        return pd.DataFrame()
+    runs = simulate(
+        space.points(unit), 1, key_seed(settings.seed, _POSTERIOR, number, 1), folder / "runs"
+    )
+    values = pd.DataFrame(space.values(unit), columns=space.names)
+    draws = values.loc[runs["point"].to_numpy()].reset_index(drop=True)
+    statistics = runs.drop(columns=["run", "point", "replicate"], errors="ignore")
+    draws = pd.concat([draws, statistics.reset_index(drop=True)], axis=1).assign(batch=number)
+    write_parquet(done, draws)
+    return draws
 
 
 def _region_sample(
