@@ -744,7 +744,8 @@ def _posterior(
     ]
     batches: list[pd.DataFrame] = []
     draws, accepted = pd.DataFrame(), np.zeros(0, bool)
-    attainable, unattainable = [p.name for p in patterns], []
+    attainable = [p.name for p in patterns]
+    unattainable: list[dict[str, Any]] = []
     while not batches or (
         accepted.sum() < settings.posterior_accepted
         and used + settings.posterior_points <= settings.simulations
