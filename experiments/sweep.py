@@ -61,7 +61,7 @@ CHUNK_RUNS = 20  # runs per chunk file
 CHUNK_SECONDS = 30.0  # or this long since the last chunk
 IN_FLIGHT_PER_WORKER = 4  # runs submitted ahead per worker (bounds memory, keeps them busy)
 SUSPECT_DEATHS = 2  # a run lost this often with the pool runs alone from then on
-SOLO_DEATHS = 2  # a run whose worker dies this often while it runs alone has failed
+SOLO_DEATHS = 3  # a run whose worker dies this often while it runs alone has failed
 CONNECT_SECONDS = 10  # time to reach a Dask scheduler before giving up
 SUBMIT_TRIES = 3  # fresh pools tried for one submission before it fails
 
@@ -167,9 +167,11 @@ class LocalPool:
     ``submit`` returns a future that outlives the pool it first ran on: when a worker dies
     (the OOM killer, a segfault, ``kill``), every call in flight on the broken pool is
     sent again to a fresh one, and a submission that meets a broken pool rebuilds it. A
-    call lost twice is a suspect: it runs alone, so a death can only be its own doing
-    (or an outside kill's), and one that kills its worker alone twice ends with
-    ``WorkerLostError``, without charging the calls that happened to share the pool.
+    call lost twice is a suspect: it runs alone, on a fresh pool, so a death can only be
+    its own doing (or an outside kill's), and one that kills its worker alone three times
+    ends with ``WorkerLostError``, without charging the calls that shared the pool. Only
+    as many calls as workers are sent at a time, so a death is charged only to the calls
+    that were running, never to those queued behind them.
 
     Workers start from a clean server that has already imported the model, so a run costs
     no import time and no state leaks between sweeps.
@@ -210,13 +212,9 @@ class LocalPool:
         return task.outer
 
     def _send(self, task: _Task) -> None:
-        """Send ``task`` to the current pool, or hold it while a suspect runs alone."""
-        suspect = task.deaths >= SUSPECT_DEATHS
-        if self._suspects and not suspect or suspect and self._flying:
-            (self._suspects if suspect else self._held).append(task)
-            return
-        if not suspect and any(t.deaths >= SUSPECT_DEATHS for t in self._flying.values()):
-            self._held.append(task)
+        """Send ``task`` to the current pool if a worker is free for it, else hold it."""
+        if not self._may_send(task):
+            (self._suspects if task.deaths >= SUSPECT_DEATHS else self._held).append(task)
             return
         for tries in range(SUBMIT_TRIES):
             try:
@@ -268,17 +266,25 @@ class LocalPool:
                         self._send(task)
                 self._release()
 
+    def _may_send(self, task: _Task) -> bool:
+        """Whether ``task`` may go now: one call per worker, a suspect alone.
+
+        One per worker, so that a death is charged only to the calls that were running.
+        """
+        if task.deaths >= SUSPECT_DEATHS:
+            return not self._flying
+        if self._suspects or any(t.deaths >= SUSPECT_DEATHS for t in self._flying.values()):
+            return False
+        return len(self._flying) < self.workers
+
     def _release(self) -> None:
         """Send held calls once nothing blocks them: suspects alone, one at a time, first."""
         if self._closed:
             return
         while self._suspects and not self._flying:
+            self._rebuild()  # a fresh pool: one worker, so only its own death can count
             self._send(self._suspects.popleft())
-        while (
-            self._held
-            and not self._suspects
-            and not any(t.deaths >= SUSPECT_DEATHS for t in self._flying.values())
-        ):
+        while self._held and self._may_send(self._held[0]):
             self._send(self._held.popleft())
 
     def _cancelled(self, task: _Task, outer: Future) -> None:
