@@ -692,7 +692,8 @@ def attainability(
     """Which bands some run meets together, and for each other band what stops it.
 
     While no run meets every band still in the set, the band whose removal lets the most
-    runs meet the rest leaves it (ties: the later pattern). Each band that left is a
+    runs meet the rest leaves it (ties: the later pattern); a band that left is taken
+    back if some run meets it with the bands that stayed. Each band that left is a
     finding: the best value reached by a run meeting the bands that stay (and its misfit
     in band units), and the band most often missed by the runs that meet it.
     """
@@ -705,6 +706,11 @@ def attainability(
         worst = max(reversed(kept), key=lambda j: counts[j])
         kept.remove(worst)
         dropped.append(worst)
+    for name in list(dropped):  # greedy can drop a band the final set admits: take it back
+        if met[[*kept, name]].all(axis=1).any():
+            kept.append(name)
+            dropped.remove(name)
+    kept = [p.name for p in patterns if p.name in kept]
     findings = []
     for name in dropped:
         others = [k for k in kept if k != name]
