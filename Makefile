@@ -29,6 +29,7 @@ browser: $(STAMP)  ## Chromium and the page's front-end files for the browser te
 test: $(STAMP) browser  ## the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	.ci/typecheck
 	$(BIN)/python -m pytest
 
 typecheck: $(STAMP)  ## mypy over the package (settings in pyproject.toml; see .ci/typecheck)

@@ -339,7 +339,9 @@ def _app(args: argparse.Namespace) -> int:
             "defection: the page's browser files are missing: run python -m isk_defection.viz.assets",
             file=sys.stderr,
         )
-    app = importlib.util.find_spec("isk_defection.viz.app").origin
+    spec = importlib.util.find_spec("isk_defection.viz.app")
+    assert spec is not None and spec.origin is not None  # part of this package
+    app = spec.origin
     command = [sys.executable, "-m", "solara", "run", app, "--host", args.host]
     command += ["--port", str(args.port), "--production", "--no-open"]
     print(f"open http://{args.host}:{args.port} in a browser", flush=True)
@@ -540,7 +542,7 @@ class _Version(argparse.Action):
         raise SystemExit(0)
 
 
-def _common() -> argparse.ArgumentParser:
+def _common() -> Parser:
     """Options every subcommand takes (also accepted after the subcommand's name)."""
     common = Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(

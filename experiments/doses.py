@@ -181,12 +181,13 @@ def ceiling(design: DoseDesign, seeds: int = 8) -> Ceiling:
     from isk_defection.model import DefectionModel
 
     peaks, growths, ratios, start = [], [], [], 0.0
+    every_lever_at_one: dict[str, Any] = dict.fromkeys(LEVERS, 1.0)
     for seed in range(seeds):
         model = DefectionModel(
             rng=design.seed + seed,
             population=design.population,
             collect_agent_data="off",
-            **dict.fromkeys(LEVERS, 1.0),
+            **every_lever_at_one,
         )
         start = model.isk_strength
         for _ in range(design.weeks):

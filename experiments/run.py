@@ -125,7 +125,7 @@ def _people_per_agent(model: DefectionModel, code: int, name: str) -> float:
     """People per agent in a group: per group in model v2, one scale for all before."""
     if f"{name}_people_per_agent" in model.stats:
         return float(model.stats[f"{name}_people_per_agent"])
-    scale = getattr(model, "people_per_agent", getattr(model, "scale", 1.0))
+    scale: Any = getattr(model, "people_per_agent", getattr(model, "scale", 1.0))
     return float(scale[code]) if hasattr(scale, "__len__") else float(scale)
 
 
@@ -275,7 +275,7 @@ def write_outputs(
     """Write the run's files into ``out`` atomically: all of them appear, or none."""
     frame = timeseries(model)
     out.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, Callable[[Path], None]] = {
+    writers: dict[str, Callable[[Path], object]] = {
         "timeseries.csv": lambda p: frame.to_csv(p, index=False),
         "timeseries.parquet": lambda p: frame.to_parquet(p, index=False),
         "summary.csv": lambda p: summary(model).to_csv(p, index=False),

@@ -674,7 +674,8 @@ class OptimizeSpec:
     def measures(self) -> tuple[Measure, ...]:
         """Every measure an objective or constraint needs, once, in a fixed order."""
         seen: dict[str, Measure] = {}
-        for item in (*self.objectives, *self.constraints):
+        items: tuple[Objective | Constraint, ...] = (*self.objectives, *self.constraints)
+        for item in items:
             seen.setdefault(item.measure.name, item.measure)
         return tuple(seen.values())
 
@@ -800,7 +801,7 @@ def _levers(
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"optimize.levers: must be distinct levers ({twice} is listed twice)")
-    levers, covered = [], set()
+    levers, covered = [], set[str]()
     for name in names:
         targets = lever_targets(name)
         if covered & set(targets):
@@ -890,6 +891,7 @@ def _constraints(
             raise ValueError(f"{where}: give exactly one of max or min")
         upper = table.max is not None
         bound = table.max if table.max is not None else table.min
+        assert bound is not None  # the schema requires exactly one of max or min
         if not _left_out(where, measure, notes):
             constraints.append(Constraint(name, measure, statistic, float(bound), upper))
     return tuple(constraints)

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
 import os
 import queue
 import signal
@@ -191,7 +192,7 @@ class LocalPool:
 
     def _start(self) -> ProcessPoolExecutor:
         if "forkserver" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("forkserver")
+            context: multiprocessing.context.BaseContext = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(
                 ["isk_defection.model", "isk_defection.experiments.sweep"]
             )

@@ -20,11 +20,11 @@ Compiled once per machine (``cache=True``).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import namedtuple
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
-import numba
 import numpy as np
 from numba import njit
 
@@ -192,7 +192,7 @@ def fresh_cache() -> None:
     cache lives elsewhere (NUMBA_CACHE_DIR) or the folder is not writable.
     """
     global _CACHE_CHECKED
-    if _CACHE_CHECKED or numba.config.CACHE_DIR:
+    if _CACHE_CHECKED or os.environ.get("NUMBA_CACHE_DIR"):
         return
     _CACHE_CHECKED = True
     here = Path(__file__).resolve().parent

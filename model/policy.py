@@ -153,11 +153,11 @@ def _parse(body: str) -> Schedule:
     if name == "step":
         if len(args) != 3:
             raise _NotAScheduleError("step takes 3 numbers")
-        return Schedule.step(_finite(args[0]), _finite(args[1]), _week(args[2], whole=True))
+        return Schedule.step(_finite(args[0]), _finite(args[1]), _whole_week(args[2]))
     if name == "ramp":
         if len(args) != 4:
             raise _NotAScheduleError("ramp takes 4 numbers")
-        first, last = _week(args[2], whole=True), _week(args[3], whole=True)
+        first, last = _whole_week(args[2]), _whole_week(args[3])
         if last < first:
             raise _NotAScheduleError("last_week must not be before first_week")
         return Schedule.ramp(_finite(args[0]), _finite(args[1]), first, last)
@@ -180,13 +180,19 @@ def _finite(item: str) -> float:
     return value
 
 
-def _week(item: str, whole: bool = False) -> float:
+def _week(item: str) -> float:
     week = _finite(item)
     if not 0 <= week <= MAX_WEEK:
         raise _NotAScheduleError(f"weeks must be in [0, {MAX_WEEK:,}]")
-    if whole and not week.is_integer():
+    return week
+
+
+def _whole_week(item: str) -> int:
+    """A week that must be a whole number (a step's or a ramp's week)."""
+    week = _week(item)
+    if not week.is_integer():
         raise _NotAScheduleError("weeks must be whole numbers")
-    return int(week) if whole else week
+    return int(week)
 
 
 def _knot(item: str) -> tuple[float, float]:

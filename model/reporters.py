@@ -220,13 +220,13 @@ class WeeklyRecords:
 
 def agent_records(model: DefectionModel) -> list[tuple]:
     """(time, unique_id, loyalty, group, faction, allegiance, people) of every agent."""
-    views = model.agent_at
-    slots = [slot for slot, agent in enumerate(views) if agent is not None]
+    shown = [(slot, agent) for slot, agent in enumerate(model.agent_at) if agent is not None]
+    slots = [slot for slot, _ in shown]
     pop = model.population
     return list(
         zip(
             [model.time] * len(slots),
-            [views[slot].unique_id for slot in slots],
+            [agent.unique_id for _, agent in shown],
             pop.loyalty[slots].tolist(),
             _GROUP_LABELS[pop.group[slots]].tolist(),
             _FACTION_LABELS[pop.group[slots]].tolist(),

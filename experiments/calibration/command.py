@@ -179,7 +179,11 @@ def _run(
     from isk_defection.experiments.calibration import abc, screen
     from isk_defection.experiments.calibration.priors import PRIORS
 
-    engine = {"workers": workers, "scheduler": scheduler, "local_cluster": local_cluster}
+    engine: dict[str, Any] = {
+        "workers": workers,
+        "scheduler": scheduler,
+        "local_cluster": local_cluster,
+    }
     kept = None if rescreen else screen.load(out) or screen.load(abc.POSTERIOR.parent)
     if kept is None:
         print(f"screening {len(PRIORS)} priors (Morris, {TRAJECTORIES[quick]} trajectories)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +39,7 @@ class Outcome:
         if self.window is not None:
             rows = rows[rows["step"].between(*self.window)]
         values = self.series(rows).rolling(self.rolling, min_periods=1).sum().to_numpy()
-        reduce = {
+        reduce: dict[str, Callable[[np.ndarray], float]] = {
             "final": lambda v: v[-1],
             "peak": np.max,
             "total": np.sum,

@@ -55,7 +55,7 @@ def run(
     scheduler: str | None = None,
     local_cluster: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = True,
 ) -> dict[str, Any]:
     """Run the Morris design through the sweep engine; analyse; write screen.csv/json/png."""
     matrix = design(trajectories)

@@ -85,7 +85,7 @@ class Context:
     scheduler: str | None = None
     local_cluster: bool = False
     resume: bool = False
-    progress: bool = True
+    progress: bool | None = True
 
     def sweep(self, name: str, spec: dict[str, Any]) -> pd.DataFrame:
         """Run one spec through the sweep engine into ``out/sweeps/name``; all runs must succeed.

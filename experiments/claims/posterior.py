@@ -418,7 +418,7 @@ def reproduce_posterior(
     scheduler: str | None = None,
     local_cluster: bool = False,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | None = True,
     seed: int = 2_024,
 ) -> dict[str, str]:
     """Every named claim across ``draws`` posterior draws; per-claim files and verdicts."""
