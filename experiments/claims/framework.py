@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from isk_defection.experiments.calibration.outcome import Outcome
+from isk_defection.experiments.spec import SweepSpec
 from isk_defection.experiments.stats import Estimate, bootstrap_difference, spearman
 
 # Agents in --quick runs: None keeps the model's default (2,000). Model v2 counts people
@@ -87,7 +88,7 @@ class Context:
     resume: bool = False
     progress: bool | None = True
 
-    def sweep(self, name: str, spec: dict[str, Any]) -> pd.DataFrame:
+    def sweep(self, name: str, spec: dict[str, Any] | SweepSpec) -> pd.DataFrame:
         """Run one spec through the sweep engine into ``out/sweeps/name``; all runs must succeed.
 
         Without ``resume``, or when the folder holds another spec (say a quick run), the
@@ -95,7 +96,7 @@ class Context:
         """
         from isk_defection.experiments.sweep import load_spec, run_sweep
 
-        loaded = load_spec(spec)
+        loaded = spec if isinstance(spec, SweepSpec) else load_spec(spec)
         folder = self.out / "sweeps" / name
         manifest = folder / "manifest.json"
         same = manifest.exists() and json.loads(manifest.read_text()).get("hash") == loaded.digest

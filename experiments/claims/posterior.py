@@ -41,7 +41,7 @@ from isk_defection.experiments.claims.framework import (
 )
 from isk_defection.experiments.ensemble import draw, load_ensemble, sidecar_path
 from isk_defection.experiments.stats import prim_box, spearman, wilson
-from isk_defection.experiments.sweep import load_spec, run_sweep
+from isk_defection.experiments.sweep import load_spec
 
 HOLDS, FAILS = 0.9, 0.1
 DEFAULT_DRAWS = 100
@@ -151,32 +151,9 @@ def _run_arms(
         spec["grid"] = {}
         spec.pop("sample", None)
         loaded = load_spec(spec).with_points(points)
-        frame = _sweep(ctx, f"posterior-{arm.name}", loaded)
+        frame = ctx.sweep(f"posterior-{arm.name}", loaded)
         frames.append(frame.assign(arm=arm.name, draw=frame["point"] // per_draw))
     return pd.concat(frames, ignore_index=True)
-
-
-def _sweep(ctx: Context, name: str, loaded) -> pd.DataFrame:
-    import shutil
-
-    folder = ctx.out / "sweeps" / name
-    manifest = folder / "manifest.json"
-    same = manifest.exists() and json.loads(manifest.read_text()).get("hash") == loaded.digest
-    if folder.exists() and not (ctx.resume and same):
-        shutil.rmtree(folder)
-    frame = run_sweep(
-        loaded,
-        folder,
-        workers=ctx.workers,
-        scheduler=ctx.scheduler,
-        local_cluster=ctx.local_cluster,
-        resume=ctx.resume and same,
-        progress=ctx.progress,
-    )
-    expected = len(loaded.points)
-    if frame.empty or frame["run"].nunique() < expected:
-        raise RuntimeError(f"{name}: some runs failed; see {manifest}")
-    return frame
 
 
 def _effect(finding: Finding, runs: pd.DataFrame, experiment: SweepExperiment) -> float:
@@ -214,7 +191,7 @@ def _calibration_draws(experiment, ctx: Context, draws: list[dict[str, Any]]) ->
         "fixed": {"collect_agent_data": "off"},
         "grid": {},
     }
-    frame = _sweep(ctx, "posterior-baseline", load_spec(spec).with_points(draws))
+    frame = ctx.sweep("posterior-baseline", load_spec(spec).with_points(draws))
     rows = []
     for point, run in frame.groupby("point"):
         values = pat.pattern_values(pd.DataFrame([pat.measure(run)])).iloc[0]
