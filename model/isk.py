@@ -237,7 +237,8 @@ def absorptive_budget(strength: float, carried: float, p: Params) -> float:
     """People IS-K can vet and absorb this week.
 
     A weekly intake per member plus what it left unused in the last weeks (a vetting
-    pipeline of ``ABSORPTION_WEEKS`` weeks), so agents standing for many people can enter.
+    pipeline of ``ABSORPTION_WEEKS`` weeks), less what it took beyond its budget at the
+    margin (``carried`` < 0: ``screen``'s last applicant is owed to the next weeks).
     """
     weekly = p.absorptive_capacity * strength
     return weekly + min(carried, (ABSORPTION_WEEKS - 1) * weekly)
@@ -245,17 +246,28 @@ def absorptive_budget(strength: float, carried: float, p: Params) -> float:
 
 @njit(cache=True)
 def screen(people: np.ndarray, budget: float, rng: Any) -> np.ndarray:
-    """Which applicants IS-K takes: in one random order, until one would exceed the budget.
+    """Which applicants IS-K takes: in one random order, while their people fit the budget.
 
-    Returns a boolean mask over the applicants; the accepted people never exceed ``budget``.
+    The first applicant whose people would take the running total above ``budget`` is
+    taken with chance (room left) / (his people), and screening stops there. An agent
+    stands for many people, so a budget smaller than one agent would otherwise admit
+    nobody at a coarse resolution and IS-K's intake would depend on the number of agents
+    (ODD §7.15); with this margin the expected intake is the budget itself whenever the
+    applicants would fill it, at any resolution. What the last one takes beyond the
+    budget is owed to the next weeks (``absorptive_budget`` carries it as a debt), so the
+    intake over any run stays within the weekly budgets plus one agent's people.
+
+    Returns a boolean mask over the applicants.
     """
     order = permutation(rng, len(people))
     accepted = np.zeros(len(people), dtype=np.bool_)
     total = 0.0
     for a in order:
-        total += people[a]
-        if total > budget + 1e-9:
+        if total + people[a] > budget + 1e-9:
+            room = budget - total
+            accepted[a] = room > 0.0 and uniform(rng) * people[a] < room
             break
+        total += people[a]
         accepted[a] = True
     return accepted
 

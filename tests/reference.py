@@ -527,12 +527,16 @@ class ReferenceModel(mesa.Model):
             self.join_isk(m)
 
     def take(self, applicants: list[Any]) -> list[Any]:
-        """One random order; IS-K stops at the first applicant who would exceed B."""
+        """One random order; the first applicant who would exceed B is taken with chance
+        (B - taken so far) / his people, and IS-K stops there."""
         order = list(applicants)
         self.random.shuffle(order)
         taken, total = [], 0.0
         for m in order:
             if total + m.people > self.budget + BUDGET_TOLERANCE:
+                room = self.budget - total
+                if room > 0 and self.random.random() * m.people < room:
+                    taken.append(m)
                 break
             total += m.people
             taken.append(m)

@@ -121,8 +121,9 @@ def test_invariants_hold_for_any_parameters(
             shares = [model.stats[f"{group}_{s}"] for s in ("defection_rate", "desertion_rate")]
             shares.append(model.stats[f"{group}_loyal_share"])
             assert all(0 <= s <= 1 for s in shares) and sum(shares) <= 1 + 1e-9
-        if switches["absorption"]:
-            assert model.stats["isk_intake"] <= model.stats["isk_capacity"] + 1e-6
+        if switches["absorption"]:  # the margin: one applicant beyond the budget at most
+            overrun = model.stats["isk_intake"] - max(model.stats["isk_capacity"], 0.0)
+            assert overrun <= pop.people.max() + 1e-6
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,6 +135,7 @@ def test_invariants_hold_for_any_parameters(
     contagion=st.floats(0.0, 2.0),
 )
 def test_isk_intake_never_exceeds_its_absorptive_capacity(seed, levers, capacity, reach, contagion):
+    """Over any run, intake <= the weekly budgets c x S plus one agent's people (§7.6)."""
     model = DefectionModel(
         rng=seed,
         population=1_500,
@@ -141,17 +143,32 @@ def test_isk_intake_never_exceeds_its_absorptive_capacity(seed, levers, capacity
         absorptive_capacity=capacity,
         isk_reach=reach,
         contagion_weight=contagion,
+        release_week=-1,  # no release: IS-K's size at screening is last week's
         **levers,
     )
-    weekly = []
+    weekly, budgets = [], []
+    largest = float(model.population.people.max())
     for _ in range(30):
-        budget = model.isk_strength * capacity * 4  # the pipeline holds at most 4 weeks
+        budgets.append(model.isk_strength * capacity)
         model.step()
         intake, allowed = model.stats["isk_intake"], model.stats["isk_capacity"]
-        assert intake <= allowed + 1e-6
-        assert allowed <= budget + 1e-6
+        assert allowed <= 4 * budgets[-1] + 1e-6  # the pipeline holds at most 4 weeks
+        assert intake <= max(allowed, 0.0) + largest + 1e-6
         weekly.append(intake)
+        assert sum(weekly) <= sum(budgets) + largest + 1e-6
     assert capacity > 0 or sum(weekly) == 0
+
+
+def test_screening_takes_the_budget_on_average_whatever_the_agents_size():
+    """The margin makes the expected intake the budget, even below one agent's people."""
+    from isk_defection.model.isk import screen
+
+    rng = np.random.default_rng(5)
+    people = np.full(50, 80.0)  # agents of 80 people, as at 2,000 agents
+    for budget in (30.0, 130.0, 1_000.0):
+        taken = [people[screen(people, budget, rng)].sum() for _ in range(4_000)]
+        assert abs(np.mean(taken) - budget) < 4 * np.std(taken) / np.sqrt(len(taken))
+        assert max(taken) <= budget + 80.0
 
 
 def test_an_agent_keeps_its_id_when_it_defects_deserts_and_returns(small_model):
