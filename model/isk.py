@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numba import njit
+from numba.extending import register_jitable
 
 from isk_defection.model.draws import below, permutation, uniform
 from isk_defection.model.parameters import Params
@@ -225,7 +226,23 @@ def attack_rate(
     provoked = 1.0 + (p.provocation_strength * courting_level if p.provocation else 0.0)
     at_home = 1.0 - external_share
     suppressed = np.exp(-p.attack_suppression * effort)
-    return p.attack_rate * strength / 1_000.0 * leadership * at_home * suppressed * provoked
+    fewer = concentration(external_share, p)
+    return p.attack_rate * strength / 1_000.0 * leadership * at_home * suppressed * provoked / fewer
+
+
+@register_jitable  # plain Python here; compiled into the kernel's callers
+def concentration(external_share: float, p: Params) -> float:
+    """How much larger, and so how much rarer, IS-K's attacks at home are (ODD §7.9).
+
+    The turn to operations abroad (Kerman and Moscow, 2024) came with fewer, larger attacks
+    inside Afghanistan while IS-K's strength held (UN Monitoring Team 2024): the attacks'
+    number is divided and each one's severity multiplied by 1 + ``attack_concentration`` x
+    the external share, so the harm at home falls only with the effort moved abroad. 1 with
+    the ``tactics`` switch off (the switch acts here only).
+    """
+    if not p.tactics:
+        return 1.0
+    return 1.0 + p.attack_concentration * external_share
 
 
 def reach_chance(strength: float, p: Params) -> float:
@@ -240,8 +257,23 @@ def absorptive_budget(strength: float, carried: float, p: Params) -> float:
     pipeline of ``ABSORPTION_WEEKS`` weeks), less what it took beyond its budget at the
     margin (``carried`` < 0: ``screen``'s last applicant is owed to the next weeks).
     """
-    weekly = p.absorptive_capacity * strength
+    weekly = p.absorptive_capacity * strength * room_to_grow(strength, p)
     return weekly + min(carried, (ABSORPTION_WEEKS - 1) * weekly)
+
+
+@register_jitable  # plain Python here; compiled into the kernel's callers
+def room_to_grow(strength: float, p: Params) -> float:
+    """The share of its intake per member IS-K still accepts at its size (ODD §7.6).
+
+    Shapiro's (2013) security-efficiency trade-off: every recruit of a larger clandestine
+    group adds more risk of penetration and is harder to control, so IS-K admits fewer per
+    member as it grows and none at ``isk_ceiling``; intake then grows IS-K logistically,
+    and no sequence of policies takes it past the ceiling by recruitment (releases are
+    inputs). 1 with the ``security`` switch off (the switch acts here only).
+    """
+    if not p.security:
+        return 1.0
+    return max(0.0, 1.0 - strength / p.isk_ceiling)
 
 
 @njit(cache=True)

@@ -33,7 +33,13 @@ from isk_defection.model.defection import crosses_threshold, pressure, reached
 from isk_defection.model.draws import below, binomial, poisson, uniform
 from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
 from isk_defection.model.influence import influence_round
-from isk_defection.model.isk import add_singletons, coalesce_fragment, remove_fighters, screen
+from isk_defection.model.isk import (
+    add_singletons,
+    coalesce_fragment,
+    concentration,
+    remove_fighters,
+    screen,
+)
 from isk_defection.model.loyalty import ALLY_CRACKDOWNS, Conditions, Traits, target_loyalty
 from isk_defection.model.population import AFFINITIES, DESERTED, IN_ISK, LOYAL, REMOVED
 from isk_defection.model.reporters import GROUP_COLUMNS, LEDGER, MODEL_COLUMNS
@@ -57,6 +63,7 @@ RATES = (
     "contagion_weight",
     "isk_reach",
     "absorptive_capacity",
+    "isk_ceiling",
     "recruiter_share",
     "desertion_rate",
     "return_rate",
@@ -75,6 +82,7 @@ RATES = (
     "external_adjustment",
     "attack_rate",
     "attack_suppression",
+    "attack_concentration",
     "provocation_strength",
     "taliban_target_share",
     "legitimacy_hit",
@@ -99,6 +107,8 @@ SWITCHES = (
     "external_operations",
     "provocation",
     "legitimacy",
+    "security",
+    "tactics",
 )
 INDICES = (  # groups the kernel needs: fixed by the tables, not by Params
     "crackdown_target",  # the groups ALLY_CRACKDOWNS target, in order
@@ -563,6 +573,7 @@ def _week(
             typical = fighters / count
             for _ in range(attacks):
                 severity += cells[below(rng, count)]
+    severity = int(round(severity * concentration(external, p)))  # fewer, larger attacks
     legitimacy = _next_legitimacy(state.legitimacy, reference, severity, typical, p)
     outcome = Outcome(
         carried,

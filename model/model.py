@@ -366,12 +366,16 @@ class DefectionModel(mesa.Model):
         return float(loyal / self.taliban_start) if self.taliban_start > 0 else 1.0
 
     def _release(self) -> None:
-        """A prisoner release: IS-K fighters and TTP prisoners walk free this week."""
+        """A prisoner release: IS-K fighters and TTP prisoners walk free this week.
+
+        The released people come as agents of their group's size, as many as they make
+        rounded up or down at random (in expectation exactly the release at any resolution).
+        """
         arrivals = {ISK: self.p.release_isk, GROUP_INDEX["ttp"]: self.p.release_ttp}
         pop = self.population
         for code, people in arrivals.items():
             scale = self.people_per_agent[code]
-            k = int(round(people / scale)) if scale > 0 else 0
+            k = stochastic_round(people / scale, self.rng) if scale > 0 else 0
             if k == 0:
                 continue
             members = np.flatnonzero(pop.group == code)
@@ -400,3 +404,9 @@ class DefectionModel(mesa.Model):
     def isk_strength(self) -> float:
         """IS-K members in people."""
         return self.population.strength(IN_ISK)
+
+
+def stochastic_round(x: float, rng: np.random.Generator) -> int:
+    """``x`` rounded down, or up with chance its fractional part: unbiased at any scale."""
+    whole = np.floor(x)
+    return int(whole) + int(rng.random() < x - whole)

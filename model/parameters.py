@@ -165,8 +165,14 @@ _GLOBAL = [
     _p("recruiter_ties", 15, 0, 1_000, "ties", "ties each IS-K recruiter has into other groups",
        "[Ali] Khadim's cell drew fighters from Baghram, Nawzad, Musa; size assumption"),
     # individual heterogeneity
-    _p("trait_spread", 0.1, 0.0, 0.5, "sd", "within-group s.d. of hardline-ness, loyalty, "
+    _p("trait_spread", 0.1, 0.0, 0.5, "sd", "within-group s.d. of loyalty, "
        "affinities and materialism", "assumption (heterogeneous tolerance, mechanism 2)"),
+    _p("tolerance_spread", 0.2, 0.0, 0.3, "sd",
+       "within-group s.d. of hardline-ness (tolerance of women's rights = 1 - hardline), "
+       "drawn from a Beta distribution with the group's mean",
+       "assumption (model v3): members of one faction differ by age, rank, district and "
+       "patronage (Giustozzi 2019); Granovetter (1978): a narrow spread is the knife-edge "
+       "case (prior 0.1-0.3)"),
     _p("threshold_spread", 0.12, 0.0, 0.5, "sd", "within-group s.d. of defection thresholds",
        "assumption; Granovetter (1978) normal thresholds"),
     # loyalty dynamics
@@ -233,6 +239,13 @@ _GLOBAL = [
        "recruits IS-K can vet and absorb per week, per IS-K member (it screens recruits)",
        "brief 'Model v2' (a bounded, clandestine organisation); UN figures 4,000 -> 6,000 in "
        "two years imply an intake of a few thousand; value fitted within 0.005-0.03 (ODD §9.1)"),
+    _p("isk_ceiling", 12_000.0, 1.0, 10_000_000.0, "people",
+       "size at which IS-K stops admitting recruits: its weekly intake per member falls "
+       "linearly with its size, to 0 here (switch security)",
+       "Shapiro (2013) security-efficiency trade-off (a larger clandestine group is easier to "
+       "penetrate and harder to control); order of magnitude: IS-K reported at about 2,000 "
+       "to 6,000 since 2015 (UN Monitoring Team reports); level assumption, twice the "
+       "largest reported strength (prior 6,000-24,000)"),
     _p("desertion_rate", 0.1, 0.0, 1.0, "1/week",
        "chance a disaffected member whom IS-K does not take deserts (goes home, abroad or to "
        "the armed opposition)",
@@ -323,6 +336,13 @@ _GLOBAL = [
     _p("external_adjustment", 0.03, 0.0, 1.0, "1/week",
        "share of the gap to its target external share IS-K closes each week",
        "assumption (prior 0.01-0.1)"),
+    _p("attack_concentration", 1.5, 0.0, 10.0, "1/share",
+       "tactics: as IS-K turns to operations abroad it stages fewer, larger attacks at home; "
+       "attacks at home are divided, and each attack's severity multiplied, by "
+       "1 + attack_concentration x its external share (switch tactics)",
+       "UN Monitoring Team (2024): fewer attacks inside Afghanistan, more and larger ones "
+       "abroad (Kerman, January 2024; Moscow, March 2024) while IS-K's strength held; size "
+       "assumption (prior 0-3)"),
     _p("cell_events", 0.2, 0.0, 10.0, "1/member/week",
        "coalescence-fragmentation events per IS-K member per week", "Bohorquez et al. (2009)"),
     _p("fragmentation", 0.01, 0.0, 1.0, "probability",
@@ -366,6 +386,8 @@ MECHANISMS: dict[str, str] = {
     "provocation": "IS-K attacks more when the Taliban court the West [Pereira]",
     "decapitation": "leadership losses cut IS-K's attack capacity for a time",
     "external_operations": "IS-K shifts attack effort abroad under counter-IS-K pressure",
+    "security": "IS-K admits fewer recruits as it grows, none beyond its ceiling (Shapiro 2013)",
+    "tactics": "with effort abroad, IS-K stages fewer, larger attacks at home",
 }
 
 _SWITCHES = [
@@ -523,6 +545,7 @@ class Params(_ParamsBase):
     ties_between: int  # ties; an integer in [0, 100]
     recruiter_ties: int  # ties; an integer in [0, 1,000]
     trait_spread: float  # sd; a number in [0, 0.5]
+    tolerance_spread: float  # sd; a number in [0, 0.3]
     threshold_spread: float  # sd; a number in [0, 0.5]
     loyalty_adjustment: float  # 1/week; a number in [0, 1]
     outbidding_strength: float  # loyalty/lever; a number in [0, 5]
@@ -543,6 +566,7 @@ class Params(_ParamsBase):
     isk_reach: float  # 1/week per 1,000 IS-K; a number in [0, 10]
     recruiter_share: float  # share; a number in [0, 1]
     absorptive_capacity: float  # people/person/week; a number in [0, 1]
+    isk_ceiling: float  # people; a number in [1, 1e+07]
     desertion_rate: float  # 1/week; a number in [0, 1]
     return_rate: float  # 1/week; a number in [0, 1]
     isk_desertion: float  # 1/week; a number in [0, 1]
@@ -575,6 +599,7 @@ class Params(_ParamsBase):
     leadership_recovery: float  # 1/week; a number in [0, 1]
     external_max: float  # share; a number in [0, 1]
     external_adjustment: float  # 1/week; a number in [0, 1]
+    attack_concentration: float  # 1/share; a number in [0, 10]
     cell_events: float  # 1/member/week; a number in [0, 10]
     fragmentation: float  # probability; a number in [0, 1]
     fragmentation_ops: float  # probability/lever; a number in [0, 1]
@@ -602,6 +627,8 @@ class Params(_ParamsBase):
     provocation: bool  # switch; true or false
     decapitation: bool  # switch; true or false
     external_operations: bool  # switch; true or false
+    security: bool  # switch; true or false
+    tactics: bool  # switch; true or false
     womens_rights: Schedule  # [0,1]; a lever schedule with values in [0, 1]
     inclusion: Schedule  # [0,1]; a lever schedule with values in [0, 1]
     crackdown_ttp: Schedule  # [0,1]; a lever schedule with values in [0, 1]

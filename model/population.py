@@ -121,6 +121,23 @@ def agent_counts(p) -> tuple[np.ndarray, np.ndarray]:
     return counts, scale
 
 
+def beta_shape(mean: float, sd: float) -> tuple[float, float]:
+    """Beta(a, b) with this mean and s.d., the s.d. capped where a + b would fall below 1.
+
+    Hardline-ness lives in [0, 1]; a Beta keeps the whole spread inside it (a clipped
+    normal would pile members at 0 and 1, a faction's own knife edge).
+    """
+    concentration = max(mean * (1.0 - mean) / sd**2 - 1.0, 1.0)
+    return mean * concentration, (1.0 - mean) * concentration
+
+
+def spread_beta(mean: float, sd: float, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` hardline values around ``mean`` (ODD §5.2): Beta-distributed, all equal if sd 0."""
+    if sd <= 0 or mean <= 0.0 or mean >= 1.0:
+        return np.full(k, mean)
+    return rng.beta(*beta_shape(mean, sd), k)
+
+
 def draw_agents(
     group: int, k: int, people: float, p, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
@@ -142,7 +159,8 @@ def draw_agents(
     def trait(mean: float, sd: float) -> np.ndarray:
         return np.clip(rng.normal(mean, sd, k), 0.0, 1.0) if sd > 0 else np.full(k, mean)
 
-    hardline = trait(p.trait(name, "hardline"), spread)
+    tolerance = p.tolerance_spread if p.heterogeneity else 0.0
+    hardline = spread_beta(p.trait(name, "hardline"), tolerance, k, rng)
     loyalty = trait(p.trait(name, "loyalty"), spread)
     confident = hardline >= p.extremist_hardline
     values = {

@@ -308,7 +308,12 @@ class ReferenceModel(mesa.Model):
             mean = p.trait(group, name)
             return clip(self.random.gauss(mean, sd)) if sd > 0 else mean
 
-        hardline = trait("hardline", spread)
+        hardline = p.trait(group, "hardline")
+        tolerance = p.tolerance_spread if p.heterogeneity else 0.0
+        if tolerance > 0 and 0 < hardline < 1:  # Beta with the group's mean and this sd
+            concentration = max(hardline * (1 - hardline) / tolerance**2 - 1, 1.0)
+            a, b = hardline * concentration, (1 - hardline) * concentration
+            hardline = self.random.betavariate(a, b)
         loyalty = trait("loyalty", spread)
         traits = {
             "hardline": hardline,
@@ -518,6 +523,8 @@ class ReferenceModel(mesa.Model):
         applicants = [m for m in self.members if m.applies]
         if p.absorption:
             c, strength = p.absorptive_capacity, self.isk_strength
+            if p.security:  # §7.6: fewer per member as IS-K grows, none at its ceiling
+                c *= max(0.0, 1 - strength / p.isk_ceiling)
             self.budget = c * strength + min(self.carried, (PIPELINE_WEEKS - 1) * c * strength)
             taken = self.take(applicants)
             self.carried = self.budget - sum(m.people for m in taken)
@@ -619,6 +626,9 @@ class ReferenceModel(mesa.Model):
             * math.exp(-p.attack_suppression * e)
             * provoked
         )
+        # §7.9 tactics: fewer, larger attacks at home as effort moves abroad
+        larger = 1 + p.attack_concentration * self.external_share if p.tactics else 1.0
+        rate /= larger
         self.attacks = int(self.rng.poisson(rate)) if strength > 0 else 0
         share = p.taliban_target_share
         self.attacks_on_taliban = sum(self.random.random() < share for _ in range(self.attacks))
@@ -630,8 +640,9 @@ class ReferenceModel(mesa.Model):
         benefit = self.inclusion_benefit(levers)
         reference = min(1.0, p.legitimacy_initial + p.legitimacy_inclusion * benefit)
         legitimacy = self.legitimacy + p.legitimacy_recovery * (reference - self.legitimacy)
+        self.severity = round(sum(severities) * larger)
         if p.legitimacy and severities:
-            legitimacy -= p.legitimacy_hit * sum(severities) / typical
+            legitimacy -= p.legitimacy_hit * self.severity / typical
         self.legitimacy = clip(legitimacy)
 
     # §7.10
@@ -642,9 +653,9 @@ class ReferenceModel(mesa.Model):
             w = self.people_per_agent[group]
             if w <= 0:
                 continue
-            newcomers = [
-                Member(self, group, self.draw_traits(group), w) for _ in range(round(people / w))
-            ]
+            whole = math.floor(people / w)  # rounded up with chance the fraction
+            k = whole + (self.random.random() < people / w - whole)
+            newcomers = [Member(self, group, self.draw_traits(group), w) for _ in range(k)]
             if group == ISK:
                 self.cells += [1] * len(newcomers)
             everyone = [m for m in self.members if m.group == group]  # whatever their allegiance

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isk_defection.model import isk, kernel, loyalty, regime
+from isk_defection.model import LEVERS, isk, kernel, loyalty, regime
 from isk_defection.model.groups import GROUP_INDEX, TALIBAN_FACTIONS
 from isk_defection.model.loyalty import guest_duty
 from isk_defection.model.parameters import resolve
@@ -216,7 +216,8 @@ def test_absorptive_capacity_bounds_isk_growth_under_every_lever():
     assert bounded < unbounded
     model = run(52, 1, **everything)
     history = model.datacollector.get_model_vars_dataframe()
-    assert (history.isk_intake <= history.isk_capacity + 1e-6).all()
+    overrun = history.isk_intake - history.isk_capacity.clip(lower=0)
+    assert (overrun <= model.population.people.max() + 1e-6).all()  # the margin: one agent
 
 
 def test_isk_members_desert_and_never_decide_again():
@@ -307,3 +308,96 @@ def test_offence_follows_ties_to_the_targeted_group():
 
     assert drop("haqqani", "crackdown_aq") > drop("kabul", "crackdown_aq") + 0.02
     assert drop("kandahar", "crackdown_uyghur") < drop("kandahar", "crackdown_ttp")
+
+
+# ---- model v3: a ceiling, heterogeneous tolerance, fewer and larger attacks -----------
+EVERY_LEVER_AT_ONE = dict.fromkeys(LEVERS, 1.0)
+
+
+def isk_peak(weeks: int, seed: int, **overrides) -> tuple[float, float]:
+    """IS-K's peak in people over ``weeks`` and the largest agent's people."""
+    model = run(weeks, seed, **overrides)
+    peak = model.datacollector.get_model_vars_dataframe().isk_strength.max()
+    return float(peak), float(model.population.people.max())
+
+
+def test_isk_stays_under_its_ceiling_with_every_lever_at_one_for_230_weeks():
+    """Recruitment never takes IS-K past ``isk_ceiling`` (plus the margin's one agent)."""
+    p = resolve({})
+    for seed in (1, 2):
+        peak, agent = isk_peak(230, seed, population=2_000, **EVERY_LEVER_AT_ONE)
+        assert p.release_isk + p.isk_size < peak <= p.isk_ceiling + agent
+    unbounded, _ = isk_peak(230, 1, population=2_000, security=False, **EVERY_LEVER_AT_ONE)
+    assert unbounded > 2 * p.isk_ceiling  # without the trade-off only the pool stops it
+
+
+def test_the_ceiling_holds_across_prior_draws_of_the_strengths():
+    """With every lever at 1 for 230 weeks, for 100 draws of every prior (ODD §9.1)."""
+    from isk_defection.experiments.calibration.priors import names, sample
+
+    draws = sample(100, np.random.default_rng(19))
+    for k, values in enumerate(draws):
+        row = dict(zip(names(), values.tolist(), strict=True))
+        peak, agent = isk_peak(230, k, population=600, **EVERY_LEVER_AT_ONE, **row)
+        assert peak <= row["isk_ceiling"] + agent, (
+            f"draw {k}: {peak:.0f} > {row['isk_ceiling']:.0f}"
+        )
+
+
+def test_room_to_grow_falls_linearly_to_zero_at_the_ceiling():
+    p = resolve({"isk_ceiling": 10_000})
+    assert [isk.room_to_grow(s, p) for s in (0, 5_000, 10_000, 20_000)] == [1.0, 0.5, 0.0, 0.0]
+    assert isk.room_to_grow(20_000, resolve({"security": False})) == 1.0
+
+
+def kandahar_lost_by_dose(**overrides) -> np.ndarray:
+    """The Kandahar core's share lost (to IS-K or desertion) after 4 years, per women's rights."""
+
+    def lost(m):
+        return m.stats["kandahar_defection_rate"] + m.stats["kandahar_desertion_rate"]
+
+    doses = np.round(np.arange(0.0, 1.01, 0.1), 1)
+    return np.array(
+        [mean_outcome(lost, weeks=208, womens_rights=float(d), **overrides) for d in doses]
+    )
+
+
+def test_heterogeneous_tolerance_makes_a_faction_respond_gradually():
+    """Members' own response (the cascade off): no 0.1 step moves the core by a quarter, and
+    a faction of one tolerance crosses together (a step half as large again)."""
+    spread = kandahar_lost_by_dose(cascade=False)
+    narrow = kandahar_lost_by_dose(cascade=False, tolerance_spread=0.0)
+    assert spread[-1] - spread[0] > 0.6  # the response is there
+    assert np.diff(spread).max() <= 0.25
+    assert np.diff(narrow).max() > np.diff(spread).max() + 0.08
+
+
+def test_tolerance_is_spread_within_each_faction_at_its_mean():
+    model = run(0, 3, population=4_000)
+    pop = model.population
+    for group in ("kandahar", "kabul"):
+        hardline = pop.hardline[pop.group == GROUP_INDEX[group]]
+        mean = model.p.trait(group, "hardline")
+        assert abs(hardline.mean() - mean) < 0.03
+        assert abs(hardline.std() - model.p.tolerance_spread) < 0.03
+        assert hardline.min() > 0.0 and hardline.max() < 1.0  # a Beta: nobody at the edges
+
+
+def test_tactics_make_attacks_at_home_fewer_and_larger_as_effort_moves_abroad():
+    p = resolve({})
+    home = isk.attack_rate(4000, 0.5, 1.0, 0.5, 0.0, p)
+    flat = isk.attack_rate(4000, 0.5, 1.0, 0.5, 0.0, resolve({"tactics": False}))
+    assert home == flat / (1 + 0.5 * p.attack_concentration)
+    assert isk.concentration(0.0, p) == 1.0 and isk.concentration(0.5, p) > 1.0
+
+    def totals(m):
+        history = m.datacollector.get_model_vars_dataframe()
+        return history.attacks.sum(), history.attack_severity.sum()
+
+    pressed = dict(counter_isk=1.0, external_adjustment=0.2, cells=False)  # severity 1 each
+    fewer = [totals(run(60, s, **pressed)) for s in (1, 2, 3)]
+    flat_runs = [totals(run(60, s, tactics=False, **pressed)) for s in (1, 2, 3)]
+    attacks, severity = np.mean(fewer, axis=0)
+    attacks_flat, severity_flat = np.mean(flat_runs, axis=0)
+    assert attacks < 0.8 * attacks_flat  # fewer attacks
+    assert severity / attacks > 1.2 * severity_flat / attacks_flat  # each one larger

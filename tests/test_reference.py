@@ -334,7 +334,7 @@ def test_relative_agreement_distributions_agree(reference_opinions):
 
 @pytest.mark.parametrize(
     "change",
-    [{"influence_rate": 0.25}, {"peer_interactions": 1.25}, {"extremist_uncertainty": 0.15}],
+    [{"influence_rate": 0.25}, {"peer_interactions": 1.5}, {"extremist_uncertainty": 0.15}],
     ids=lambda change: next(iter(change)),
 )
 def test_relative_agreement_comparison_detects_a_change(reference_opinions, change):

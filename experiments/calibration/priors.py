@@ -91,6 +91,20 @@ PRIORS: dict[str, Prior] = {
         Prior("leadership_recovery", 0.005, 0.1, _REG),
         Prior("external_max", 0.0, 0.8, _FIT + "; strikes abroad 2022-24 [Ali]"),
         Prior("external_adjustment", 0.01, 0.1, _REG),
+        Prior(
+            "attack_concentration",
+            0.0,
+            3.0,
+            "assumption (model v3): fewer, larger attacks at home with effort abroad "
+            "(UN Monitoring Team 2024)",
+        ),
+        Prior(
+            "isk_ceiling",
+            6_000.0,
+            24_000.0,
+            "assumption (model v3): Shapiro (2013) security-efficiency trade-off; 1-4 times "
+            "the largest strength reported since 2015 (about 6,000)",
+        ),
         # group means that are assumptions and bear on patterns (TTP, former officials)
         Prior(
             "ttp_threshold",
@@ -105,6 +119,13 @@ PRIORS: dict[str, Prior] = {
             0.9,
             "assumption: former officials' mean threshold "
             "(default 0.7 +- 0.2; they joined IS-K 'in droves' [Pereira])",
+        ),
+        Prior(
+            "tolerance_spread",
+            0.1,
+            0.3,
+            "assumption (model v3): within-faction s.d. of hardline-ness (Giustozzi 2019: "
+            "members differ by age, rank, district and patronage)",
         ),
         Prior(
             "threshold_spread",
