@@ -39,12 +39,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     "baseline": dict(_BASELINE_LEVERS),
     "inclusive": _BASELINE_LEVERS
     | {
-        # [Ali, Conclusion]: an inclusive government with aid-funded counter-IS-K capacity.
-        "womens_rights": Schedule.constant(0.5),
-        "inclusion": Schedule.constant(0.8),
-        "counter_isk": Schedule.constant(0.8),
-        "foreign_cooperation": Schedule.constant(0.3),
-        "witch_hunt": Schedule.constant(0.0),
+        # [Ali, Conclusion] recommends the inclusive national government (inclusion);
+        # every other level here is an assumption (ODD §6): some women's rights, the
+        # baseline's 2023 counter-IS-K effort from the start, engagement, no witch-hunt.
+        "inclusion": Schedule.constant(0.8),  # [Ali, Conclusion]
+        "womens_rights": Schedule.constant(0.5),  # assumption
+        "counter_isk": Schedule.constant(0.8),  # assumption ("aid-funded")
+        "foreign_cooperation": Schedule.constant(0.3),  # assumption
+        "witch_hunt": Schedule.constant(0.0),  # assumption
     },
     "crackdown": _BASELINE_LEVERS
     | {
@@ -65,8 +67,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 PRESET_DESCRIPTIONS: dict[str, str] = {
     "baseline": "the Taliban's actual stance and policy timeline from August 2021",
-    "inclusive": "an inclusive government, some women's rights, aid-funded counter-IS-K effort, "
-    "no witch-hunt (Ali's advice)",
+    "inclusive": "an inclusive government (Ali's advice), with assumed levels of women's "
+    "rights, counter-IS-K effort and engagement, and no witch-hunt (ODD §6)",
     "crackdown": "crackdowns on TTP, Uyghur and Al-Qaeda/IMU with foreign cooperation",
     "no_release": "baseline without the August 2021 prisoner release",
     "adaptive": "baseline levers chosen each week by the adaptive leadership rule",
