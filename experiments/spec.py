@@ -722,7 +722,8 @@ def _build(raw: dict[str, Any], quick: bool) -> OptimizeSpec:
             f"optimize.periods: {opt.periods} periods of {opt.period_weeks} weeks exceed "
             f"optimize.steps ({opt.steps}); must be at most {opt.steps // opt.period_weeks}"
         )
-    fixed = _fixed(tables.fixed)
+    # an optimisation runs at the study resolution unless the spec says otherwise
+    fixed = {"population": registry.STUDY_POPULATION} | _fixed(tables.fixed)
     references = tuple(_references(opt.references))
     notes: list[str] = []
     objectives = _objectives(tables.objectives, references, notes)

@@ -143,6 +143,8 @@ def _p(
 
 
 AGENT_DATA_LIMIT = 10_000  # agents: agent reporters on by default up to this size
+# agents: the resolution calibrate, reproduce and optimize run at (ODD §7.15)
+STUDY_POPULATION = 8_000
 
 # fmt: off
 _GLOBAL = [
