@@ -121,3 +121,109 @@ def test_posterior_caveats_state_how_far_the_fit_got(tmp_path):
     assert "3 generations, 4,321 simulations, final tolerance 1.23" in text
     assert "effective sample size 57 of 200" in text
     assert "could not be read" in caveats(tmp_path / "missing.parquet")
+
+
+# Dose paths (issue 19): hand-built paths with a known shape, read as a claim reads them.
+
+TENTHS = [round(0.1 * i, 1) for i in range(11)]
+
+
+def path_runs(response, doses=TENTHS, seeds=8, noise=0.002, outcome="y", key="seed"):
+    """Runs along a dose path: each seed has its own level (common random numbers)."""
+    rng = np.random.default_rng(11)
+    offsets = rng.normal(0, 0.05, seeds)
+    return pd.DataFrame(
+        [
+            {"dose": d, key: s, outcome: response(d) + offsets[s] + rng.normal(0, noise)}
+            for d in doses
+            for s in range(seeds)
+        ]
+    )
+
+
+def inverted_u(d):  # C1's pragmatists' loyalty in v2: 0.756 -> 0.782 at 0.5 -> 0.570 at 1
+    return 0.756 + 0.052 * d if d <= 0.5 else 0.782 - 0.424 * (d - 0.5)
+
+
+SHAPES = {
+    "rises": (lambda d: 0.2 * d, "rises", 0.1, None),
+    "falls": (lambda d: 0.5 - 0.3 * d, "falls", 0.1, None),
+    "inverted U": (inverted_u, "inverted U", 0.3, 0.5),
+    "U": (lambda d: (d - 0.6) ** 2, "U", 0.1, 0.6),
+    "flat": (lambda d: 0.3 + 0.001 * np.sin(9 * d), "flat", None, None),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_a_dose_path_is_read_with_its_shape_onset_and_reversal(name):
+    from isk_defection.experiments.claims.paths import dose_path, samples
+
+    response, kind, onset, reversal = SHAPES[name]
+    path = dose_path(samples(path_runs(response), "y"), negligible=0.01)
+    assert path.kind == kind
+    assert path.onset == onset and path.reversal == reversal
+    assert path.doses == tuple(TENTHS) and path.levels[0].effect.value == 0
+
+
+def test_the_shape_sentence_names_where_the_path_turns_and_levels_off():
+    from isk_defection.experiments.claims.paths import dose_path, samples
+
+    peak = dose_path(samples(path_runs(inverted_u), "y"), 0.01)
+    assert peak.shape() == "rises to 0.5, then falls"
+    text = peak.text("pragmatists' loyalty")
+    assert text.startswith("pragmatists' loyalty rises to 0.5, then falls (")
+    assert "appears at dose 0.3" in text
+    saturating = dose_path(samples(path_runs(lambda d: min(d, 0.4)), "y"), 0.01)
+    assert saturating.kind == "rises" and saturating.shape() == "rises to 0.4, then levels off"
+    zig = dict(zip(TENTHS, [0, 0.1, 0.2, 0.1, 0, -0.1, 0, 0.1, 0.2, 0.3, 0.4], strict=True))
+    zigzag = dose_path(samples(path_runs(zig.get), "y"), 0.01)
+    assert zigzag.kind == "zigzag" and zigzag.shape() == "rises to 0.2, falls to 0.5, then rises"
+    assert zigzag.reversal == 0.2
+
+
+def test_moves_below_the_declared_negligible_change_are_flat_however_narrow():
+    from isk_defection.experiments.claims.paths import dose_path, samples
+
+    runs = path_runs(lambda d: 0.005 * d, noise=1e-5)  # significant, but half a point
+    assert dose_path(samples(runs, "y")).kind == "rises"
+    flat = dose_path(samples(runs, "y"), negligible=0.01)
+    assert flat.kind == "flat" and flat.onset is None
+
+
+def test_the_declared_part_of_the_path_is_what_decides_the_check():
+    from isk_defection.experiments.claims.framework import DosePath
+    from isk_defection.experiments.claims.paths import Expect, PathPart
+
+    runs = path_runs(inverted_u)
+    low = PathPart(0.0, 0.5, Expect.MONOTONE, "the low-dose part")
+
+    def check(part, direction=+1):
+        return DosePath("loyalty rises", "y", direction, part, 0.01, "loyalty").evaluate(runs)
+
+    rise_low, rise_whole = check(low), check(PathPart())
+    assert rise_low.passed and not rise_whole.passed
+    assert rise_low.measured.value == pytest.approx(0.026, abs=0.003)  # 0.5 minus 0
+    assert rise_whole.measured.value == pytest.approx(-0.186, abs=0.003)  # 1 minus 0
+    assert "the low-dose part, 0 to 0.5" in rise_low.expected
+    assert "PARTLY: loyalty rises to 0.5, then falls" in rise_whole.explain()
+    assert "tests the whole path, 0 to 1, for a monotone rise" in rise_whole.explain()
+    assert check(PathPart(expect=Expect.TURN)).passed  # an inverted U declared as such
+    assert not check(PathPart(expect=Expect.NET)).passed  # it ends below where it starts
+    assert check(PathPart(0.5, 1.0), direction=-1).passed  # the high-dose fall
+    assert not check(PathPart(expect=Expect.TURN), direction=-1).passed  # not a U
+    assert (
+        check(PathPart(), direction=-1)
+        .explain()
+        .endswith("PARTLY: loyalty rises to 0.5, then falls")
+    )  # a fall expected: half right (it falls after 0.5)
+    flat = DosePath("y rises", "y", +1, PathPart(), 0.01).evaluate(path_runs(lambda d: 0.3))
+    assert not flat.passed and "NO: y is flat within noise" in flat.explain()
+
+
+def test_with_one_run_per_dose_the_sign_decides_and_draws_pair_the_doses():
+    from isk_defection.experiments.claims.paths import dose_path, samples
+
+    runs = path_runs(inverted_u, seeds=1, noise=0.0, key="draw")
+    path = dose_path(samples(runs, "y", key="draw"), 0.01)
+    assert path.kind == "inverted U" and path.reversal == 0.5
+    assert all(lv.effect.low == lv.effect.high == lv.effect.value for lv in path.levels)

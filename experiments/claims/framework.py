@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from isk_defection.experiments.calibration.outcome import Outcome
+from isk_defection.experiments.claims.paths import PathPart, Response, dose_path, samples
 from isk_defection.experiments.spec import SweepSpec
 from isk_defection.experiments.stats import Estimate, bootstrap_difference, spearman
 
@@ -51,10 +52,18 @@ class CheckResult:
     rule: str
     primary: bool = True
     text: str = ""  # measured value in words, when an Estimate does not say it
+    path: PathReading | None = None  # a dose-path check's reading of the path
 
     def measured_text(self) -> str:
         """The measured value with its interval, for tables."""
         return self.text or (self.measured.text() if self.measured else "n/a")
+
+    def explain(self) -> str:
+        """The check's outcome in one clause, naming what it tests (for the verdict line)."""
+        if self.path is None:
+            return f"{self.label}: {'held' if self.passed else 'not held'}"
+        tests = self.path.tests.short(self.path.direction)
+        return f"{self.label} (tests {tests}): {self.path.word()}"
 
 
 @dataclass
@@ -74,6 +83,19 @@ class Finding:
         if all(passed):
             return Verdict.REPRODUCED
         return Verdict.PARTIAL if any(passed) else Verdict.NOT_REPRODUCED
+
+    @property
+    def paths(self) -> list[PathReading]:
+        """The dose-path readings of the checks, one per checked outcome (first check's)."""
+        first: dict[str, PathReading] = {}
+        for check in self.checks:
+            if check.path is not None:
+                first.setdefault(check.path.outcome, check.path)
+        return list(first.values())
+
+    def explanation(self) -> str:
+        """What decided the verdict: each primary dose-path check, the part it tests, the shape."""
+        return "; ".join(c.explain() for c in self.checks if c.primary and c.path is not None)
 
 
 @dataclass(frozen=True)
@@ -266,6 +288,119 @@ class DoseResponse:
         )
 
 
+@dataclass(frozen=True)
+class PathReading:
+    """A dose path as one check read it: the whole path, and the part the check tests."""
+
+    outcome: str
+    subject: str
+    direction: int
+    tests: PathPart
+    whole: Response
+    part: Response
+    passed: bool
+
+    def word(self) -> str:
+        """'YES: ... rises', 'PARTLY: ... rises to 0.5, then falls' or 'NO: ... is flat'."""
+        half = "PARTLY" if self.part.partly(self.direction) else "NO"
+        answer = "YES" if self.passed else half
+        return f"{answer}: {self.subject} {self.part.shape()}"
+
+
+@dataclass(frozen=True)
+class DosePath:
+    """A dose-response check along the whole dose path, deciding on a pre-declared part.
+
+    ``tests`` says which part of the path decides and what it must show there (declared
+    with the claim, before the runs); the whole path, its shape, the dose where the
+    effect appears and the dose where it reverses are reported whatever the part. A move
+    is a paired bootstrap 95% interval between two doses that excludes 0 and is at least
+    ``negligible`` (the smallest change of interest, in the outcome's units); with one run
+    per dose (one posterior draw) the interval is the difference itself. Runs carry their
+    dose in the ``dose`` column and are paired across doses by ``key``.
+    """
+
+    label: str
+    outcome: str
+    direction: int = +1
+    tests: PathPart = PathPart()
+    negligible: float = 0.0
+    subject: str = ""  # the outcome in words, for the shape sentence
+    primary: bool = True
+
+    def read(self, runs: pd.DataFrame, key: str = "seed") -> PathReading:
+        """Read the whole path and the tested part."""
+        by_dose = samples(runs, self.outcome, key=key)
+        whole = dose_path(by_dose, self.negligible)
+        inside = {d: v for d, v in by_dose.items() if self.tests.contains(d)}
+        part = dose_path(inside, self.negligible)
+        passed = part.passes(self.tests.expect, self.direction)
+        subject = self.subject or self.outcome.replace("_", " ")
+        return PathReading(self.outcome, subject, self.direction, self.tests, whole, part, passed)
+
+    def evaluate(self, runs: pd.DataFrame) -> CheckResult:
+        """Decide on the declared part; measure the part's net effect; describe the path."""
+        reading = self.read(runs)
+        part, whole = reading.part, reading.whole
+        shown = whole.text(reading.subject)
+        if part.doses != whole.doses:
+            shown += f"; over {part.doses[0]:g} to {part.doses[-1]:g} it {part.shape()}"
+        size = f" and at least {self.negligible:g}" if self.negligible else ""
+        return CheckResult(
+            self.label,
+            f"tests {self.tests.describe(self.direction)}",
+            part.net,
+            reading.passed,
+            f"paired bootstrap 95% intervals between doses; a move excludes 0{size}; "
+            f"{part.levels[0].runs} runs per dose at {', '.join(f'{d:g}' for d in whole.doses)}; "
+            f"measured: dose {part.doses[-1]:g} minus {part.doses[0]:g}",
+            self.primary,
+            text=f"{part.net.text()}; {shown}",
+            path=reading,
+        )
+
+
+def held(dose: float) -> float:
+    """A dose held from August 2021: the lever's value is the dose itself."""
+    return dose
+
+
+@dataclass(frozen=True)
+class Doses:
+    """A lever's dose path as the design: one arm per dose, all under the same master seed.
+
+    Every dose is its own one-point sweep, so the engine gives every dose the same seeds
+    (common random numbers) and doses are compared pairwise. ``schedule`` turns a dose
+    into the lever's value (a level held from August 2021, or a move at some week);
+    ``quick`` is the coarser path of --quick runs and of posterior reads.
+    """
+
+    lever: str
+    levels: tuple[float, ...]
+    quick: tuple[float, ...]
+    schedule: Callable[[float], Any] = held
+
+    def levels_for(self, quick: bool) -> tuple[float, ...]:
+        """The doses in this mode."""
+        return self.quick if quick else self.levels
+
+    def arm_name(self, dose: float) -> str:
+        """The arm of one dose: ``lever=dose``."""
+        return f"{self.lever}={dose:g}"
+
+    def arms(self, quick: bool) -> tuple[Arm, ...]:
+        """One arm per dose."""
+        return tuple(
+            Arm(self.arm_name(d), fixed={self.lever: self.schedule(d)})
+            for d in self.levels_for(quick)
+        )
+
+    def dose_of(self, arm: str) -> float:
+        """The dose of an arm (NaN for an arm outside the path)."""
+        lever, _, dose = arm.partition("=")
+        return float(dose) if lever == self.lever and dose else float("nan")
+
+
 Analysis = Callable[["SweepExperiment", pd.DataFrame, pd.DataFrame], Finding]
 
 
@@ -288,6 +423,7 @@ class SweepExperiment(Claim):
     """A claim tested with model runs through the sweep engine."""
 
     arms: tuple[Arm, ...] = ()
+    doses: Doses | None = None  # a dose path: one more arm per dose
     outcomes: tuple[Outcome, ...] = ()
     checks: tuple[Check, ...] = ()
     analyse: Analysis | None = None  # replaces the plain checks when set
@@ -301,6 +437,17 @@ class SweepExperiment(Claim):
         """Replicates (seeds) per condition in this mode (an arm may set its own)."""
         replicates = arm.replicates if arm and arm.replicates else self.replicates
         return replicates[1 if quick else 0]
+
+    def arms_for(self, quick: bool) -> tuple[Arm, ...]:
+        """The arms run in this mode: the declared ones, then one per dose of the path."""
+        return self.arms + (self.doses.arms(quick) if self.doses else ())
+
+    def measure(self, data: pd.DataFrame) -> pd.DataFrame:
+        """One row per run with its outcomes (and its dose, on a dose path)."""
+        runs = measure_runs(data, self.outcomes, self.outputs())
+        if self.doses is not None:
+            runs["dose"] = runs["arm"].map(self.doses.dose_of)
+        return runs
 
     def outputs(self) -> list[str]:
         """Model columns the sweeps must record."""
@@ -335,11 +482,11 @@ class SweepExperiment(Claim):
     def run(self, ctx: Context) -> Finding:
         """Run every arm, measure every run, decide the checks."""
         frames = []
-        for arm in self.arms:
+        for arm in self.arms_for(ctx.quick):
             frame = ctx.sweep(arm.name, self.spec(arm, ctx.quick))
             frames.append(frame.assign(arm=arm.name))
         data = pd.concat(frames, ignore_index=True)
-        runs = measure_runs(data, self.outcomes, self.outputs())
+        runs = self.measure(data)
         if self.analyse is not None:
             return self.analyse(self, data, runs)
         notes = list(
