@@ -227,3 +227,73 @@ def test_with_one_run_per_dose_the_sign_decides_and_draws_pair_the_doses():
     path = dose_path(samples(runs, "y", key="draw"), 0.01)
     assert path.kind == "inverted U" and path.reversal == 0.5
     assert all(lv.effect.low == lv.effect.high == lv.effect.value for lv in path.levels)
+
+
+def test_dose_response_claims_run_one_arm_per_dose_and_declare_what_they_test():
+    from isk_defection.experiments.claims.framework import DosePath
+    from isk_defection.experiments.claims.paths import Expect
+
+    claims = [e for e in EXPERIMENTS.values() if getattr(e, "doses", None)]
+    assert [e.name for e in claims] == ["C1", "C2", "C3", "C4", "C8"]
+    for claim in claims:
+        for quick in (True, False):
+            doses = claim.doses.levels_for(quick)
+            arms = claim.arms_for(quick)
+            assert [claim.doses.dose_of(a.name) for a in arms] == list(doses)
+            specs = [claim.spec(arm, quick)["sweep"] for arm in arms]
+            assert {s["seed"] for s in specs} == {claim.seed}  # common random numbers
+            assert all(not claim.spec(arm, quick)["grid"] for arm in arms)
+            assert doses == tuple(sorted(doses)) and len(doses) >= 5
+        reference = claim.doses.arms(False)[0].fixed[claim.doses.lever]
+        assert isinstance(reference, float)  # the first dose is the control: no move
+        checks = [c for c in claim.checks if isinstance(c, DosePath)]
+        assert checks == list(claim.checks) and any(c.primary for c in checks)
+        for check in checks:  # each tested part lies on the path
+            doses = claim.doses.levels_for(False)
+            assert doses[0] <= check.tests.low < check.tests.high <= doses[-1]
+            assert check.negligible > 0 and check.subject
+    c1 = EXPERIMENTS["C1"]
+    primary = [c.tests for c in c1.checks if c.primary]
+    assert all((p.low, p.high, p.expect) == (0, 1, Expect.MONOTONE) for p in primary)
+    assert {c.tests.high for c in c1.checks if not c.primary} == {0.5}
+    assert c1.doses.levels_for(False) == tuple(TENTHS)
+
+
+def test_a_dose_path_claim_writes_the_path_in_its_report_result_and_figure(tmp_path):
+    from isk_defection.experiments.claims.framework import Finding
+    from isk_defection.experiments.claims.report import write
+
+    c1 = EXPERIMENTS["C1"]
+    hardline = path_runs(lambda d: 0.1 * d, outcome="hardline_defection")
+    runs = hardline.assign(kabul_loyalty=path_runs(inverted_u)["y"].to_numpy())
+    runs["arm"] = [c1.doses.arm_name(d) for d in runs.dose]
+    finding = Finding([c.evaluate(runs) for c in c1.checks], runs, runs)
+    assert finding.verdict == Verdict.PARTIAL
+    write(c1, finding, tmp_path, quick=True, seconds=0)
+    report = (tmp_path / "report.md").read_text()
+    verdict = report.splitlines()[2]
+    assert verdict.startswith("**Verdict: PARTIAL** — hardline defection rises (tests the whole")
+    assert "PARTLY: pragmatists' loyalty rises to 0.5, then falls" in verdict
+    assert "| 0.5 | 0.7" in report and "reverses at 0.5" in report
+    result = json.loads((tmp_path / "result.json").read_text())
+    loyalty = next(p for p in result["paths"] if p["outcome"] == "kabul_loyalty")
+    assert (loyalty["kind"], loyalty["onset"], loyalty["reversal"]) == ("inverted U", 0.3, 0.5)
+    assert [d["dose"] for d in loyalty["doses"]] == TENTHS
+    assert all(d["low"] <= d["mean"] <= d["high"] for d in loyalty["doses"])
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_dose_path_across_posterior_draws_has_per_dose_credible_intervals():
+    from isk_defection.experiments.claims.posterior import paths_over_draws
+
+    c1 = EXPERIMENTS["C1"]
+    runs = path_runs(inverted_u, outcome="kabul_loyalty", key="draw").assign(seed=1)
+    runs["hardline_defection"] = 0.1 * runs.dose
+    table = pd.DataFrame({"shape: kabul_loyalty": ["inverted U"] * 6 + ["zigzag"] * 2})
+    paths = {p["outcome"]: p for p in paths_over_draws(c1, runs, table)}
+    loyalty = paths["kabul_loyalty"]
+    assert loyalty["kind"] == "inverted U" and loyalty["reversal"] == 0.5
+    assert loyalty["shares"] == {"inverted U": 0.75, "zigzag": 0.25}
+    top = loyalty["doses"][-1]
+    assert top["effect_5"] <= top["effect_median"] <= top["effect_95"] < 0
+    assert top["runs"] == 8 and set(paths) == {"kabul_loyalty", "hardline_defection"}

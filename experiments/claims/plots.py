@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,11 +15,8 @@ from isk_defection.experiments.claims.framework import (
     Arm,
     CheckResult,
     Difference,
-    DoseResponse,
     Finding,
-    Trend,
 )
-from isk_defection.experiments.stats import bootstrap_mean
 from isk_defection.model.policy import LEVERS, as_schedule
 
 COLORS = ("tab:blue", "tab:red", "tab:green", "tab:orange", "tab:purple", "tab:brown")
@@ -75,23 +73,6 @@ def effects(ax: Axes, checks: Sequence[CheckResult], xlabel: str = "effect") -> 
     ax.set_ylim(-0.7, len(shown) - 0.3)
     ax.set_xlabel(f"{xlabel} (mean, 95% interval)")
     ax.set_title("effects (green: check held)", fontsize=9)
-
-
-def trend(ax: Axes, runs: pd.DataFrame, factor: str, outcome: str, ylabel: str) -> None:
-    """Mean outcome with its 95% interval at each lever level, and every run as a dot."""
-    levels = sorted(runs[factor].astype(float).unique())
-    means = [bootstrap_mean(runs.loc[runs[factor].astype(float) == v, outcome]) for v in levels]
-    ax.scatter(runs[factor].astype(float), runs[outcome], s=8, color="grey", alpha=0.4)
-    ax.errorbar(
-        levels,
-        [m.value for m in means],
-        yerr=np.array([[m.value - m.low, m.high - m.value] for m in means]).T,
-        fmt="o-",
-        color="tab:blue",
-        capsize=3,
-    )
-    ax.set_xlabel(factor.replace("_", " "))
-    ax.set_ylabel(ylabel)
 
 
 def mark_week(ax: Axes, data: pd.DataFrame, week: int, text: str) -> None:
@@ -152,12 +133,62 @@ def contrast_figure(experiment, finding: Finding, path: Path) -> None:
     save(fig, path)
 
 
-def trend_figure(experiment, finding: Finding, path: Path) -> None:
-    """Each outcome against the swept lever: every run, and the mean with its interval."""
-    trends = [c for c in experiment.checks if isinstance(c, Trend | DoseResponse) and c.primary]
+def dose_path(ax: Axes, finding: Finding, outcome: str, ylabel: str, lever: str) -> None:
+    """One outcome along the dose path, with its tested parts shaded.
+
+    Every run, the mean and its 95% interval at each dose, each check's part (green: it
+    held), and the doses where the effect appears and where it turns.
+    """
+    checks = [c for c in finding.checks if c.path is not None and c.path.outcome == outcome]
+    reading = checks[0].path
+    assert reading is not None
+    whole = reading.whole
+    if finding.runs is not None and "dose" in finding.runs:
+        runs = finding.runs.dropna(subset=["dose"])
+        ax.scatter(runs["dose"], runs[outcome], s=8, color="grey", alpha=0.4, label="runs")
+    means = [lv.level for lv in whole.levels]
+    ax.errorbar(
+        whole.doses,
+        [m.value for m in means],
+        yerr=np.array([[m.value - m.low, m.high - m.value] for m in means]).T,
+        fmt="o-",
+        color="tab:blue",
+        capsize=3,
+        label="mean, 95% interval",
+    )
+    ax.axhline(means[0].value, color="grey", ls=":", lw=0.8)
+    for row, check in enumerate(checks):
+        assert check.path is not None
+        part = check.path.tests
+        ax.axvspan(part.low, part.high, color=PASS if check.passed else FAIL, alpha=0.07)
+        role = "" if check.primary else " (secondary)"
+        ax.annotate(
+            f"{part.name}{role}: {check.path.word()}",
+            (0.01, 0.98 - 0.06 * row),
+            xycoords="axes fraction",
+            fontsize=7,
+            va="top",
+            color=PASS if check.passed else FAIL,
+        )
+    if whole.onset is not None:
+        ax.axvline(whole.onset, color="tab:orange", ls="--", lw=0.8)
+        ax.annotate(" appears", (whole.onset, 0.02), xycoords=("data", "axes fraction"), fontsize=7)
+    if whole.reversal is not None:
+        ax.axvline(whole.reversal, color="tab:purple", ls="--", lw=0.8)
+        ax.annotate(
+            " turns", (whole.reversal, 0.08), xycoords=("data", "axes fraction"), fontsize=7
+        )
+    ax.set_xlabel(lever.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.set_title(textwrap.fill(whole.text(reading.subject), 70), fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def path_figure(experiment, finding: Finding, path: Path) -> None:
+    """Each checked outcome along the whole dose path, with intervals and tested parts."""
     outcomes = {o.name: o for o in experiment.outcomes}
-    fig, axes = panels(len(trends), f"{experiment.name} {experiment.title}", finding)
-    for ax, check, result in zip(axes, trends, finding.checks, strict=False):
-        trend(ax, finding.runs, check.factor, check.outcome, outcomes[check.outcome].label)
-        ax.set_title(f"{check.label}: {result.measured_text()}", fontsize=9)
+    shown = [r.outcome for r in finding.paths]
+    fig, axes = panels(len(shown), f"{experiment.name} {experiment.title}", finding, 6.0)
+    for ax, name in zip(axes, shown, strict=True):
+        dose_path(ax, finding, name, outcomes[name].label, experiment.doses.lever)
     save(fig, path)

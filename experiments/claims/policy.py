@@ -1,24 +1,32 @@
 """Claims about single policy moves (C1-C4, C8, C9, C11): one lever against a control.
 
 Every design keeps the baseline preset (the Taliban's actual 2021-23 timeline) and
-changes one lever, so a difference between the arms is the effect of that move. Control
-and treatment are separate sweeps of one point under the same master seed, so the
-engine gives them the same seeds: common random numbers, compared pairwise.
+changes one lever, so a difference between the arms is the effect of that move. Arms
+are separate sweeps of one point under the same master seed, so the engine gives them
+the same seeds: common random numbers, compared pairwise.
+
+The dose-response claims (C1-C4, C8) run their lever along a whole dose path, one arm
+per dose (``Doses``), and each check declares which part of the path it tests and what
+it expects there (``PathPart``), before the runs; the report gives the effect at every
+dose, the dose where it appears and the dose where it reverses (``experiments.claims.
+paths``). C9 (an event) and C11 (two ways to make one move) stay contrasts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from isk_defection.experiments.claims.framework import (
     Arm,
     Difference,
-    DoseResponse,
+    DosePath,
+    Doses,
     Outcome,
     SweepExperiment,
-    Trend,
 )
-from isk_defection.experiments.claims.plots import contrast_figure, trend_figure
+from isk_defection.experiments.claims.paths import Expect, PathPart
+from isk_defection.experiments.claims.plots import contrast_figure, path_figure
 from isk_defection.model.groups import GROUPS, TALIBAN_FACTIONS
 from isk_defection.model.presets import preset
 
@@ -48,6 +56,40 @@ HARDLINE = ("kandahar", "haqqani")
 TALIBAN = tuple(TALIBAN_FACTIONS)
 EFFECT_WINDOW = "two years (104 weeks)"
 
+# The smallest changes of interest along a dose path: a move between two doses smaller
+# than these is flat, however narrow its interval (a defection rate: one percentage point
+# of the group; a mean loyalty: 0.01 on its 0-1 scale; IS-K: 100 people).
+RATE_STEP = 0.01
+LOYALTY_STEP = 0.01
+PEOPLE_STEP = 100.0
+TENTHS = tuple(round(0.1 * i, 1) for i in range(11))  # 0, 0.1, ..., 1
+QUARTERS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the quick path
+PATH_WORDS = (
+    "one arm per dose under one master seed, so every dose runs the same seeds and doses "
+    "are compared pairwise"
+)
+
+
+def moved_to(start: float) -> Callable[[float], Any]:
+    """Doses as a move at week MOVE_WEEK from ``start`` to the dose (``start`` itself: no move)."""
+
+    def schedule(dose: float) -> Any:
+        return start if abs(dose - start) < 1e-9 else f"step({start:g},{dose:g},{MOVE_WEEK})"
+
+    return schedule
+
+
+def whole(low: float = 0.0, high: float = 1.0) -> PathPart:
+    """The whole path, a monotone move expected: what 'more X brings more Y' claims."""
+    return PathPart(low, high, Expect.MONOTONE, "the whole path")
+
+
+# C1's tested parts, declared before the runs (issue 19). The sources claim a monotone
+# response ("more moderation brings more ..."), so the primary checks test the whole path
+# for a monotone rise. The low-dose part (0 to 0.5) was named after the v2 quick run
+# showed the pragmatists' loyalty peaking at 0.5, so its checks are secondary: reported,
+# never deciding.
+C1_LOW = PathPart(0.0, 0.5, Expect.MONOTONE, "the low-dose part")
 C1 = SweepExperiment(
     name="C1",
     title="moderation dilemma",
@@ -55,24 +97,21 @@ C1 = SweepExperiment(
     "brings more hardline defection to IS-K, while the pragmatists' loyalty rises.",
     source=f"{ALI}, 'Taliban's Moderation Dilemma'; {PEREIRA}, on women's rights and "
     "disgruntled extremists",
-    design="Sweep: the baseline timeline with womens_rights held at 0, 0.2, ..., 1 from "
-    "August 2021 (inclusion on its baseline timeline); outcomes after 104 weeks.",
-    expected="Dose-response from women's rights 0 to 1: the hardline (Kandahar + Haqqani) "
-    "defection rate is higher at 1 than at 0, and Kabul pragmatists' mean loyalty too; the "
-    "dose where each effect appears is reported. Secondary: a monotone trend (Spearman).",
+    design="Dose path: the baseline timeline with womens_rights held at 0, 0.1, ..., 1 from "
+    "August 2021 (quick: 0, 0.25, ..., 1; inclusion on its baseline timeline), "
+    f"{PATH_WORDS}; outcomes after 104 weeks.",
+    expected="Along the whole path, 0 to 1: the hardline (Kandahar + Haqqani) defection rate "
+    "rises monotonically, and so does Kabul pragmatists' mean loyalty (primary). Reported at "
+    "every dose with its interval, with the dose where each effect appears and where it "
+    "reverses. Secondary: the same rises over the low-dose part, 0 to 0.5.",
     construction="By construction: women's rights beyond a member's tolerance (1 - hardline) "
     "lower his target loyalty (outbidding) and the aid they win raises the loyalty of "
     "the materially motivated, who are mostly pragmatists; IS-K attacks more when the "
     "Taliban court the West (provocation). Emergent: how many actually defect rather than "
-    "desert (thresholds, IS-K's reach and bounded intake, contagion through ties) and "
-    "whether the response is smooth or has a tipping level.",
-    arms=(
-        Arm(
-            "womens_rights",
-            grid={"womens_rights": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]},
-            quick_grid={"womens_rights": [0.0, 0.5, 1.0]},
-        ),
-    ),
+    "desert (thresholds, IS-K's reach and bounded intake, contagion through ties), whether "
+    "the response is smooth or has a tipping level, and which of aid and outbidding wins "
+    "at each dose (where the response turns).",
+    doses=Doses("womens_rights", TENTHS, QUARTERS),
     outcomes=(
         Outcome(
             "hardline_defection",
@@ -82,17 +121,42 @@ C1 = SweepExperiment(
         Outcome("kabul_loyalty", "Kabul pragmatists' mean loyalty", {"kabul_loyalty": 1.0}),
     ),
     checks=(
-        DoseResponse("hardline defection rises", "hardline_defection", "womens_rights", +1),
-        DoseResponse("pragmatists' loyalty rises", "kabul_loyalty", "womens_rights", +1),
-        Trend(
-            "hardline defection monotone",
+        DosePath(
+            "hardline defection rises",
             "hardline_defection",
-            "womens_rights",
             +1,
+            whole(),
+            RATE_STEP,
+            "hardline defection",
+        ),
+        DosePath(
+            "pragmatists' loyalty rises",
+            "kabul_loyalty",
+            +1,
+            whole(),
+            LOYALTY_STEP,
+            "pragmatists' loyalty",
+        ),
+        DosePath(
+            "hardline defection rises at low doses",
+            "hardline_defection",
+            +1,
+            C1_LOW,
+            RATE_STEP,
+            "hardline defection",
+            primary=False,
+        ),
+        DosePath(
+            "pragmatists' loyalty rises at low doses",
+            "kabul_loyalty",
+            +1,
+            C1_LOW,
+            LOYALTY_STEP,
+            "pragmatists' loyalty",
             primary=False,
         ),
     ),
-    plot=trend_figure,
+    plot=path_figure,
     seed=101,
 )
 
@@ -102,15 +166,17 @@ C2 = SweepExperiment(
     claim="Acting against the TTP drives TTP fighters to IS-K and opens an intra-Taliban rift: "
     "the pro-TTP lobby's loyalty falls.",
     source=f"{ALI}, 'Taliban's Counter-Terrorism Dilemma'",
-    design=f"Scripted policy against a control: crackdown_ttp 0 (control) vs 0 -> 0.7 at week "
-    f"{MOVE_WEEK} (treatment), the rest of the baseline timeline unchanged; {EFFECT_WINDOW}.",
-    expected="TTP defection rate higher; Haqqani network (the pro-TTP lobby, TTP affinity "
-    "0.8) loyalty lower.",
+    design=f"Dose path: crackdown_ttp 0 until week {MOVE_WEEK}, then the dose 0, 0.1, ..., 1 "
+    f"(quick: 0, 0.25, ..., 1; dose 0 is the baseline's no crackdown), the rest of the baseline "
+    f"timeline unchanged, {PATH_WORDS}; {EFFECT_WINDOW}.",
+    expected="Along the whole path, 0 to 1: the TTP defection rate rises monotonically and "
+    "the Haqqani network's (the pro-TTP lobby, TTP affinity 0.8) loyalty falls "
+    "monotonically. Secondary: the Taliban factions' defection rate rises.",
     construction="By construction: a crackdown lowers the target loyalty of its target "
     "(repression) and of members tied to the TTP (fraternity, weighted by Pashtunwali). "
     "Emergent: whether the lower loyalty turns into defections (threshold, reach) and "
-    "cascades via TTP ties into Haqqani and Kandahar ranks.",
-    arms=contrast({"crackdown_ttp": 0.0}, {"crackdown_ttp": f"step(0,0.7,{MOVE_WEEK})"}),
+    "cascades via TTP ties into Haqqani and Kandahar ranks, and at which dose.",
+    doses=Doses("crackdown_ttp", TENTHS, QUARTERS, moved_to(0.0)),
     outcomes=(
         Outcome("ttp_defection", "TTP defection rate", {"ttp_defection_rate": 1.0}),
         Outcome("lobby_loyalty", "Haqqani (pro-TTP lobby) mean loyalty", {"haqqani_loyalty": 1}),
@@ -121,55 +187,88 @@ C2 = SweepExperiment(
         ),
     ),
     checks=(
-        Difference("TTP defect", "ttp_defection"),
-        Difference("pro-TTP lobby loyalty falls", "lobby_loyalty", direction=-1),
-        Difference("Taliban factions defect", "taliban_defection", primary=False),
+        DosePath("TTP defect", "ttp_defection", +1, whole(), RATE_STEP, "TTP defection"),
+        DosePath(
+            "pro-TTP lobby loyalty falls",
+            "lobby_loyalty",
+            -1,
+            whole(),
+            LOYALTY_STEP,
+            "the pro-TTP lobby's loyalty",
+        ),
+        DosePath(
+            "Taliban factions defect",
+            "taliban_defection",
+            +1,
+            whole(),
+            RATE_STEP,
+            "Taliban factions' defection",
+            primary=False,
+        ),
     ),
-    plot=contrast_figure,
+    plot=path_figure,
     seed=102,
 )
 
-_UYGHUR_CONTROL = baseline_text("crackdown_uyghur")
-_UYGHUR_MOVE = f"step(0.15,0.8,{MOVE_WEEK})"
+_UYGHUR = float(baseline_text("crackdown_uyghur"))  # the baseline holds it constant
 C3 = SweepExperiment(
     name="C3",
     title="Uyghur control",
     claim="Controlling Uyghur militants (ETIM/TIP) draws them to IS-K.",
     source=f"{ALI}, 'Taliban's Counter-Terrorism Dilemma' (attempts to control Uyghur "
     "militants 'have drawn these militants closer to the IS-K')",
-    design=f"Scripted policy against a control: crackdown_uyghur at its baseline 0.15 vs "
-    f"0.15 -> 0.8 at week {MOVE_WEEK}; {EFFECT_WINDOW}.",
-    expected="Uyghur defection rate higher under control.",
+    design=f"Dose path: crackdown_uyghur at its baseline {_UYGHUR:g} until week {MOVE_WEEK}, "
+    f"then the dose {_UYGHUR:g} (the baseline: no move), 0.2, 0.3, ..., 1 (quick: "
+    f"{_UYGHUR:g}, 0.3, 0.5, 0.75, 1), {PATH_WORDS}; {EFFECT_WINDOW}.",
+    expected=f"Along the whole path, {_UYGHUR:g} to 1: the Uyghur defection rate rises "
+    "monotonically with control.",
     construction="By construction: the crackdown lowers Uyghur militants' target loyalty "
     "(repression). Emergent: whether IS-K reaches this small, weakly tied group (about 500 "
     "fighters, 10 agents at the default scale) so that lower loyalty becomes defection.",
-    arms=contrast({"crackdown_uyghur": _UYGHUR_CONTROL}, {"crackdown_uyghur": _UYGHUR_MOVE}),
+    doses=Doses(
+        "crackdown_uyghur", (_UYGHUR, *TENTHS[2:]), (_UYGHUR, 0.3, *QUARTERS[2:]), moved_to(_UYGHUR)
+    ),
     outcomes=(
         Outcome(
             "uyghur_defection", "Uyghur (ETIM/TIP) defection rate", {"uyghur_defection_rate": 1}
         ),
     ),
-    checks=(Difference("Uyghurs defect", "uyghur_defection"),),
-    plot=contrast_figure,
+    checks=(
+        DosePath(
+            "Uyghurs defect",
+            "uyghur_defection",
+            +1,
+            whole(_UYGHUR),
+            RATE_STEP,
+            "Uyghur defection",
+        ),
+    ),
+    plot=path_figure,
     seed=103,
 )
 
-_COOPERATION_CONTROL = baseline_text("foreign_cooperation")
-_COOPERATION_MOVE = f"step(0.05,0.8,{MOVE_WEEK})"
+_COOPERATION = 0.05  # the baseline's level until week 52 (piecewise(0:0.05,52:0.15))
 C4 = SweepExperiment(
     name="C4",
     title="foreign cooperation",
     claim="Counter-terrorism cooperation with foreign powers brings defections through IS-K's "
     "propaganda of 'collaborating with foreign infidels'.",
     source=f"{ALI}, 'Taliban's Counter-Terrorism Dilemma'",
-    design=f"Scripted policy against a control: foreign_cooperation on its baseline timeline "
-    f"(0.05 -> 0.15) vs 0.05 -> 0.8 at week {MOVE_WEEK}; {EFFECT_WINDOW}.",
-    expected="Taliban factions' defection rate higher; Kandahar core's loyalty lower.",
+    design=f"Dose path: foreign_cooperation at the baseline's {_COOPERATION:g} until week "
+    f"{MOVE_WEEK}, then the dose {_COOPERATION:g} (no move; the baseline's rise to 0.15 at "
+    f"week 52 is left out so that every dose is one move), 0.1, ..., 1 (quick: "
+    f"{_COOPERATION:g}, 0.25, ..., 1), {PATH_WORDS}; {EFFECT_WINDOW}.",
+    expected=f"Along the whole path, {_COOPERATION:g} to 1: the Taliban factions' defection "
+    "rate rises monotonically (primary); Kandahar core's loyalty falls (secondary).",
     construction="By construction: cooperation lowers target loyalty in proportion to "
     "hardline-ness (propaganda). Emergent: the defections that follow, and the offset from "
-    "the aid that cooperation brings (resources raise the loyalty of the paid).",
-    arms=contrast(
-        {"foreign_cooperation": _COOPERATION_CONTROL}, {"foreign_cooperation": _COOPERATION_MOVE}
+    "the aid that cooperation brings (resources raise the loyalty of the paid), which may "
+    "win at some doses and lose at others.",
+    doses=Doses(
+        "foreign_cooperation",
+        (_COOPERATION, *TENTHS[1:]),
+        (_COOPERATION, *QUARTERS[1:]),
+        moved_to(_COOPERATION),
     ),
     outcomes=(
         Outcome(
@@ -180,14 +279,36 @@ C4 = SweepExperiment(
         Outcome("kandahar_loyalty", "Kandahar core mean loyalty", {"kandahar_loyalty": 1.0}),
     ),
     checks=(
-        Difference("Taliban factions defect", "taliban_defection"),
-        Difference("Kandahar loyalty falls", "kandahar_loyalty", direction=-1, primary=False),
+        DosePath(
+            "Taliban factions defect",
+            "taliban_defection",
+            +1,
+            whole(_COOPERATION),
+            RATE_STEP,
+            "Taliban factions' defection",
+        ),
+        DosePath(
+            "Kandahar loyalty falls",
+            "kandahar_loyalty",
+            -1,
+            whole(_COOPERATION),
+            LOYALTY_STEP,
+            "Kandahar's loyalty",
+            primary=False,
+        ),
     ),
-    plot=contrast_figure,
+    plot=path_figure,
     seed=104,
 )
 
 _WITCH_HUNT = baseline_text("witch_hunt")
+
+
+def witch_hunt(dose: float) -> Any:
+    """A witch-hunt of intensity ``dose`` with the baseline's shape: halved at week 26."""
+    return 0.0 if dose == 0 else f"piecewise(0:{dose:g},{MOVE_WEEK}:{dose / 2:g})"
+
+
 # Power calculation, declared before the run (issue 10, item 7). Primary outcome: former
 # officials' defection rate to IS-K at week 104 ("feeds IS-K": the people it sends).
 # Smallest effect of interest: 0.03 (150 of 5,000 former officials: "hundreds"). The
@@ -195,7 +316,8 @@ _WITCH_HUNT = baseline_text("witch_hunt")
 # paired two-sided test at alpha 0.05 with power 0.8 needs n = ((1.96 + 0.84) x 0.06 /
 # 0.03)^2 = 31.4 -> 32 seeds. IS-K's total strength (s.d. about 700 people) would need
 # about 170 seeds to resolve +150 people, which is not affordable: it is reported as a
-# secondary, underpowered check.
+# secondary, underpowered check. Along the dose path (issue 19) every dose gets the 32
+# seeds, and each dose is compared with its neighbours as well as with dose 0.
 C8_POWER: dict[str, float] = {
     "effect": 0.03,
     "sd": 0.06,
@@ -208,16 +330,18 @@ C8 = SweepExperiment(
     title="witch-hunt",
     claim="Persecution of former republic officials feeds IS-K.",
     source=f"{PEREIRA} (former officials 'joining ISIS-K in droves' because of the witch-hunt)",
-    design=f"Scripted policy against a control: no witch-hunt (0) vs the baseline witch-hunt "
-    f"({_WITCH_HUNT}); {EFFECT_WINDOW}. Powered: 32 seeds per arm, from a power calculation "
-    "for a 0.03 rise in the pre-declared outcome (former officials' defection rate), s.d. "
-    "0.06, alpha 0.05, power 0.8.",
-    expected="Former officials' defection rate higher (primary, pre-declared); IS-K strength "
-    "higher (secondary: underpowered, about 170 seeds would be needed for +150 people).",
+    design="Dose path: a witch-hunt of intensity 0, 0.1, ..., 1 from August 2021, halved at "
+    f"week {MOVE_WEEK} as in the baseline (dose 0.6 is the baseline's {_WITCH_HUNT}; quick: "
+    f"0, 0.3, 0.6, 0.8, 1), {PATH_WORDS}; {EFFECT_WINDOW}. Powered: 32 seeds per dose, from a "
+    "power calculation for a 0.03 rise in the pre-declared outcome (former officials' "
+    "defection rate), s.d. 0.06, alpha 0.05, power 0.8.",
+    expected="Along the whole path, 0 to 1: former officials' defection rate rises "
+    "monotonically (primary, pre-declared); IS-K strength rises (secondary: underpowered, "
+    "about 170 seeds would be needed for +150 people).",
     construction="By construction: the witch-hunt lowers former officials' target loyalty "
     "(repression). Emergent: whether their defection adds to IS-K's strength net of "
     "counter-IS-K attrition, and any recruitment it seeds among other groups.",
-    arms=contrast({"witch_hunt": 0.0}, {"witch_hunt": _WITCH_HUNT}),
+    doses=Doses("witch_hunt", TENTHS, (0.0, 0.3, 0.6, 0.8, 1.0), witch_hunt),
     outcomes=(
         Outcome(
             "former_defection", "former officials' defection rate", {"former_defection_rate": 1}
@@ -225,10 +349,25 @@ C8 = SweepExperiment(
         Outcome("isk_strength", "IS-K strength (people)", {"isk_strength": 1.0}),
     ),
     checks=(
-        Difference("former officials defect", "former_defection"),
-        Difference("IS-K stronger", "isk_strength", primary=False),
+        DosePath(
+            "former officials defect",
+            "former_defection",
+            +1,
+            whole(),
+            RATE_STEP,
+            "former officials' defection",
+        ),
+        DosePath(
+            "IS-K stronger",
+            "isk_strength",
+            +1,
+            whole(),
+            PEOPLE_STEP,
+            "IS-K's strength",
+            primary=False,
+        ),
     ),
-    plot=contrast_figure,
+    plot=path_figure,
     replicates=(int(C8_POWER["replicates"]), 3),
     seed=108,
 )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,13 @@ from isk_defection.experiments.claims import EXPERIMENTS
 from isk_defection.experiments.claims.framework import (
     ClassicExperiment,
     Context,
+    DosePath,
     Finding,
     SweepExperiment,
     Trend,
     Verdict,
-    measure_runs,
 )
+from isk_defection.experiments.claims.report import path_record
 from isk_defection.experiments.ensemble import draw, load_ensemble, sidecar_path
 from isk_defection.experiments.stats import prim_box, spearman, wilson
 from isk_defection.experiments.sweep import load_spec
@@ -83,6 +84,7 @@ class PosteriorFinding:
     region: str
     seconds: float
     note: str = ""
+    paths: list[dict[str, Any]] = field(default_factory=list)  # dose paths across the draws
 
 
 def decide(share: float) -> str:
@@ -128,7 +130,7 @@ def _arms_points(
     import itertools
 
     designs = {}
-    for arm in experiment.arms:
+    for arm in experiment.arms_for(True):
         grid = arm.grid_for(True)
         combos = [dict(zip(grid, v, strict=True)) for v in itertools.product(*grid.values())]
         combos = combos or [{}]
@@ -141,7 +143,7 @@ def _run_arms(
 ) -> pd.DataFrame:
     """Run every arm once per draw (same seeds across arms) and tag each run with its draw."""
     frames = []
-    for arm in experiment.arms:
+    for arm in experiment.arms_for(True):
         points = _arms_points(experiment, draws)[arm.name]
         per_draw = len(points) // len(draws)
         spec = experiment.spec(arm, quick=True)
@@ -169,6 +171,64 @@ def _effect(finding: Finding, runs: pd.DataFrame, experiment: SweepExperiment) -
             rho, _ = spearman(runs[check.factor].astype(float), runs[check.outcome])
             return float(rho)
     return float("nan")
+
+
+def paths_over_draws(
+    experiment: SweepExperiment, runs: pd.DataFrame, table: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """Each dose-path outcome across the draws: its shape, and every dose's effect.
+
+    The shape is read on the draws as replicates (each dose's mean over draws, paired by
+    draw, with bootstrap intervals over draws); each dose's effect against the first dose
+    also gets its posterior median and 90% credible interval over the draws, and the share
+    of draws whose own path (one seed) has each shape is given beside it.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for check in experiment.checks:
+        if not isinstance(check, DosePath) or check.outcome in found:
+            continue
+        reading = check.read(runs, key="draw")
+        by_draw = runs.pivot_table(index="draw", columns="dose", values=check.outcome)
+        effects = by_draw.sub(by_draw[by_draw.columns.min()], axis=0)
+        quantiles = effects.quantile([0.5, 0.05, 0.95])
+        shapes = table.get(f"shape: {check.outcome}", pd.Series(dtype=str))
+        record = path_record(reading)
+        for dose in record["doses"]:  # the draws' own spread, beside the mean's interval
+            effect = quantiles[dose["dose"]]
+            dose |= {
+                "effect_median": float(effect[0.5]),
+                "effect_5": float(effect[0.05]),
+                "effect_95": float(effect[0.95]),
+            }
+        record["shares"] = {
+            str(k): float(v) for k, v in shapes.value_counts(normalize=True).items()
+        }
+        found[check.outcome] = record
+    return list(found.values())
+
+
+def _path_lines(paths: list[dict[str, Any]]) -> list[str]:
+    """posterior.md's dose-path section."""
+    lines: list[str] = []
+    for p in paths:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in p["shares"].items())
+        lines += [
+            f"**Dose path across the draws: {p['text']}.** Shape of the draws' mean path: "
+            f"{p['kind']} (bootstrap over draws, paired by draw); each draw's own path "
+            f"(one seed): {shares or 'n/a'}.",
+            "",
+            "| dose | mean over draws (95% interval) | effect vs first dose: mean (95% "
+            "interval) | effect: posterior median [90% CrI] |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {d['dose']:g} | {d['mean']:.3g} [{d['low']:.3g}, {d['high']:.3g}] | "
+                f"{d['effect']:.3g} [{d['effect_low']:.3g}, {d['effect_high']:.3g}] | "
+                f"{d['effect_median']:.3g} [{d['effect_5']:.3g}, {d['effect_95']:.3g}] |"
+                for d in p["doses"]
+            ],
+            "",
+        ]
+    return lines
 
 
 def _decide_draw(experiment: SweepExperiment, data: pd.DataFrame, runs: pd.DataFrame) -> Finding:
@@ -211,6 +271,7 @@ def run_claim(
     """One claim across the posterior draws."""
     started = time.perf_counter()
     params = pd.DataFrame(draws)
+    paths: list[dict[str, Any]] = []
     if isinstance(experiment, ClassicExperiment):
         # no posterior parameter enters a submodel run alone: its full-mode verdict stands
         # for every draw
@@ -223,7 +284,7 @@ def run_claim(
         label = "constraining bands met (of 12)"
     else:
         data = _run_arms(experiment, ctx, draws)
-        runs = measure_runs(data.drop(columns=["draw"]), experiment.outcomes, experiment.outputs())
+        runs = experiment.measure(data.drop(columns=["draw"]))
         runs["draw"] = data.groupby(["arm", "run"], sort=False)["draw"].first().to_numpy()
         records = []
         for d, group in runs.groupby("draw"):
@@ -234,11 +295,13 @@ def run_claim(
                 "holds": finding.verdict == Verdict.REPRODUCED,
             }
             record |= {f"check: {c.label}": c.passed for c in finding.checks if c.primary}
+            record |= {f"shape: {r.outcome}": r.whole.kind for r in finding.paths}
             record["effect"] = _effect(finding, group, experiment)
             records.append(record)
         table = params.join(pd.DataFrame(records).set_index("draw"), how="left")
         primary = [c for c in table.columns if c.startswith("check: ")]
         label = primary[0].removeprefix("check: ") if primary else "effect"
+        paths = paths_over_draws(experiment, runs, table)
     n, held = len(table), int(table["holds"].sum())
     share = held / n
     low, high = wilson(held, n)
@@ -266,6 +329,7 @@ def run_claim(
         verdict,
         region,
         time.perf_counter() - started,
+        paths=paths,
     )
 
 
@@ -288,6 +352,7 @@ def write_claim(finding: PosteriorFinding, folder: Path, source: str) -> None:
         "effect": list(finding.effect),
         "checks": checks,
         "region": finding.region,
+        "paths": finding.paths,
         "seconds": round(finding.seconds, 1),
         "posterior": source,
     }
@@ -308,6 +373,7 @@ def write_claim(finding: PosteriorFinding, folder: Path, source: str) -> None:
         "",
         (f"**Where it fails.** {finding.region}." if finding.region else ""),
         "",
+        *_path_lines(finding.paths),
         "Per-draw outcomes: `posterior_draws.csv`.",
         "",
     ]

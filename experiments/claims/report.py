@@ -14,6 +14,7 @@ from isk_defection.experiments.claims.framework import (
     QUICK_POPULATION,
     Claim,
     Finding,
+    PathReading,
     SweepExperiment,
 )
 
@@ -54,6 +55,78 @@ def _check_table(finding: Finding) -> list[str]:
     return lines
 
 
+def path_section(finding: Finding) -> list[str]:
+    """Each checked outcome at every dose, its shape, and what each check tested on it."""
+    if not finding.paths:
+        return []
+    lines = [
+        "**Dose paths.** Each checked outcome at every dose (mean over seeds and the effect "
+        "against the first dose, each with its bootstrap 95% interval, paired by seed), "
+        "the dose where it first moves and the dose where it turns; each check tests the "
+        "part of the path declared with the claim.",
+        "",
+    ]
+    for reading in finding.paths:
+        whole = reading.whole
+        checks = [c for c in finding.checks if c.path and c.path.outcome == reading.outcome]
+        lines += [
+            f"*{reading.subject}*: {whole.text(reading.subject)}. Shape: {whole.kind}; "
+            f"appears at {_dose(whole.onset)}; reverses at {_dose(whole.reversal)}.",
+            "",
+            *[
+                f"- {c.label}{'' if c.primary else ' (secondary)'}: {c.expected}. "
+                f"{c.path.word() if c.path else ''}."
+                for c in checks
+            ],
+            "",
+            "| dose | mean (95% interval) | effect vs first dose (95% interval) | runs |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {lv.dose:g} | {lv.level.text()} | {lv.effect.text()} | {lv.runs} |"
+                for lv in whole.levels
+            ],
+            "",
+        ]
+    return lines
+
+
+def _dose(dose: float | None) -> str:
+    return "—" if dose is None else f"{dose:g}"
+
+
+def path_record(reading: PathReading) -> dict[str, Any]:
+    """A dose path in result.json: shape, doses of onset and reversal, every dose's numbers."""
+    whole = reading.whole
+    return {
+        "outcome": reading.outcome,
+        "kind": whole.kind,
+        "shape": whole.shape(),
+        "text": whole.text(reading.subject),
+        "onset": whole.onset,
+        "reversal": whole.reversal,
+        "negligible": whole.negligible,
+        "doses": [
+            {
+                "dose": lv.dose,
+                "mean": lv.level.value,
+                "low": lv.level.low,
+                "high": lv.level.high,
+                "effect": lv.effect.value,
+                "effect_low": lv.effect.low,
+                "effect_high": lv.effect.high,
+                "runs": lv.runs,
+            }
+            for lv in whole.levels
+        ],
+    }
+
+
+def verdict_line(finding: Finding) -> str:
+    """The verdict, and for dose-path claims what decided it: each part tested, the shape."""
+    why = finding.explanation()
+    return f"**Verdict: {finding.verdict}**" + (f" — {why}." if why else "")
+
+
 def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, seconds: float) -> None:
     """Write the experiment's tidy data, figure, report and machine-readable result."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,7 +138,7 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
     lines = [
         f"# {experiment.name} — {experiment.title}",
         "",
-        f"**Verdict: {finding.verdict}** ({mode} mode, {seconds:.0f} s)",
+        f"{verdict_line(finding)} ({mode} mode, {seconds:.0f} s)",
         "",
         f"**Claim.** {experiment.claim}",
         "",
@@ -82,6 +155,7 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
         "",
         f"**By construction and emergent.** {experiment.construction}",
         "",
+        *path_section(finding),
         *[f"{note}\n" for note in finding.notes],
         f"![{experiment.name}]({FIGURE})",
         "",
@@ -99,6 +173,7 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
         "source": experiment.source,
         "expected": experiment.expected,
         "verdict": str(finding.verdict),
+        "why": finding.explanation(),
         "measured": headline(finding),
         "mode": mode,
         "seconds": round(seconds, 1),
@@ -116,6 +191,7 @@ def write(experiment: Claim, finding: Finding, folder: Path, quick: bool, second
             }
             for c in finding.checks
         ],
+        "paths": [path_record(r) for r in finding.paths],
     }
     (folder / RESULT).write_text(json.dumps(_finite(result), indent=2))
 
