@@ -173,8 +173,14 @@ def test_the_shape_sentence_names_where_the_path_turns_and_levels_off():
     text = peak.text("pragmatists' loyalty")
     assert text.startswith("pragmatists' loyalty rises to 0.5, then falls (")
     assert "appears at dose 0.3" in text
-    saturating = dose_path(samples(path_runs(lambda d: min(d, 0.4)), "y"), 0.01)
+
+    def saturates(d):  # up to 0.4, then a drift too small to count (0.003 by dose 1)
+        return min(d, 0.4) - 0.005 * max(d - 0.4, 0)
+
+    saturating = dose_path(samples(path_runs(saturates), "y"), 0.01)
     assert saturating.kind == "rises" and saturating.shape() == "rises to 0.4, then levels off"
+    uncertain = path_runs(lambda d: d, noise=0.3)  # rising, though no step is significant
+    assert dose_path(samples(uncertain, "y"), 0.01).shape() == "rises"  # not "levels off"
     zig = dict(zip(TENTHS, [0, 0.1, 0.2, 0.1, 0, -0.1, 0, 0.1, 0.2, 0.3, 0.4], strict=True))
     zigzag = dose_path(samples(path_runs(zig.get), "y"), 0.01)
     assert zigzag.kind == "zigzag" and zigzag.shape() == "rises to 0.2, falls to 0.5, then rises"

@@ -244,12 +244,16 @@ def _plateau(
 ) -> float | None:
     """Where the last leg levels off (None if it does not before the last dose).
 
-    The first dose from which no later dose differs from the leg's extreme; the path
-    rises (or falls) to that dose and stays there within noise.
+    Only a leg whose most extreme mean comes before the last dose levels off (a leg still
+    at its extreme at the last dose rises, or falls, to the end: no evidence of a plateau
+    in a move that is merely uncertain); it levels off at the first dose from which no
+    later dose differs from that extreme.
     """
     if not found:
         return None
     start, extreme = doses.index(found[-1].start), doses.index(found[-1].end)
+    if extreme == len(doses) - 1:
+        return None
     for j in range(start + 1, len(doses)):
         rest = [k for k in range(j, len(doses)) if k != extreme]
         if all(moved(compare(values[extreme], values[k]), negligible) == 0 for k in rest):
