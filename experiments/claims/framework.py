@@ -25,12 +25,17 @@ from isk_defection.experiments.calibration.outcome import Outcome
 from isk_defection.experiments.claims.paths import PathPart, Response, dose_path, samples
 from isk_defection.experiments.spec import SweepSpec
 from isk_defection.experiments.stats import Estimate, bootstrap_difference, spearman
+from isk_defection.model.parameters import STUDY_POPULATION
 
-# Agents in --quick runs: None keeps the model's default (2,000). Model v2 counts people
-# and bounds IS-K's weekly intake (absorptive capacity, in people); at 500 agents one
-# agent stands for ~330 people, more than IS-K can absorb in a week, so almost nobody
-# can join and quick runs at that scale would not test the claims at all.
-QUICK_POPULATION: int | None = None
+# Agents per run: the study resolution (ODD §7.15) in full runs, the model's default
+# (2,000) in --quick runs (CI), unless an arm fixes its own. Below ~1,000 agents an agent
+# stands for more people than IS-K absorbs in a week, so quick runs stay at 2,000.
+QUICK_POPULATION = 2_000
+
+
+def population_for(quick: bool) -> int:
+    """Agents per run in this mode."""
+    return QUICK_POPULATION if quick else STUDY_POPULATION
 
 
 class Verdict(StrEnum):
@@ -456,8 +461,7 @@ class SweepExperiment(Claim):
 
     def spec(self, arm: Arm, quick: bool) -> dict[str, Any]:
         """The sweep-engine spec of one arm."""
-        scale = {"population": QUICK_POPULATION} if quick and QUICK_POPULATION else {}
-        fixed = dict(arm.fixed) | scale
+        fixed = {"population": population_for(quick)} | dict(arm.fixed)
         spec: dict[str, Any] = {
             "sweep": {
                 "name": f"{self.name}-{arm.name}",

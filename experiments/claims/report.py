@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 
 from isk_defection.experiments.claims.framework import (
-    QUICK_POPULATION,
     Claim,
     Finding,
     PathReading,
     SweepExperiment,
+    population_for,
 )
 
 FIGURE, DATA, RUNS, REPORT, RESULT = (
@@ -30,9 +30,8 @@ FIGURE, DATA, RUNS, REPORT, RESULT = (
 def _design_line(experiment: Claim, quick: bool) -> str:
     if not isinstance(experiment, SweepExperiment):
         return ""
-    small = quick and QUICK_POPULATION
-    population = (
-        f"{QUICK_POPULATION:,} agents" if small else "the default population (2,000 agents)"
+    population = f"{population_for(quick):,} agents" + (
+        "" if quick else " (the study resolution, docs/ODD.md §7.15)"
     )
     return (
         f" Replicates: {experiment.replicates_for(quick)} seeds per condition (spawned by the "
