@@ -228,3 +228,130 @@ def test_a_verdict_whose_interval_spans_a_threshold_is_marked_borderline():
     assert borderline((0.83, 0.94)) and borderline((0.05, 0.16))  # 90% / 10% inside
     assert borderline((0.96, 1.0)) == "" and borderline((0.0, 0.04)) == ""
     assert borderline((0.55, 0.74)) == ""  # DEPENDS either way
+
+
+# ---------------------------------------------------------------- the simulate path's speed-ups
+
+
+def _same_floats(a: dict[str, float], b: dict[str, float]) -> bool:
+    return list(a) == list(b) and all(
+        a[k] == b[k] or (np.isnan(a[k]) and np.isnan(b[k])) for k in a
+    )
+
+
+def test_patterns_from_arrays_are_the_floats_pandas_gives():
+    """The simulate path measures outcomes and patterns without pandas: the same floats."""
+    rng = np.random.default_rng(8)
+    params = {n: PRIORS[n].low + rng.random() * PRIORS[n].width for n in PRIORS}
+    frame = abc.simulate_frame(params, 3, agents=300)
+    columns = abc.simulate_columns(params, 3, agents=300)
+    assert list(columns) == list(frame.columns) == ["step", *pat.COLUMNS]
+    outcomes = pat.measure(frame)
+    assert _same_floats(abc.measure(columns), outcomes)
+    assert _same_floats(abc.measure(frame), outcomes)
+    table = pat.pattern_values(pd.DataFrame([outcomes])).iloc[0]
+    expected = {k: float(v) for k, v in table.items()}
+    assert _same_floats(abc.simulate_patterns(params, seed=3, agents=300), expected)
+    # random weekly values, missing and infinite ones, zeros to divide by: still the same
+    for trial in range(20):
+        noisy = frame.copy()
+        for c in pat.COLUMNS:
+            noisy[c] = rng.standard_normal(len(noisy)) * 10.0 ** rng.integers(-3, 4)
+        noisy.loc[rng.integers(0, len(noisy), 15), rng.choice(pat.COLUMNS, 3, replace=False)] = (
+            np.nan
+        )
+        noisy.loc[rng.integers(0, len(noisy), 2), rng.choice(pat.COLUMNS, 2, replace=False)] = (
+            np.inf
+        )
+        outcomes = pat.measure(noisy)
+        assert _same_floats(abc.measure(noisy), outcomes), trial
+        if trial % 4 == 0:
+            outcomes |= {k: 0.0 for k in rng.choice(list(outcomes), 4, replace=False)}
+        table = pat.pattern_values(pd.DataFrame([outcomes])).iloc[0]
+        assert _same_floats(abc.pattern_statistics(outcomes), dict(table.items())), trial
+
+
+def test_outcomes_and_patterns_the_fast_path_does_not_cover_are_left_to_pandas(monkeypatch):
+    from isk_defection.experiments.calibration.outcome import Outcome
+
+    frame = abc.simulate_frame({}, 4, agents=300)
+    burst = Outcome("burst", "attacks, peak of 4-week sums", {"attacks": 1.0}, "peak", rolling=4)
+    monkeypatch.setattr(pat, "OUTCOMES", (*pat.OUTCOMES, burst))
+    assert abc.measure(frame)["burst"] == burst.measure(frame)
+    shuffled = frame.sample(frac=1.0, random_state=1)  # weeks out of order
+    assert _same_floats(abc.measure(shuffled), pat.measure(shuffled))
+    odd = dataclasses.replace(pat.PATTERNS[0], statistic=lambda runs: runs["isk_release"].abs())
+    monkeypatch.setattr(pat, "PATTERNS", (odd,))  # a pandas method the columns do not have
+    outcomes = {"isk_release": -3.0}
+    assert abc.pattern_statistics(outcomes) == {odd.name: 3.0}
+
+
+def test_the_prior_density_is_scipys_uniform_density_in_pyabcs_order():
+    import pyabc
+
+    names = list(PRIORS)
+    fast = abc.pyabc_prior(names)
+    scipy_prior = pyabc.Distribution(
+        **{n: pyabc.RV("uniform", PRIORS[n].low, PRIORS[n].high - PRIORS[n].low) for n in names}
+    )
+    rng = np.random.default_rng(9)
+    points = [{n: PRIORS[n].low + rng.uniform(-0.1, 1.1) * PRIORS[n].width for n in names}
+              for _ in range(300)]  # fmt: skip
+    points += [{n: PRIORS[n].low + rng.random() * PRIORS[n].width for n in names}]
+    points += [{n: (PRIORS[n].low, PRIORS[n].high)[i % 2] for i, n in enumerate(names)}]
+    points += [points[-1] | {names[2]: float("nan")}]
+    for point in points:
+        order = list(rng.permutation(names))
+        x = pyabc.Parameter({n: point[n] for n in order})
+        got, want = fast.pdf(x), scipy_prior.pdf(x)
+        assert type(got) is type(want) and (got == want or (np.isnan(got) and np.isnan(want)))
+    assert fast.pdf(points[-2]) > 0 and fast.copy().pdf(points[-2]) == fast.pdf(points[-2])
+    with pytest.raises(Exception, match="parameter mismatch"):
+        fast.pdf({"attack_rate": 50.0})
+
+
+def test_the_redrawn_priors_density_of_one_particle_is_the_tables():
+    names = ["attack_rate", "attrition_rate", "isk_reach"]
+    redraw = abc.prior_redraw(names)
+    rng = np.random.default_rng(10)
+    table = pd.DataFrame(
+        [
+            {n: PRIORS[n].low + rng.uniform(-0.2, 1.2) * PRIORS[n].width for n in names}
+            for _ in range(200)
+        ]  # fmt: skip
+    )
+    densities = redraw.pdf(table)
+    assert 0 < (densities > 0).sum() < len(table)
+    for (_, row), density in zip(table.iterrows(), densities, strict=True):
+        assert redraw.pdf(row) == redraw.pdf(dict(row)) == density
+
+
+def test_a_seeded_calibration_is_the_same_on_one_worker_and_on_two(tmp_path):
+    """Every particle from its seed, whichever worker (and cached simulate function) runs it."""
+    names = ["attack_rate", "attrition_rate", "isk_reach"]
+    budget = abc.Budget(particles=6, generations=3, simulations=200, minutes=5, agents=300)
+    fits = [
+        abc.calibrate(tmp_path / f"w{w}", names, budget, progress=False, seed=12, workers=w)
+        for w in (1, 2)
+    ]
+    one, two = (f["history"] for f in fits)
+    assert fits[0]["simulations"] == fits[1]["simulations"]
+    assert one.max_t == two.max_t == 2
+    for t in range(one.max_t + 1):
+        (a, wa), (b, wb) = one.get_distribution(m=0, t=t), two.get_distribution(m=0, t=t)
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+        np.testing.assert_array_equal(wa, wb)
+    assert one.get_weighted_distances().equals(two.get_weighted_distances())
+
+
+def test_a_worker_unpickles_the_simulate_function_once_per_generation(monkeypatch):
+    import pickle
+
+    loads, read = [], pickle.loads
+    monkeypatch.setattr(abc, "_UNPICKLED", None)
+    monkeypatch.setattr(abc.pickle, "loads", lambda b: loads.append(b) or read(b))
+    first, second = pickle.dumps(("generation", 1)), pickle.dumps(("generation", 2))
+    assert abc._simulate_function(first) == ("generation", 1)
+    assert abc._simulate_function(bytes(first)) is abc._simulate_function(first)
+    assert abc._simulate_function(second) == ("generation", 2)
+    assert loads == [first, second]

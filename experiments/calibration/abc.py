@@ -69,17 +69,90 @@ def seed_of(params: dict[str, float]) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
+RECORDED = ("week", *pat.COLUMNS)  # the model columns a calibration run records
+
+
 def simulate_frame(
     params: dict[str, Any], seed: int, agents: int = POPULATION, preset: str = "baseline"
 ) -> pd.DataFrame:
     """The weekly model columns the patterns need, for one baseline run of STEPS weeks."""
+    frame = _run(params, seed, agents, preset).get_model_vars_dataframe()  # indexed 0, 1, ...
+    frame.columns = ["step" if c == "week" else c for c in frame.columns]
+    return frame
+
+
+def simulate_columns(
+    params: dict[str, Any], seed: int, agents: int = POPULATION, preset: str = "baseline"
+) -> dict[str, np.ndarray]:
+    """:func:`simulate_frame` as one array per column (no table: a third of the time)."""
+    recorded = _run(params, seed, agents, preset).model_vars
+    return {("step" if c == "week" else c): np.asarray(v, float) for c, v in recorded.items()}
+
+
+def _run(params: dict[str, Any], seed: int, agents: int, preset: str) -> Any:
+    """The records of one run that keeps only the columns the patterns read."""
     model = DefectionModel(
-        preset=preset, rng=seed, population=agents, collect_agent_data="off", **params
+        preset=preset,
+        rng=seed,
+        population=agents,
+        collect_agent_data="off",
+        columns=RECORDED,
+        **params,
     )
     for _ in range(pat.STEPS):
         model.step()
-    frame = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    return frame[["week", *pat.COLUMNS]].rename(columns={"week": "step"})
+    return model.datacollector
+
+
+def measure(run: pd.DataFrame | dict[str, np.ndarray]) -> dict[str, float]:
+    """Every outcome of one run, as ``patterns.measure`` gives them, from NumPy arrays.
+
+    ``run``: the run's weekly columns (a table, or an array per column) with ``step``.
+    ``Outcome.measure`` reads an outcome with a dozen pandas operations, 30 ms a run:
+    more than half of the model's own time. Here each outcome is a mask, a weighted sum
+    and a reduction over arrays, done as pandas does them (the columns added in their
+    order, missing values as 0, infinite ones as missing), so the values are the same
+    floats (tests/test_calibration.py). An outcome this does not cover (a rolling sum,
+    weeks out of order) is measured by pandas.
+    """
+    steps = np.asarray(run["step"])
+    ordered = bool(np.all(np.diff(steps) > 0))
+    arrays: dict[str, np.ndarray] = {}
+    values = {}
+    for outcome in pat.OUTCOMES:
+        if not ordered or outcome.rolling != 1:
+            values[outcome.name] = outcome.measure(pd.DataFrame(run))
+            continue
+        for name in outcome.columns:
+            if name not in arrays:
+                arrays[name] = np.asarray(run[name], float)
+        values[outcome.name] = _measure(outcome, steps, arrays)
+    return values
+
+
+_REDUCE: dict[str, Any] = {
+    "final": lambda v: v[-1],
+    "peak": np.max,
+    "total": np.sum,
+    "mean": np.mean,
+    "change": lambda v: v[-1] - v[0],
+}
+
+
+def _measure(outcome: Any, steps: np.ndarray, arrays: dict[str, np.ndarray]) -> float:
+    """One outcome of one run (weeks in order, no rolling sum): see :func:`measure`."""
+    rows: Any = slice(None)
+    if outcome.window is not None:
+        rows = (steps >= outcome.window[0]) & (steps <= outcome.window[1])
+    total = np.zeros(0)
+    for k, (name, weight) in enumerate(outcome.columns.items()):
+        part = arrays[name][rows] * weight
+        part[np.isnan(part)] = 0.0
+        total = part if k == 0 else total + part
+    if not outcome.add:
+        total = total / np.array(list(outcome.columns.values()), float).sum()
+    total[np.isinf(total)] = np.nan
+    return float(_REDUCE[outcome.how](total))
 
 
 def simulate_patterns(
@@ -88,8 +161,39 @@ def simulate_patterns(
     """Every pattern's statistic for one run at ``params`` (seed from the values if None)."""
     params = {k: float(v) for k, v in params.items()}
     seed = seed_of(params) if seed is None else seed
-    outcomes = pd.DataFrame([pat.measure(simulate_frame(params, seed, agents))])
-    return {k: float(v) for k, v in pat.pattern_values(outcomes).iloc[0].items()}
+    return pattern_statistics(measure(simulate_columns(params, seed, agents)))
+
+
+def pattern_statistics(outcomes: dict[str, float]) -> dict[str, float]:
+    """Every pattern's statistic of one run, as ``patterns.pattern_values`` gives them.
+
+    The statistics are written for a table of runs; for one run a pandas table costs
+    3 ms, far more than the statistics. They read the run here as one-element NumPy
+    columns that divide and clip as pandas' do (the same floats, tested); a statistic
+    that needs more of pandas than that is given the table.
+    """
+    try:
+        with np.errstate(all="ignore"):  # as pandas: 0 / 0 is NaN, x / 0 infinite
+            run = _OneRun(outcomes)
+            return {p.name: float(np.asarray(p.statistic(run))[0]) for p in pat.PATTERNS}
+    except (AttributeError, TypeError):
+        table = pat.pattern_values(pd.DataFrame([outcomes]))
+        return {k: float(v) for k, v in table.iloc[0].items()}
+
+
+class _Column(np.ndarray):
+    """One run's value as a one-element column, with pandas' ``clip(lower=, upper=)``."""
+
+    def clip(self, lower: Any = None, upper: Any = None) -> Any:  # type: ignore[override]
+        """Values below ``lower`` (above ``upper``) replaced by it; NaN stays NaN."""
+        return np.clip(np.asarray(self), lower, upper).view(_Column)
+
+
+class _OneRun(dict):
+    """One run's outcomes, read by name as a one-row table's columns."""
+
+    def __getitem__(self, name: str) -> _Column:
+        return np.array([super().__getitem__(name)], float).view(_Column)
 
 
 class Simulator:
@@ -168,9 +272,39 @@ def pyabc_prior(inferred: list[str]):
     """The priors as a pyabc Distribution of uniform priors (scipy's loc, scale)."""
     import pyabc
 
-    return pyabc.Distribution(
+    class UniformPriors(pyabc.Distribution):
+        """pyabc's Distribution, its density of uniform priors computed without scipy.
+
+        pyabc evaluates the prior density two or three times per proposal, each time one
+        scipy call per parameter (about 0.1 ms each: with 25 parameters, more time than
+        the rest of pyabc's work on a particle). This is scipy's uniform density itself,
+        ``1 / scale`` where ``(x - loc) / scale`` lies in [0, 1], 0 outside, NaN at NaN,
+        multiplied in pyabc's order, so the densities (and the weights) are the same
+        floats. Draws are pyabc's own (scipy's, from NumPy's global generator).
+        """
+
+        def pdf(self, x: Any) -> Any:
+            terms: list[Any] = [_uniform_density(self.get(k), v) for k, v in x.items()]
+            if len(x) != len(self) or any(t is None for t in terms):
+                return super().pdf(x)  # pyabc's own: its check of the names, other priors
+            return functools.reduce(lambda s, t: s * t, terms) if terms else 1
+
+    return UniformPriors(
         **{n: pyabc.RV("uniform", PRIORS[n].low, PRIORS[n].high - PRIORS[n].low) for n in inferred}
     )
+
+
+def _uniform_density(rv: Any, value: Any) -> np.float64 | None:
+    """The density ``scipy.stats.uniform(loc, scale).pdf(value)`` of RV("uniform", loc, scale)."""
+    if rv is None or rv.name != "uniform" or rv.kwargs or len(rv.args) != 2:
+        return None
+    loc, scale = (np.float64(a) for a in rv.args)
+    if not scale > 0:
+        return None
+    z = (np.float64(value) - loc) / scale
+    if np.isnan(z):
+        return np.float64(np.nan)
+    return np.float64(1.0) / scale if 0.0 <= z <= 1.0 else np.float64(0.0)
 
 
 def prior_redraw(names: list[str]):
@@ -183,6 +317,10 @@ def prior_redraw(names: list[str]):
     """
     import pyabc
 
+    density = 1.0
+    for n in names:
+        density /= PRIORS[n].width
+
     class PriorRedraw(pyabc.transition.Transition):
         def fit(self, X: pd.DataFrame, w: np.ndarray) -> None:  # noqa: N803 - pyabc's name
             """Nothing to learn from the population."""
@@ -193,15 +331,17 @@ def prior_redraw(names: list[str]):
             )
 
         def pdf(self, x):
-            frame = pd.DataFrame([dict(x)]) if isinstance(x, dict | pd.Series) else x
-            inside = np.ones(len(frame), bool)
-            density = 1.0
+            if isinstance(x, dict | pd.Series):  # one particle (in a worker, per proposal)
+                values = [float(x[n]) for n in names]
+                within = all(
+                    PRIORS[n].low <= v <= PRIORS[n].high for n, v in zip(names, values, strict=True)
+                )
+                return density if within else 0.0
+            inside = np.ones(len(x), bool)
             for n in names:
-                column = frame[n].to_numpy(float)
+                column = x[n].to_numpy(float)
                 inside &= (column >= PRIORS[n].low) & (column <= PRIORS[n].high)
-                density /= PRIORS[n].width
-            values = np.where(inside, density, 0.0)
-            return float(values[0]) if isinstance(x, dict | pd.Series) else values
+            return np.where(inside, density, 0.0)
 
     return PriorRedraw()
 
@@ -285,7 +425,7 @@ def _one_particle(factory: Any, simulate_one: bytes, particle_seed: int) -> tupl
     """One accepted particle (and the rejected ones before it), from its own seed."""
     np.random.seed(particle_seed)
     random.seed(particle_seed)
-    simulate = pickle.loads(simulate_one)  # noqa: S301 - our own bytes, this process's parent
+    simulate = _simulate_function(simulate_one)
     sample, evaluations = factory(), 0
     while True:
         new = simulate()
@@ -293,6 +433,25 @@ def _one_particle(factory: Any, simulate_one: bytes, particle_seed: int) -> tupl
         sample.append(new)
         if new.accepted:
             return sample, evaluations
+
+
+_UNPICKLED: tuple[bytes, Any] | None = None  # the last simulate function this process read
+
+
+def _simulate_function(simulate_one: bytes) -> Any:
+    """The generation's simulate function (pyabc's), unpickled once per worker process.
+
+    Unpickling it rebuilds pyabc's local classes and scipy's distributions (about 30 ms,
+    most of a particle's cost outside the model), so a worker keeps the last one it read
+    and reads again only when the generation's function changes. Reusing it changes no
+    draw: it keeps no state between particles, and everything it draws comes from
+    NumPy's global generator, reseeded for each particle (:func:`_one_particle`).
+    """
+    global _UNPICKLED
+    if _UNPICKLED is None or _UNPICKLED[0] != simulate_one:
+        # our own bytes, from this process's parent
+        _UNPICKLED = (simulate_one, pickle.loads(simulate_one))  # noqa: S301
+    return _UNPICKLED[1]
 
 
 @contextlib.contextmanager
