@@ -211,6 +211,45 @@ def test_dominance_and_epsilon():
     assert additive_epsilon(np.stack([a]), np.array([0.5, 3.0]), scale) == pytest.approx(0.5)
 
 
+def test_a_run_records_only_what_its_measures_read_and_measures_every_week(monkeypatch):
+    """The worker's run keeps only the measures' columns, and they are the weeks' own values.
+
+    The oracle steps a model that records everything and reads each week's columns as
+    they are reported (``model.stats``); the task's measures must be those exactly.
+    """
+    from isk_defection.experiments.policy_search.evaluate import RunTask, _simulate, run_task
+    from isk_defection.experiments.policy_search.measures import faction_sizes
+    from isk_defection.model import DefectionModel
+
+    spec = load_optimize_spec(TINY)
+    params = spec.fixed | {"crackdown_ttp": 0.7}
+    task = RunTask(0, 0, "baseline", 15, 11, params, spec.measures)
+    result = run_task(task)
+    assert result.error is None and result.cpu > 0
+    model = DefectionModel(preset="baseline", rng=11, **params, collect_agent_data=False)
+    needed = sorted({c for m in spec.measures for c in m.needs()})
+    weeks = [model.stats]
+    for _ in range(15):
+        model.step()
+        weeks.append(model.stats)
+    series = {c: np.array([float(w[c]) for w in weeks]) for c in needed}
+    sizes = faction_sizes(model.p)
+    expected = tuple(m.compute({c: series[c] for c in m.needs(set(needed))}, sizes)
+                     for m in spec.measures)  # fmt: skip
+    assert result.values == expected
+    assert _simulate(task) == expected  # the same seed, the same run
+    recorded = []
+    original = DefectionModel.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        recorded.append(list(self.datacollector.model_reporters))
+
+    monkeypatch.setattr(DefectionModel, "__init__", spy)
+    _simulate(task)
+    assert recorded == [needed]
+
+
 # ---------------------------------------------------------------- the search
 
 

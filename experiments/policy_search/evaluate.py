@@ -13,8 +13,6 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from isk_defection.experiments.policy_search.measures import Measure, faction_sizes
 from isk_defection.model import DefectionModel
 
@@ -80,17 +78,18 @@ def run_task(task: RunTask) -> RunResult:
 
 
 def _simulate(task: RunTask) -> tuple[float, ...]:
-    model = DefectionModel(
-        preset=task.preset, rng=task.seed, **(task.params | {"collect_agent_data": False})
-    )
+    """The task's measures from one run that records only the columns they read."""
     needed = sorted({c for m in task.measures for c in m.needs()})
-    weekly = {c: np.empty(task.steps + 1) for c in needed}
-    for step in range(task.steps + 1):
-        if step:
-            model.step()
-        stats = model.stats
-        for column in needed:
-            weekly[column][step] = float(stats[column])
+    model = DefectionModel(
+        preset=task.preset,
+        rng=task.seed,
+        columns=needed,
+        **(task.params | {"collect_agent_data": False}),
+    )
+    for _ in range(task.steps):
+        model.step()
+    frame = model.datacollector.get_model_vars_dataframe()  # weeks 0 to steps
+    weekly = {c: frame[c].to_numpy(float) for c in needed}
     sizes = faction_sizes(model.p)
     return tuple(
         m.compute({c: weekly[c] for c in m.needs(set(needed))}, sizes) for m in task.measures
