@@ -382,7 +382,11 @@ def cliffs(runs: pd.DataFrame, threshold: float = CLIFF) -> pd.DataFrame:
     in which this group's lost share moves that much; ``largest_step_median`` and ``_max``
     are the median and maximum over draws of this group's largest absolute step and
     ``step_from_median`` the median of the dose it starts from (0.5: the step 0.5 -> 0.6).
-    ``taliban_cliff_*`` count only the Taliban factions' moves. ``default_*`` read the
+    ``taliban_cliff_*`` count only the Taliban factions' moves. ``reversing_draws`` counts
+    the draws in which some group's lost share both rises and falls by more than
+    ``threshold`` between neighbouring doses: a response that jumps up and back is seed
+    noise or a bistable outcome (it tips in one run, not in the next), not a dose
+    threshold (``group_reversing_draws``: this group's). ``default_*`` read the
     largest step off the defaults' mean curve, and ``seed_sd`` is the median over doses of
     the lost share's standard deviation over the default seeds: seed noise alone. A group
     of few agents moves in coarse steps, so a step of more than ``threshold`` can be noise
@@ -399,9 +403,14 @@ def cliffs(runs: pd.DataFrame, threshold: float = CLIFF) -> pd.DataFrame:
         members = complete.index[complete.all(axis=1)] if len(complete) else []
         n = len(members)
         sizes, starts = np.zeros((n, len(LOST))), np.zeros((n, len(LOST)))
+        reverses = np.zeros((n, len(LOST)), dtype=bool)
         for j, name in enumerate(LOST):
             if n and curves[name].shape[1] > 1:
                 sizes[:, j], starts[:, j] = _steps(curves[name].loc[members])
+                signed = np.diff(curves[name].loc[members].to_numpy(float), axis=1)
+                reverses[:, j] = (signed > threshold).any(axis=1) & (signed < -threshold).any(
+                    axis=1
+                )
         cliff = sizes > threshold
         k = int(cliff.any(axis=1).sum())
         low, high = wilson(k, n)
@@ -430,8 +439,10 @@ def cliffs(runs: pd.DataFrame, threshold: float = CLIFF) -> pd.DataFrame:
                     "taliban_cliff_share": k_taliban / n if n else np.nan,
                     "taliban_cliff_low": low_taliban,
                     "taliban_cliff_high": high_taliban,
+                    "reversing_draws": int(reverses.any(axis=1).sum()),
                     **often,
                     "group_cliff_draws": int(cliff[:, j].sum()),
+                    "group_reversing_draws": int(reverses[:, j].sum()),
                     "largest_step_median": float(np.median(sizes[:, j])) if n else np.nan,
                     "largest_step_max": float(sizes[:, j].max()) if n else np.nan,
                     "step_from_median": float(np.median(starts[:, j])) if n else np.nan,
@@ -472,22 +483,25 @@ def cliffs_markdown(table: pd.DataFrame, design: DoseDesign) -> str:
         f"moves any group's lost share (to IS-K + deserted) by more than {CLIFF * 100:.0f} "
         f"points after {design.weeks} weeks ({design.population:,} agents; one seed per "
         "draw, the same at every dose and lever), with its Wilson 95% interval; and the same "
-        "for the Taliban factions alone. *Most often*: over the draws with a cliff, the group "
-        "and the step carrying the draw's largest move. *Largest step*: the group whose "
+        "for the Taliban factions alone. *Up and back*: draws in which some group's lost share "
+        "both rises and falls by more than that between neighbouring doses (seed noise or a "
+        "bistable outcome that tips in one run and not the next, not a dose threshold). *Most "
+        "often*: over the draws with a cliff, the group and the step carrying the draw's "
+        "largest move. *Largest step*: the group whose "
         "largest step has the highest median over draws, and the median dose it starts "
         f"from. *At the defaults*: the largest step of the mean curve over {design.replicates} "
         "seeds.",
         "",
-        "| lever | cliff share, any group | Taliban factions only | most often: group; step "
-        "| groups with a cliff [agents]: draws | largest step, median over draws "
-        "| at the defaults |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| lever | cliff share, any group | Taliban factions only | up and back "
+        "| most often: group; step | groups with a cliff [agents]: draws "
+        "| largest step, median over draws | at the defaults |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lever, data in table.groupby("lever", sort=False):
         first = data.iloc[0]
         n, k = int(first.draws), int(first.cliff_draws)
         if not n:
-            lines.append(f"| `{lever}` | no complete draws | — | — | — | — | — |")
+            lines.append(f"| `{lever}` | no complete draws | — | — | — | — | — | — |")
             continue
         share = f"{_share(k, n, first.cliff_low, first.cliff_high)}"
         taliban = _share(
@@ -516,8 +530,8 @@ def cliffs_markdown(table: pd.DataFrame, design: DoseDesign) -> str:
                 f"{_step(float(row.default_step_from))})"
             )
         lines.append(
-            f"| `{lever}` | {share} | {taliban} | {often} | {groups or '—'} | {largest} "
-            f"| {at_default} |"
+            f"| `{lever}` | {share} | {taliban} | {first.reversing_draws} of {n} | {often} "
+            f"| {groups or '—'} | {largest} | {at_default} |"
         )
     groups_once = table.drop_duplicates("group")
     few = groups_once[groups_once.agents * CLIFF < FEW_AGENTS]
@@ -745,7 +759,10 @@ def digest(
         taliban = _share(
             int(first.taliban_cliff_draws), n, first.taliban_cliff_low, first.taliban_cliff_high
         )
-        lines.append(f"  {lever}: any group {anyone}; Taliban factions {taliban}")
+        lines.append(
+            f"  {lever}: any group {anyone}; Taliban factions {taliban}; up and back in "
+            f"{int(first.reversing_draws)} of {n}"
+        )
     worst = max(runs.max_overrun_agents.max(), top.max_overrun_agents, top.prior_max_overrun_agents)
     verdict = (
         "at most one agent, as the margin allows"

@@ -53,12 +53,12 @@ def _rows(lever: str, kind: str, member: int, curves: dict[str, dict[float, floa
 
 
 def hand_built_runs() -> pd.DataFrame:
-    """Lever ``a``: cliffs in draws 0, 1, 4, 5 of 6 complete draws; lever ``b``: none."""
+    """Lever ``a``: cliffs in draws 0, 1, 3, 4, 5 of 6 complete draws; lever ``b``: none."""
     a = {
         0: {"kandahar": _curve({0.5: 0.3})},  # 0.4 -> 0.5 moves it 30 points: a cliff
         1: {"kandahar": _curve({0.5: 0.15}), "ttp": _curve({0.8: 0.25})},  # ttp's is one
         2: {"uzbek": {d: d * 0.9 for d in DOSES}},  # 9 points a step: gradual
-        3: {"kandahar": _curve({0.7: 0.2})},  # exactly 20 points: not more than 20
+        3: {"kandahar": _curve({0.7: 0.2}), "kabul": _curve({0.3: 0.25, 0.4: -0.25})},
         4: {"former": _curve({0.0: 0.5, 1.0: -0.3})},  # a fall counts too
         5: {"kandahar": _curve({0.5: 0.3}), "haqqani": _curve({0.5: 0.1})},
         6: {"kandahar": _curve({0.5: 0.9})},  # a run failed: left out
@@ -78,14 +78,17 @@ def hand_built_runs() -> pd.DataFrame:
 def test_cliff_share_on_a_hand_built_table():
     table = cliffs(hand_built_runs())
     a = table[table.lever == "a"].set_index("group")
-    assert (a.draws == 6).all() and (a.cliff_draws == 4).all()
-    assert a.cliff_share.iloc[0] == pytest.approx(4 / 6)
-    assert (a.cliff_low.iloc[0], a.cliff_high.iloc[0]) == pytest.approx(wilson(4, 6))
-    assert (a.taliban_cliff_draws == 2).all()  # kandahar's (draws 0, 5); ttp, former are not
+    assert (a.draws == 6).all() and (a.cliff_draws == 5).all()
+    assert a.cliff_share.iloc[0] == pytest.approx(5 / 6)
+    assert (a.cliff_low.iloc[0], a.cliff_high.iloc[0]) == pytest.approx(wilson(5, 6))
+    # draw 3: kandahar's step of exactly 20 points is none; kabul's up and back is a cliff
+    assert (a.taliban_cliff_draws == 3).all()  # kandahar's (0, 5), kabul's (3); not ttp, former
+    assert (a.reversing_draws == 1).all() and a.loc["kabul", "group_reversing_draws"] == 1
+    assert a.loc["kandahar", "group_reversing_draws"] == 0
     assert (a.taliban_cliff_low.iloc[0], a.taliban_cliff_high.iloc[0]) == pytest.approx(
-        wilson(2, 6)
+        wilson(3, 6)
     )
-    # over the four cliff draws the largest move is kandahar's (draws 0, 5), ttp's, former's
+    # over the five cliff draws the largest move is kandahar's (0, 5), ttp's, kabul's, former's
     assert a.most_often_group.iloc[0] == "kandahar" and a.most_often_group_draws.iloc[0] == 2
     assert a.most_often_step_from.iloc[0] == 0.4 and a.most_often_step_draws.iloc[0] == 2
     assert a.loc["kandahar", "group_cliff_draws"] == 2
@@ -104,11 +107,11 @@ def test_cliff_share_on_a_hand_built_table():
     assert (b.cliff_low.iloc[0], b.cliff_high.iloc[0]) == pytest.approx(wilson(0, 3))
     text = cliffs_markdown(table, DoseDesign())
     row_a = next(line for line in text.splitlines() if line.startswith("| `a`"))
-    low, high = wilson(4, 6)
-    assert f"| 67% [{low:.0%}, {high:.0%}] (4 of 6) |" in row_a
-    low, high = wilson(2, 6)
-    assert f"| 33% [{low:.0%}, {high:.0%}] (2 of 6) |" in row_a
-    assert "0.4 → 0.5 (2 of 4)" in row_a and "kandahar [100]: 2" in row_a
+    low, high = wilson(5, 6)
+    assert f"| 83% [{low:.0%}, {high:.0%}] (5 of 6) |" in row_a
+    low, high = wilson(3, 6)
+    assert f"| 50% [{low:.0%}, {high:.0%}] (3 of 6) | 1 of 6 |" in row_a
+    assert "0.4 → 0.5 (2 of 5)" in row_a and "kandahar [100]: 2" in row_a
     row_b = next(line for line in text.splitlines() if line.startswith("| `b`"))
     assert "| 0% [0%, " in row_b and "(0 of 3)" in row_b
 
