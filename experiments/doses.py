@@ -22,6 +22,7 @@ Output folder::
                      seeds; median and 5-95% band over the prior draws
     OUT/runs.csv     one row per run: lever, dose, defaults or draw, seed, outcomes
     OUT/draws.csv    the prior draws (draw, run seed, one column per parameter)
+    OUT/design.json  agents, weeks, seeds, draws, doses, levers: one design per folder
     OUT/cliffs.csv   per lever and group: cliff share [interval], largest step and its dose
     OUT/cliffs.md    per lever: cliff share [interval], which group and step most often
     OUT/doses.png    lost share by group, and IS-K strength, per lever (prior band shaded)
@@ -242,6 +243,7 @@ def run_doses(
     Also writes ``draws.csv`` (the draws and their run seeds). The frame's ``attrs`` hold
     ``failed``: runs that failed (their errors are in the sweeps' manifests).
     """
+    keep_design(out, design)
     draws = prior_draws(design.prior_draws, design.seed)
     _, seeds = run_seeds(design)
     table = pd.DataFrame(draws).assign(seed=seeds).rename_axis("draw").reset_index()
@@ -258,6 +260,28 @@ def run_doses(
     atomic_write(out / "runs.csv", lambda tmp: runs.to_csv(tmp, index=False))
     runs.attrs["failed"] = failed
     return runs
+
+
+def keep_design(out: Path, design: DoseDesign) -> None:
+    """Write ``design.json``, or refuse (one line, nothing written) a different design.
+
+    Every sweep of the folder belongs to one design: another one (more draws, ``--quick``
+    into a full study's folder) would mix two studies, so it goes to another ``--out``.
+    """
+    path = out / "design.json"
+    wanted = json.loads(json.dumps(asdict(design)))
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held != wanted:
+            name = next(k for k in wanted if held.get(k) != wanted[k])
+            option = "--prior-draws" if name == "prior_draws" else "--quick"
+            raise ValueError(
+                f"{option}: {out} holds a study with {name} = {held.get(name)!r}, not "
+                f"{wanted[name]!r}; continue it with the same options or use another --out"
+            )
+        return
+    text = json.dumps(wanted, indent=2)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 AFTER_RELEASE = 4  # growth is measured from week 4, after the August 2021 prison release

@@ -234,7 +234,8 @@ def test_quick_mode_end_to_end(monkeypatch, tmp_path, capsys):
     assert main(["doses", "--quick", "--workers", "2", "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "womens_rights:" in printed and "of the largest agent's people" in printed
-    for name in ("doses.csv", "runs.csv", "draws.csv", "cliffs.csv", "cliffs.md", "doses.png"):
+    written = ("doses.csv", "runs.csv", "draws.csv", "design.json", "cliffs.csv", "cliffs.md")
+    for name in (*written, "doses.png"):
         assert (out / name).stat().st_size > 0, name
     table = pd.read_csv(out / "doses.csv")
     assert set(table.dose) == set(DOSES) and (table.seeds == 2).all() and (table.draws == 2).all()
@@ -250,3 +251,22 @@ def test_quick_mode_end_to_end(monkeypatch, tmp_path, capsys):
     assert top["peak_people_median"] <= top["peak_people_p90"] <= top["peak_people_max"]
     assert top["prior_peak_people_median"] <= top["prior_peak_people_max"]
     assert top["peak_people_max"] >= top["start_people"] > 0
+
+
+def test_a_folder_of_another_design_is_refused_and_left_as_it_was(tmp_path, capsys):
+    from isk_defection.experiments import folders
+    from isk_defection.experiments.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / folders.MARKER).write_text('{"kind": "doses"}')
+    doses.keep_design(out, DoseDesign())  # a full study of 100 draws lives here
+    before = sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.name != folders.LOCK)
+    assert main(["doses", "--quick", "--out", str(out)]) == 2
+    assert main(["doses", "--prior-draws", "7", "--out", str(out)]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith("defection: error: --quick: ") and "population" in errors[0]
+    assert errors[1].startswith("defection: error: --prior-draws: ") and "100" in errors[1]
+    after = sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.name != folders.LOCK)
+    assert after == before
+    doses.keep_design(out, DoseDesign())  # the same design continues
