@@ -561,8 +561,12 @@ def main() -> None:
                 print(f"{label}: overhead {result['overhead']:.0%}", file=sys.stderr)
     text = table(results)
     print(text)
+    from isk_defection.experiments.provenance import git_state, package_version
+
     payload = {
         "command": "python -m benchmarks.overhead " + " ".join(sys.argv[1:]),
+        "version": package_version(),
+        "commit": git_state().get("commit"),
         "cores": os.cpu_count(),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "baseline": args.baseline,
