@@ -63,6 +63,7 @@ from isk_defection.experiments.sweep import (
     run_sweep,
 )
 from isk_defection.model.groups import GROUP_LABELS, GROUP_NAMES, TALIBAN_FACTIONS
+from isk_defection.model.parameters import STUDY_POPULATION
 from isk_defection.model.policy import LEVERS
 
 WEEKS = 208  # four years: the dose-response is read at the end
@@ -108,7 +109,7 @@ ISK_COLOUR = "#882255"  # apart from every group's (Tol's wine)
 class DoseDesign:
     """What the study runs: agents, weeks, default seeds, prior draws, the master seed."""
 
-    population: int = 2_000
+    population: int = STUDY_POPULATION  # the study resolution (ODD §7.15)
     weeks: int = WEEKS
     replicates: int = 8  # seeds at the default parameters
     prior_draws: int = 100  # draws from the priors, one seed each
