@@ -143,7 +143,7 @@ def test_waves_shrink_the_volume_keep_the_true_region_and_the_posterior_meets_th
     assert len(result.posterior) > 0 and result.attainable == [p.name for p in TOY_PATTERNS]
     assert (pat.misses(result.posterior, TOY_PATTERNS) == 0).all()
     # rejection inside the region accepts far more often than the prior would
-    posterior = pd.read_parquet(tmp_path / "hm" / "posterior.parquet")
+    posterior = pd.read_parquet(tmp_path / "hm" / "posterior_runs.parquet")
     assert posterior["accepted"].mean() > 5 * inside.mean()
     assert posterior["accepted"].sum() >= 30 and posterior["seed"].nunique() == len(posterior)
     # every wave's emulators validate on this smooth toy
@@ -228,3 +228,120 @@ def test_the_model_runs_through_the_sweep_engine_and_each_run_is_the_model_run(t
     direct = simulate_patterns(values, seed=int(row["seed"]), agents=300)
     for p in pat.CONSTRAINING:
         assert row[p.name] == pytest.approx(direct[p.name], nan_ok=True)
+
+
+# ---- emulators that scale: hyperparameters on a subsample, conditioned on every point ----
+def _known(x: np.ndarray) -> np.ndarray:
+    """A smooth function of 5 inputs, one of them inert, with an interaction."""
+    return np.sin(3 * x[:, 0]) + 2 * x[:, 1] ** 2 + x[:, 2] * x[:, 3]
+
+
+def test_an_emulator_fitted_on_a_subsample_and_conditioned_on_all_points_learns_a_known_function():
+    rng = np.random.default_rng(11)
+    x = rng.random((900, 5))
+    y = _known(x) + 0.01 * rng.standard_normal(len(x))
+    emulator = hm.Emulator.fit("f", x, y, var_seed=1e-4, seed=5)
+    # the hyperparameters are those of a fit to the seeded subsample of FIT_POINTS alone
+    sub = hm.subsample(len(x), hm.FIT_POINTS, 5)
+    assert len(sub) == hm.FIT_POINTS == len(np.unique(sub))
+    alone = hm.Emulator.fit("f", x[sub], y[sub], var_seed=1e-4, seed=5)
+    assert emulator.theta == pytest.approx(alone.theta)
+    # ... but the process is conditioned on all 900 points, which predicts better
+    assert len(emulator.gp.X_train_) == 900
+    fresh = rng.random((2_000, 5))
+    truth = _known(fresh)
+    mean, var = emulator.predict(fresh)
+    rmse, rmse_sub = (np.sqrt(np.mean((m - truth) ** 2)) for m in (mean, alone.predict(fresh)[0]))
+    assert rmse < 0.05 * np.std(truth) and rmse < 0.8 * rmse_sub
+    # its stated variance is honest: standardized errors mostly within 3
+    z = (truth - mean) / np.sqrt(var + emulator.noise)
+    assert np.mean(np.abs(z) <= 3) >= 0.9
+    # the inert input gets a long length scale, the active ones short
+    scales = emulator.gp.kernel_.k1.k2.length_scale
+    assert scales[4] > 3 * max(scales[:2])
+    # k-fold validation keeps working at this size, and the emulator passes it
+    validation = emulator.validate(x, y, seed=5)
+    assert validation["points"] == 900 and validation["rmse_over_sd"] < 0.1 and emulator.usable
+    # rebuilt from its stored hyperparameters (a resume) it predicts identically
+    rebuilt = hm.Emulator.fit("f", x, y, var_seed=1e-4, seed=5, theta=emulator.theta)
+    assert np.array_equal(rebuilt.predict(fresh)[0], mean)
+
+
+def test_a_small_wave_conditions_on_every_point_with_hyperparameters_fitted_on_all():
+    rng = np.random.default_rng(12)
+    x = rng.random((40, 3))
+    y = x[:, 0] + x[:, 1]
+    assert list(hm.subsample(40, hm.FIT_POINTS, 1)) == list(range(40))
+    assert len(hm.Emulator.fit("f", x, y, 0.0, seed=1).gp.X_train_) == 40
+
+
+def test_predictions_in_blocks_equal_one_block_and_the_cut_shortcut_equals_the_ranking(
+    monkeypatch,
+):
+    rng = np.random.default_rng(13)
+    x = rng.random((60, 4))
+    means = toy_mean(x)
+    targets = {p.name: hm.Target.of(p) for p in TOY_PATTERNS}
+    emulators = {}
+    for i, (name, target) in enumerate(targets.items()):
+        y = target.transform(means[name])
+        emulators[name] = hm.Emulator.fit(name, x, y, var_seed=1e-4, seed=i)
+        emulators[name].validate(x, y, seed=i)
+    wave = hm.Wave(1, emulators, targets)
+    points = rng.random((3_000, 4))
+    whole = emulators["a"].predict(points)
+    monkeypatch.setattr(hm, "PREDICT_ENTRIES", 60 * 70)  # blocks of 70 rows
+    assert len(emulators["a"]._blocks(points)) == -(-3_000 // 70)
+    blocked = emulators["a"].predict(points)
+    assert np.allclose(blocked[0], whole[0]) and np.allclose(blocked[1], whole[1])
+    assert np.allclose(emulators["a"].mean(points), whole[0])
+    implausibility = wave.implausibility(points).to_numpy()
+    for rank in (1, 2, 3):
+        for cut in np.quantile(hm.ranked(implausibility, rank), [0.2, 0.7]):
+            expected = hm.ranked(implausibility, rank) <= cut
+            assert 0 < expected.sum() < len(points)
+            assert np.array_equal(wave.keeps(points, cut, rank), expected), (rank, cut)
+
+
+def test_the_fast_likelihood_equals_scikit_learns_value_and_gradient():
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    rng = np.random.default_rng(14)
+    x = rng.random((80, 6))
+    y = np.sin(4 * x[:, 0]) + x[:, 1] + 0.05 * rng.standard_normal(80)
+    base = hm.kernel(6)
+    gp = GaussianProcessRegressor(base, normalize_y=True, optimizer=None).fit(x, y)
+    normalised = (y - y.mean()) / y.std()
+    for _ in range(4):
+        theta = base.theta + rng.normal(0, 1, len(base.theta))
+        value, gradient = hm.log_likelihood(theta, x, normalised)
+        expected, expected_gradient = gp.log_marginal_likelihood(theta, eval_gradient=True)
+        assert value == pytest.approx(expected, rel=1e-9)
+        assert gradient == pytest.approx(expected_gradient, rel=1e-6, abs=1e-6)
+    # and its optimum is scikit-learn's (same L-BFGS-B from the same start)
+    fitted = GaussianProcessRegressor(base, normalize_y=True).fit(x, y)
+    assert hm.fit_theta(base, x, y) == pytest.approx(fitted.kernel_.theta, abs=1e-3)
+
+
+def test_outcomes_measured_over_a_whole_sweep_equal_those_measured_run_by_run():
+    rng = np.random.default_rng(15)
+    weeks = np.arange(pat.STEPS)
+    frame = pd.concat(
+        [
+            pd.DataFrame({c: rng.random(len(weeks)) * 100 for c in pat.COLUMNS}).assign(
+                run=run, step=weeks, point=run // 2, replicate=run % 2, seed=1_000 + run
+            )
+            for run in range(5)
+        ],
+        ignore_index=True,
+    )
+    frame.loc[rng.random(len(frame)) < 0.02, pat.COLUMNS[0]] = np.nan  # a missing value
+    shuffled = frame.sample(frac=1.0, random_state=3)  # rows in any order
+    measured = hm.measure_runs(shuffled, ["run", "point", "replicate", "seed"])
+    assert list(measured["run"]) == list(range(5)) and list(measured["seed"]) == [
+        1_000 + r for r in range(5)
+    ]
+    for run, rows in frame.groupby("run"):
+        expected = pat.measure(rows)
+        for name, value in expected.items():
+            assert measured.loc[run, name] == pytest.approx(value, rel=1e-12), (run, name)

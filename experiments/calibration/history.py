@@ -20,7 +20,11 @@ Goldstein & Bower 2010; Andrianakis et al. 2015). Each wave
    points' mean over seeds of the pattern's statistic, transformed (``Target``);
    estimates the seed-to-seed variance from the replicates; validates each emulator
    by k-fold leave-out (standardized errors); an emulator that fails validation is
-   not used to rule anything out in its wave;
+   not used to rule anything out in its wave. Large waves stay affordable: the
+   hyperparameters are fitted on a subsample of at most ``FIT_POINTS`` points with an
+   exact likelihood gradient that needs no n x n x d tensor (``log_likelihood``), and
+   the process is then conditioned on every point (``Emulator.fit`` has the measured
+   times: 1-3 s per output at 1,000 points, where scikit-learn's own fit took 702 s);
 4. rules out points whose implausibility
 
        I = |E[f(x)] - target| / sqrt(V_emulator + V_seed + V_band + V_discrepancy)
@@ -32,7 +36,9 @@ Goldstein & Bower 2010; Andrianakis et al. 2015). Each wave
    would not leave room for the next wave and the posterior, or after ``waves_max``.
 
 The posterior is then rejection at distance 0: fresh points drawn inside the final
-region, one fresh simulation each, kept when every *attainable* band is met. A band no
+region, one fresh simulation each, kept when every *attainable* band is met (every
+fresh run with its statistics and whether it was kept: ``posterior_runs.parquet``;
+``matching`` writes the accepted draws as the ensemble file ``posterior.parquet``). A band no
 simulation meets together with the others is reported with the best value reached and
 what it trades off against (``attainability``); it is never widened or dropped silently.
 
@@ -52,14 +58,18 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize
 from scipy.stats import qmc
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.model_selection import KFold
+from threadpoolctl import threadpool_limits
 
 from isk_defection.experiments.calibration import patterns as pat
 from isk_defection.experiments.calibration.patterns import Pattern
 from isk_defection.experiments.sweep import atomic_write
+from isk_defection.model.parameters import STUDY_POPULATION
 
 CUT = 3.0  # Pukelsheim's three-sigma rule: any unimodal distribution has >95% within 3 sd
 CUT_RANK = 2  # the cut is on the second-largest implausibility (1 = the largest)
@@ -74,6 +84,8 @@ SHRINK_MIN = 0.1  # stop when a wave shrinks the volume by less than this share
 EMULATOR_SHARE = 0.1  # stop when every emulator's median variance is below this share
 CANDIDATES_PER_POINT = 500  # rejection budget: candidates drawn per design point at most
 POOL_PER_POINT = 10  # kept candidates per design point before the maximin choice
+FIT_POINTS = 300  # an emulator's hyperparameters are fitted on at most this many points
+PREDICT_ENTRIES = 2_000_000  # cross-covariance entries per prediction block (16 MB)
 _VOLUME, _POSTERIOR = 10_000, 10_001  # spawn keys of the volume sample and the posterior
 
 
@@ -216,6 +228,61 @@ def kernel(dimensions: int) -> Any:
     ) + WhiteKernel(1e-2, (1e-8, 1e1))
 
 
+def log_likelihood(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Log marginal likelihood of ``kernel`` at log-hyperparameters ``theta``, and its gradient.
+
+    The same value and gradient as scikit-learn's ``log_marginal_likelihood`` for this
+    kernel (``theta`` = log of constant, length scales, noise; ``y`` already normalised),
+    computed without its n x n x d gradient tensor: the length scales' gradient
+    0.5 sum_ij M_ij (x_ik - x_jk)^2 / l_k^2 (M = (alpha alpha' - K^-1) o dK/dr terms) is
+    two matrix products, so an evaluation at 300 points and 30 inputs takes milliseconds
+    where scikit-learn's took about 300 ms here.
+    """
+    n = len(y)
+    constant, scales, noise = np.exp(theta[0]), np.exp(theta[1:-1]), np.exp(theta[-1])
+    xs = x / scales
+    sq = np.einsum("ij,ij->i", xs, xs)
+    r2 = np.maximum(sq[:, None] + sq[None, :] - 2 * xs @ xs.T, 0.0)
+    np.fill_diagonal(r2, 0.0)
+    r = np.sqrt(5 * r2)
+    decay = np.exp(-r)
+    matern = (1 + r + r**2 / 3) * decay
+    k = constant * matern
+    k[np.diag_indices(n)] += noise
+    try:
+        factor = cho_factor(k, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return -np.inf, np.zeros_like(theta)
+    alpha = cho_solve(factor, y, check_finite=False)
+    value = -0.5 * y @ alpha - np.log(np.diag(factor[0])).sum() - n / 2 * np.log(2 * np.pi)
+    inverse = cho_solve(factor, np.eye(n), check_finite=False)
+    w = np.outer(alpha, alpha) - inverse
+    m = w * (constant * 5.0 / 3.0 * (1 + r) * decay)
+    row = m.sum(axis=1)
+    scale_grad = (xs**2 * row[:, None]).sum(axis=0) - np.einsum("ik,ik->k", xs, m @ xs)
+    gradient = np.concatenate(
+        [[0.5 * np.sum(w * k) - 0.5 * noise * np.trace(w)], scale_grad, [0.5 * noise * np.trace(w)]]
+    )
+    return float(value), gradient
+
+
+def fit_theta(base: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Maximum-likelihood log-hyperparameters of ``base`` (``kernel``) for ``y`` at ``x``.
+
+    L-BFGS-B from the kernel's initial values within its bounds, as scikit-learn's own
+    optimiser, on ``y`` normalised as ``normalize_y=True`` does.
+    """
+    std = float(np.std(y)) or 1.0
+    normalised = (y - np.mean(y)) / std
+
+    def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        value, gradient = log_likelihood(theta, x, normalised)
+        return -value, -gradient
+
+    found = minimize(objective, base.theta, jac=True, method="L-BFGS-B", bounds=base.bounds)
+    return np.asarray(found.x, float)
+
+
 @dataclass
 class Emulator:
     """One output's Gaussian process, its seed variance and its leave-out validation."""
@@ -229,15 +296,36 @@ class Emulator:
     def fit(
         cls, name: str, x: np.ndarray, y: np.ndarray, var_seed: float, seed: int, theta=None
     ) -> Emulator:
-        """Fit (or, given ``theta``, rebuild without optimising) on ``y`` at ``x``."""
+        """Fit (or, given ``theta``, rebuild without optimising) on ``y`` at ``x``.
+
+        The hyperparameters are fitted by maximum likelihood (``fit_theta``) on at most
+        ``FIT_POINTS`` points, a seeded random subsample; then the process is conditioned
+        on every point with them held fixed (scikit-learn, ``optimizer=None``). The
+        optimisation is what costs: each of its 80-200 steps factorises the n x n
+        covariance. Measured on this machine (2 cores, load 4-5 from other work; 30
+        inputs, 1,000 agents, 2 seeds per point; ``emulator_timing``), per output:
+
+        * scikit-learn's own fit on every point: 16 s at 200 points and 702 s at 1,000
+          (the previous session), 38-63 s at 200 under today's load;
+        * this fit: 0.5-1.2 s at 200 points, 0.8-2.4 s at 1,000, 3-8 s at 2,000 (plus
+          the 5-fold validation: 0.02 s, 0.2-4 s, 4-21 s);
+        * on 1,000 fresh points (out of sample), hyperparameters from 300 of 1,000
+          training points predict about as well as from all 1,000 (error / sd 0.30,
+          0.15, 0.62, 0.32 against 0.29, 0.14, 0.52, 0.30 for IS-K June 2023, attacks
+          2022, the attack fall, IS-K 2024; |z| <= 3 for 94-99% against 98-99%) at a
+          tenth of the time (1-3 s against 19-37 s); from 150 points the stated
+          variance is too small (|z| <= 3 for only 81-93%).
+        """
         base = kernel(x.shape[1])
+        if theta is None:
+            sub = subsample(len(x), FIT_POINTS, seed)
+            with threadpool_limits(1):  # BLAS threads on matrices this small only wait
+                theta = fit_theta(base, x[sub], y[sub])
         gp = GaussianProcessRegressor(
-            base if theta is None else base.clone_with_theta(np.asarray(theta)),
-            normalize_y=True,
-            optimizer="fmin_l_bfgs_b" if theta is None else None,
-            random_state=seed,
+            base.clone_with_theta(np.asarray(theta, float)), normalize_y=True, optimizer=None
         )
-        return cls(name, gp.fit(x, y), var_seed)
+        with threadpool_limits(1):
+            return cls(name, gp.fit(x, y), var_seed)
 
     @property
     def theta(self) -> list[float]:
@@ -249,10 +337,22 @@ class Emulator:
         """The fitted white-noise variance, in output units."""
         return float(self.gp.kernel_.k2.noise_level * self.gp._y_train_std**2)
 
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        """The emulated mean output at ``x`` (cheap: no variance)."""
+        return np.concatenate([self.gp.predict(b) for b in self._blocks(x)] or [np.empty(0)])
+
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of the emulated mean output (the white noise left out)."""
-        mean, sd = self.gp.predict(x, return_std=True)
+        parts = [self.gp.predict(b, return_std=True) for b in self._blocks(x)]
+        if not parts:
+            return np.empty(0), np.empty(0)
+        mean, sd = (np.concatenate(p) for p in zip(*parts, strict=True))
         return mean, np.maximum(sd**2 - self.noise, 0.0)
+
+    def _blocks(self, x: np.ndarray) -> list[np.ndarray]:
+        """``x`` in row blocks whose cross-covariance with the training points stays small."""
+        rows = max(1, PREDICT_ENTRIES // max(len(self.gp.X_train_), 1))
+        return [x[i : i + rows] for i in range(0, len(x), rows)]
 
     def validate(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
         """k-fold leave-out with the fitted hyperparameters: standardized errors.
@@ -264,10 +364,11 @@ class Emulator:
         """
         mean, z = np.empty(len(y)), np.empty(len(y))
         folds = KFold(min(FOLDS, len(y)), shuffle=True, random_state=seed).split(x)
-        for train, test in folds:
-            gp = GaussianProcessRegressor(self.gp.kernel_, normalize_y=True, optimizer=None)
-            mean[test], sd = gp.fit(x[train], y[train]).predict(x[test], return_std=True)
-            z[test] = (y[test] - mean[test]) / np.maximum(sd, 1e-12)
+        with threadpool_limits(1):  # see fit
+            for train, test in folds:
+                gp = GaussianProcessRegressor(self.gp.kernel_, normalize_y=True, optimizer=None)
+                mean[test], sd = gp.fit(x[train], y[train]).predict(x[test], return_std=True)
+                z[test] = (y[test] - mean[test]) / np.maximum(sd, 1e-12)
         self.validation = {
             "within_3": float(np.mean(np.abs(z) <= 3)),
             "coverage_95": float(np.mean(np.abs(z) <= 1.96)),
@@ -281,6 +382,13 @@ class Emulator:
     def usable(self) -> bool:
         """Whether the emulator passed validation (it may rule points out)."""
         return self.validation.get("within_3", 0.0) >= VALID_SHARE
+
+
+def subsample(n: int, k: int, seed: int) -> np.ndarray:
+    """``min(n, k)`` of ``range(n)``, a seeded random choice in increasing order."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, k, replace=False))
 
 
 def training(
@@ -328,8 +436,26 @@ class Wave:
         return pd.DataFrame(columns, index=range(len(x)))
 
     def keeps(self, x: np.ndarray, cut: float = CUT, rank: int = CUT_RANK) -> np.ndarray:
-        """Which points this wave leaves non-implausible."""
-        return ranked(self.implausibility(x).to_numpy(), rank) <= cut
+        """Which points this wave leaves non-implausible (``rank``-th largest I <= ``cut``).
+
+        The same answer as ranking :meth:`implausibility`, for less work: a point leaves
+        once ``rank`` outputs exceed the cut, and an output's emulator variance is
+        computed only where the implausibility without it (an upper bound) exceeds the cut.
+        """
+        over = np.zeros(len(x), int)  # outputs whose implausibility exceeds the cut
+        for name, emulator in self.emulators.items():
+            alive = np.flatnonzero(over < rank)
+            if not emulator.usable or not len(alive):
+                continue
+            target, xs = self.targets[name], x[alive]
+            mean = emulator.mean(xs)
+            bound = target.implausibility(mean, np.full(len(alive), emulator.var_seed))
+            doubtful = np.flatnonzero(bound > cut)
+            if len(doubtful):
+                var = emulator.predict(xs[doubtful])[1] + emulator.var_seed
+                exact = target.implausibility(mean[doubtful], var)
+                over[alive[doubtful[exact > cut]]] += 1
+        return over < rank
 
     def variance_shares(self, x: np.ndarray) -> dict[str, float]:
         """Per emulator, median emulator variance / (seed + band + discrepancy variance)."""
@@ -349,6 +475,32 @@ def region(waves: Sequence[Wave], x: np.ndarray, cut: float, rank: int) -> np.nd
         if len(inside):
             kept[inside] = wave.keeps(x[inside], cut, rank)
     return kept
+
+
+@dataclass
+class Volume:
+    """The fixed prior sample the volume is measured on, and what each wave leaves of it.
+
+    ``inside(waves)`` is ``region(waves, x, ...)``, kept wave by wave so that each new
+    wave's emulators see only the points the earlier ones left (once per calibration).
+    """
+
+    x: np.ndarray
+    cut: float
+    rank: int
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def inside(self, waves: Sequence[Wave]) -> np.ndarray:
+        """Which sample points no wave of ``waves`` (an extension of earlier calls) rules out."""
+        if not self.masks:
+            self.masks.append(np.ones(len(self.x), bool))
+        while len(self.masks) <= len(waves):
+            kept = self.masks[-1].copy()
+            rows = np.flatnonzero(kept)
+            if len(rows):
+                kept[rows] = waves[len(self.masks) - 1].keeps(self.x[rows], self.cut, self.rank)
+            self.masks.append(kept)
+        return self.masks[len(waves)]
 
 
 # ---- designs ---------------------------------------------------------------------------
@@ -417,6 +569,7 @@ class Settings:
     band_sd: str = BAND_SD
     discrepancy: float = DISCREPANCY
     volume_sample: int = VOLUME_SAMPLE
+    population: int = STUDY_POPULATION  # agents per run of the default simulator
 
 
 @dataclass
@@ -455,7 +608,7 @@ def history_match(
     priors: Sequence[PriorLike] | None = None,
     patterns: Sequence[Pattern] = pat.CONSTRAINING,
     simulate: Simulate | None = None,
-    population: int = 2_000,
+    population: int = STUDY_POPULATION,
     workers: int | None = None,
     progress: bool = False,
     volume_sample: int = VOLUME_SAMPLE,
@@ -489,17 +642,18 @@ def history_match(
         cut=cut,
         rank=rank,
         volume_sample=volume_sample,
+        population=population,
     )
     _check_settings(Path(out), settings)
     simulate = simulate or SweepSimulator(population, workers, progress)
-    volume_x = stream(seed, _VOLUME).random((volume_sample, len(space.names)))
+    volume = Volume(stream(seed, _VOLUME).random((volume_sample, len(space.names))), cut, rank)
     waves: list[Wave] = []
     stopped_by, used = "", 0
     while not stopped_by:
         number = len(waves) + 1
         wave = _load_wave(out, number, space, targets, seed)
         if wave is None:
-            wave = _run_wave(out, number, waves, space, targets, settings, simulate, volume_x, used)
+            wave = _run_wave(out, number, waves, space, targets, settings, simulate, volume, used)
         waves.append(wave)
         used = int(wave.record["simulations_total"])
         stopped_by = wave.record["stop"]
@@ -537,7 +691,7 @@ def _run_wave(
     targets: dict[str, Target],
     settings: Settings,
     simulate: Simulate,
-    volume_x: np.ndarray,
+    volume: Volume,
     used: int,
 ) -> Wave:
     """Design, simulate, emulate, validate, measure and decide whether to go on."""
@@ -565,7 +719,7 @@ def _run_wave(
     wave = _emulate(number, space, frame, runs, targets, settings.seed)
     write_json(folder / "emulators.json", _emulators_json(wave))
     size = {"points": len(frame), "runs": len(runs), "simulations_total": used + len(runs)}
-    wave.record = _measure(wave, waves, volume_x, settings, size, found)
+    wave.record = _measure(wave, waves, volume, settings, size, found)
     write_json(folder / "wave.json", wave.record)
     return wave
 
@@ -648,16 +802,16 @@ def _load_wave(
 def _measure(
     wave: Wave,
     earlier: list[Wave],
-    volume_x: np.ndarray,
+    volume_sample: Volume,
     settings: Settings,
     size: dict[str, int],
     found: dict[str, float],
 ) -> dict[str, Any]:
     """The wave's record: volume, runs, validation, variance shares and the stop decision."""
-    before = region(earlier, volume_x, settings.cut, settings.rank)
-    after = region([*earlier, wave], volume_x, settings.cut, settings.rank)
+    before = volume_sample.inside(earlier)
+    after = volume_sample.inside([*earlier, wave])
     volume, previous = float(after.mean()), float(before.mean())
-    shares = wave.variance_shares(volume_x[after])
+    shares = wave.variance_shares(volume_sample.x[after])
     runs_next = settings.points_per_wave * settings.seeds_per_point
     stop = ""
     if not after.any():
@@ -769,7 +923,7 @@ def _posterior(
         accepted = (pat.misses(draws, chosen) == 0).all(axis=1)
     if len(draws):
         draws["accepted"] = accepted
-        write_parquet(out / "posterior.parquet", draws)
+        write_parquet(out / "posterior_runs.parquet", draws)
     summary = {
         "waves": [w.record for w in waves],
         "stopped_by": stopped_by,
@@ -845,9 +999,9 @@ def _region_sample(
 class SweepSimulator:
     """Runs a design of the baseline through the sweep engine (resumable, any engine)."""
 
-    population: int = 2_000
+    population: int = STUDY_POPULATION
     workers: int | None = None
-    progress: bool = False
+    progress: bool | None = False
     scheduler: str | None = None
     local_cluster: bool = False
 
@@ -880,19 +1034,47 @@ class SweepSimulator:
             resume=(folder / "manifest.json").exists(),
             progress=self.progress,
         )
-        rows = []
-        for (run, point, replicate, run_seed_), weeks in frame.groupby(
-            ["run", "point", "replicate", "seed"]
-        ):
-            rows.append(
-                {"run": run, "point": point, "replicate": replicate, "seed": run_seed_}
-                | pat.measure(weeks)
-            )
-        outcomes = pd.DataFrame(rows)
-        if outcomes.empty:
-            return pd.DataFrame(
-                columns=["run", "point", "replicate", "seed", *(p.name for p in pat.PATTERNS)]
-            )
-        return pd.concat(
-            [outcomes[["run", "point", "replicate", "seed"]], pat.pattern_values(outcomes)], axis=1
-        )
+        keys = ["run", "point", "replicate", "seed"]
+        if frame.empty:
+            return pd.DataFrame(columns=[*keys, *(p.name for p in pat.PATTERNS)])
+        outcomes = measure_runs(frame, keys)
+        return pd.concat([outcomes[keys], pat.pattern_values(outcomes)], axis=1)
+
+
+def measure_runs(frame: pd.DataFrame, keys: Sequence[str] = ("run",)) -> pd.DataFrame:
+    """Every outcome of ``patterns.OUTCOMES`` for every run of a sweep's weekly frame at once.
+
+    The same numbers as ``patterns.measure`` run by run (a test holds it to that), in
+    array operations over the whole frame: run by run, pandas took about 90 ms a run
+    here, more than the run itself at small sizes and a quarter of it at 8,000 agents.
+    One row per run (ordered by ``run``), with ``keys`` and one column per outcome.
+    """
+    frame = frame.sort_values(["run", "step"], kind="stable")
+    run = frame["run"].to_numpy()
+    step = frame["step"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    result = frame.iloc[starts][list(keys)].reset_index(drop=True)
+    for outcome in pat.OUTCOMES:
+        if outcome.rolling != 1 or outcome.how not in ("final", "total", "mean"):
+            result[outcome.name] = [outcome.measure(r) for _, r in frame.groupby("run")]
+            continue
+        weights = pd.Series(outcome.columns, dtype=float)
+        combined = np.nansum(frame[list(weights.index)].to_numpy(float) * weights.to_numpy(), 1)
+        values = combined if outcome.add else combined / weights.sum()
+        inside = np.ones(len(frame), bool)
+        if outcome.window is not None:
+            inside = (step >= outcome.window[0]) & (step <= outcome.window[1])
+        group = np.cumsum(np.r_[True, run[1:] != run[:-1]]) - 1  # the run's row in result
+        g, v = group[inside], values[inside]
+        count = np.bincount(g, minlength=len(starts))
+        if outcome.how == "final":
+            last = np.zeros(len(starts), int)
+            last[g] = np.arange(len(g))  # the last row of each run (rows in step order)
+            reduced = np.full(len(starts), np.nan)
+            reduced[count > 0] = v[last[count > 0]]
+        else:
+            total = np.bincount(g, weights=v, minlength=len(starts))
+            reduced = total if outcome.how == "total" else total / np.maximum(count, 1)
+            reduced = np.where(count > 0, reduced, np.nan)
+        result[outcome.name] = reduced
+    return result
