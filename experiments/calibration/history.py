@@ -646,20 +646,20 @@ def history_match(
     )
     _check_settings(Path(out), settings)
     simulate = simulate or SweepSimulator(population, workers, progress)
-    volume = Volume(stream(seed, _VOLUME).random((volume_sample, len(space.names))), cut, rank)
+    sample = Volume(stream(seed, _VOLUME).random((volume_sample, len(space.names))), cut, rank)
     waves: list[Wave] = []
     stopped_by, used = "", 0
     while not stopped_by:
         number = len(waves) + 1
         wave = _load_wave(out, number, space, targets, seed)
         if wave is None:
-            wave = _run_wave(out, number, waves, space, targets, settings, simulate, volume, used)
+            wave = _run_wave(out, number, waves, space, targets, settings, simulate, sample, used)
         waves.append(wave)
         used = int(wave.record["simulations_total"])
         stopped_by = wave.record["stop"]
         if progress:
-            volume = wave.record["volume"]
-            print(f"wave {number}: volume {volume:.3g}, {used:,} runs, {stopped_by or 'go on'}")
+            share = wave.record["volume"]
+            print(f"wave {number}: volume {share:.3g}, {used:,} runs, {stopped_by or 'go on'}")
     return _posterior(out, waves, space, targets, settings, simulate, patterns, used, stopped_by)
 
 
@@ -1042,39 +1042,22 @@ class SweepSimulator:
 
 
 def measure_runs(frame: pd.DataFrame, keys: Sequence[str] = ("run",)) -> pd.DataFrame:
-    """Every outcome of ``patterns.OUTCOMES`` for every run of a sweep's weekly frame at once.
+    """Every outcome of ``patterns.OUTCOMES`` for every run of a sweep's weekly frame.
 
-    The same numbers as ``patterns.measure`` run by run (a test holds it to that), in
-    array operations over the whole frame: run by run, pandas took about 90 ms a run
-    here, more than the run itself at small sizes and a quarter of it at 8,000 agents.
-    One row per run (ordered by ``run``), with ``keys`` and one column per outcome.
+    One row per run (ordered by ``run``) with ``keys`` and one column per outcome, each
+    run read from NumPy slices by ``abc.measure`` (the same floats as ``patterns.measure``);
+    run by run through pandas it took about 90 ms a run here, more than the run itself
+    at small sizes.
     """
+    from isk_defection.experiments.calibration.abc import measure
+
     frame = frame.sort_values(["run", "step"], kind="stable")
     run = frame["run"].to_numpy()
-    step = frame["step"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
-    result = frame.iloc[starts][list(keys)].reset_index(drop=True)
-    for outcome in pat.OUTCOMES:
-        if outcome.rolling != 1 or outcome.how not in ("final", "total", "mean"):
-            result[outcome.name] = [outcome.measure(r) for _, r in frame.groupby("run")]
-            continue
-        weights = pd.Series(outcome.columns, dtype=float)
-        combined = np.nansum(frame[list(weights.index)].to_numpy(float) * weights.to_numpy(), 1)
-        values = combined if outcome.add else combined / weights.sum()
-        inside = np.ones(len(frame), bool)
-        if outcome.window is not None:
-            inside = (step >= outcome.window[0]) & (step <= outcome.window[1])
-        group = np.cumsum(np.r_[True, run[1:] != run[:-1]]) - 1  # the run's row in result
-        g, v = group[inside], values[inside]
-        count = np.bincount(g, minlength=len(starts))
-        if outcome.how == "final":
-            last = np.zeros(len(starts), int)
-            last[g] = np.arange(len(g))  # the last row of each run (rows in step order)
-            reduced = np.full(len(starts), np.nan)
-            reduced[count > 0] = v[last[count > 0]]
-        else:
-            total = np.bincount(g, weights=v, minlength=len(starts))
-            reduced = total if outcome.how == "total" else total / np.maximum(count, 1)
-            reduced = np.where(count > 0, reduced, np.nan)
-        result[outcome.name] = reduced
-    return result
+    bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
+    columns = {c: frame[c].to_numpy() for c in ("step", *pat.COLUMNS)}
+    rows = [
+        measure({c: v[a:b] for c, v in columns.items()})
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+    result = frame.iloc[bounds[:-1]][list(keys)].reset_index(drop=True)
+    return pd.concat([result, pd.DataFrame(rows)], axis=1)
