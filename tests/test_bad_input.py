@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from isk_defection.experiments.calibration.holdout import HOLDABLE
 from isk_defection.experiments.cli import main
 from isk_defection.model.policy import LEVERS
 
@@ -477,6 +478,33 @@ CASES += [
     ),
     engine_case("calibrate", "--coverage-only", field="--coverage-only"),
     engine_case("calibrate", "--rescreen", "--resume", field="--rescreen"),
+    # ---- calibrate by history matching (the default method) and what goes with what ----
+    *(engine_case("calibrate", "--method", v, field="--method") for v in ("bayes", "", "ABC")),
+    *(engine_case("calibrate", "--waves", v, field="--waves") for v in ("0", "-1", "1.5", "x")),
+    *(engine_case("calibrate", "--points", v, field="--points") for v in ("5", "0", "1e9", "x")),
+    *(engine_case("calibrate", "--seeds", v, field="--seeds") for v in ("1", "0", "2.5", "x")),
+    *(
+        engine_case("calibrate", "--population", v, field="--population")
+        for v in ("0", "9", "inf", "nan", "1e12", "x")
+    ),
+    *(
+        engine_case("calibrate", "--hold-out", v, field="--hold-out")
+        for v in ("nope", "", "isk_2024,", "taliban_share", ",".join(HOLDABLE))
+    ),
+    engine_case("calibrate", "--simulations", "100", field="--simulations"),
+    *(
+        engine_case("calibrate", option, value, field=option)
+        for option, value in (("--particles", "20"), ("--minutes", "5"), ("--coverage", "2"))
+    ),
+    *(
+        engine_case("calibrate", "--method", "abc", option, value, field=option)
+        for option, value in (
+            ("--waves", "2"),
+            ("--points", "50"),
+            ("--seeds", "3"),
+            ("--hold-out", "isk_2024"),
+        )
+    ),
     # ---- reproduce, run, sweep: what goes with what --------------------------------------
     Case(["reproduce", "C2", "--all", "--out", "{out}"], "--all"),
     Case(["reproduce", "C2", "--draws", "5", "--out", "{out}"], "--draws"),

@@ -14,7 +14,7 @@ from isk_defection.experiments.calibration.priors import PRIORS, sample
 from isk_defection.experiments.claims import posterior as verdicts
 from isk_defection.experiments.claims.framework import DoseResponse
 from isk_defection.experiments.ensemble import load_ensemble
-from isk_defection.model.parameters import PARAMETERS
+from isk_defection.model.parameters import PARAMETERS, STUDY_POPULATION
 
 
 def test_every_pattern_has_a_source_and_a_role():
@@ -199,7 +199,8 @@ def test_coverage_only_needs_a_finished_calibration(tmp_path, capsys):
     from isk_defection.experiments.cli import main
 
     out = tmp_path / "empty"
-    assert main(["calibrate", "--coverage", "2", "--coverage-only", "--out", str(out)]) == 2
+    args = ["calibrate", "--method", "abc", "--coverage", "2", "--coverage-only", "--out"]
+    assert main([*args, str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "error: --out: no finished calibration" in err and len(err.splitlines()) == 1
     assert not out.exists()
@@ -228,6 +229,169 @@ def test_a_verdict_whose_interval_spans_a_threshold_is_marked_borderline():
     assert borderline((0.83, 0.94)) and borderline((0.05, 0.16))  # 90% / 10% inside
     assert borderline((0.96, 1.0)) == "" and borderline((0.0, 0.04)) == ""
     assert borderline((0.55, 0.74)) == ""  # DEPENDS either way
+
+
+# ---- history matching through the command line (--method history, the default) ----------
+def _calibrate(args, capsys):
+    from isk_defection.experiments.cli import main
+
+    code = main(["calibrate", *args])
+    captured = capsys.readouterr()
+    _calibrate.out = captured.out
+    return code, captured.err.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "hint"),
+    [
+        (["--hold-out", "nope"], "--hold-out", "isk_release, isk_june_2023"),
+        (["--hold-out", "isk_2024,"], "--hold-out", "comma list"),
+        (["--hold-out", "taliban_share"], "--hold-out", "by construction"),
+        (["--hold-out", "isk_2O24"], "--hold-out", "did you mean isk_2024"),
+        (["--hold-out", ",".join(p.name for p in pat.CONSTRAINING)], "--hold-out", "leave"),
+        (["--seeds", "1"], "--seeds", "[2, 1,000]"),
+        (["--method", "bayes"], "--method", "history, abc"),
+        (["--particles", "20"], "--particles", "only with --method abc"),
+        (["--rescreen"], "--rescreen", "only with --method abc"),
+        (["--method", "abc", "--hold-out", "isk_2024"], "--hold-out", "only with --method history"),
+        (["--method", "abc", "--waves", "3"], "--waves", "only with --method history"),
+        (["--simulations", "100"], "--simulations", "at least 240"),
+    ],
+)
+def test_calibrate_refuses_bad_history_options_in_one_line_writing_nothing(
+    tmp_path, capsys, args, field, hint
+):
+    out = tmp_path / "out"
+    code, err = _calibrate(["--quick", "--out", str(out), *args], capsys)
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"defection: error: {field}") and hint in err, err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_method_option_chooses_the_calibration(monkeypatch, tmp_path):
+    from isk_defection.experiments.calibration import command, matching
+    from isk_defection.experiments.cli import main
+
+    called = []
+    monkeypatch.setattr(matching, "calibrate", lambda out, budget, **kw: called.append(
+        ("history", budget, kw)))  # fmt: skip
+    monkeypatch.setattr(
+        command, "run", lambda out, budget, **kw: called.append(("abc", budget, kw))
+    )
+    assert main(["calibrate", "--out", str(tmp_path / "a"), "--hold-out", "isk_2024,cohesion"]) == 0
+    method, budget, kw = called[-1]
+    assert method == "history" and budget == matching.FULL
+    assert budget.population == matching.CALIBRATION_POPULATION == STUDY_POPULATION
+    assert kw["held_out"] == ("cohesion", "isk_2024") and kw["seed"] == command.SEED
+    main(["calibrate", "--quick", "--out", str(tmp_path / "b"), "--waves", "3", "--points",
+          "40", "--seeds", "3", "--population", "500", "--simulations", "900"])  # fmt: skip
+    budget = called[-1][1]
+    assert (budget.waves_max, budget.points_per_wave, budget.seeds_per_point) == (3, 40, 3)
+    assert (budget.population, budget.simulations) == (500, 900)
+    assert budget.posterior_points == matching.QUICK.posterior_points
+    assert main(["calibrate", "--method", "abc", "--quick", "--out", str(tmp_path / "c"),
+                 "--population", "300", "--particles", "8"]) == 0  # fmt: skip
+    method, budget, _ = called[-1]
+    assert method == "abc" and (budget.agents, budget.particles) == (300, 8)
+
+
+def test_a_quick_history_calibration_writes_a_posterior_the_ensemble_reads(tmp_path, capsys):
+    """End to end at a toy size: waves through the sweep engine, posterior, predictive
+    check on fresh seeds, hold-out scored against persistence, calibration.md."""
+    import json
+
+    from isk_defection.experiments import ensemble
+
+    out = tmp_path / "hm"
+    args = ["--quick", "--out", str(out), "--workers", "2", "--population", "200",
+            "--points", "20", "--waves", "1", "--simulations", "400",
+            "--hold-out", "isk_2024,cohesion"]  # fmt: skip
+    code, err = _calibrate(args, capsys)
+    assert code == 0, err
+    assert (
+        "wave 1: volume" in _calibrate.out and "predictive check on fresh seeds" in _calibrate.out
+    )
+    posterior = ensemble.load_posterior(out / "posterior.parquet")
+    assert len(posterior.table) >= 1 and posterior.table["weight"].sum() == pytest.approx(1.0)
+    assert set(posterior.parameters) == set(PRIORS)
+    assert posterior.table["draw"].is_unique and len(posterior.varying()) == len(PRIORS)
+    meta = posterior.meta
+    assert meta["held_out"] == ["cohesion", "isk_2024"] and meta["agents"] == 200
+    assert "isk_2024" not in meta["history_matched_to"] and meta["mode"] == "quick"
+    assert set(meta["fitted_to"]) <= set(meta["history_matched_to"])
+    assert ensemble.draw(posterior, 3, np.random.default_rng(0))[0].params.keys() == set(PRIORS)
+    wave = json.loads((out / "wave-01" / "wave.json").read_text())
+    assert wave["runs"] == 40 and set(wave["validation"]) == set(meta["history_matched_to"])
+    predictive = pd.read_csv(out / "predictive.csv")
+    accepted = pd.read_parquet(out / "posterior_runs.parquet").query("accepted")
+    assert not set(predictive["seed"]) & set(accepted["seed"])  # fresh seeds
+    assert len(predictive) == 2 * min(len(posterior.table), 15)
+    held = pd.read_csv(out / "holdout.csv").set_index("pattern")
+    assert list(held.index) == ["cohesion", "isk_2024"]
+    assert held.loc["isk_2024", "persistence_inside"] == pytest.approx(2_600 / 3_500)
+    report = (out / "calibration.md").read_text()
+    for heading in ("## Waves", "## Emulator validation", "## Attainable and unattainable",
+                    "## Posterior predictive check on fresh seeds",
+                    "## Hold-out forecast against persistence", "## Identification"):  # fmt: skip
+        assert heading in report, heading
+    assert "meet every attainable band" in report
+    # a second run into the same folder continues only with --resume (the waves' resume
+    # is test_history_matching's); refused, it writes nothing
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    code, err = _calibrate(args, capsys)
+    assert code == 2 and "--out:" in err and "add --resume" in err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_a_held_out_forecast_is_scored_against_its_band_and_persistence():
+    from isk_defection.experiments.calibration import holdout
+    from isk_defection.experiments.calibration.patterns import Pattern
+
+    level = Pattern("level", "level", lambda r: r["level"], 10.0, 20.0, "", "")
+    ratio = Pattern("ratio", "ratio", lambda r: r["ratio"], 0.1, 0.3, "", "")
+    count = Pattern("count", "count", lambda r: r["count"], 0.0, 5.0, "", "")
+    persistence = {
+        "level": holdout.Persistence("last level carried", 15.0, 35.0),  # a quarter inside
+        "ratio": holdout.Persistence("no change: ratio 1", 1.0, 1.0),  # outside
+        "count": "none: no earlier figure",
+    }
+    values = pd.DataFrame(
+        {
+            "level": [12.0] * 10 + [25.0] * 90,  # 10% inside: worse than 25%
+            "ratio": [0.2] * 80 + [0.9] * 20,  # 80% inside: beats 0%
+            "count": [1.0] * 100,
+        }
+    )
+    table = holdout.score(values, ["level", "ratio", "count"], (level, ratio, count), persistence)
+    table = table.set_index("pattern")
+    assert table.loc["level", "model_inside"] == pytest.approx(0.10)
+    assert table.loc["level", "persistence_inside"] == pytest.approx(0.25)
+    assert table.loc["level", "persistence_point_miss"] == pytest.approx(0.5)  # 25: 5 past 20
+    assert table.loc["level", "verdict"] == "worse than persistence"
+    assert table.loc["ratio", "persistence_inside"] == 0.0
+    assert table.loc["ratio", "skill"] == pytest.approx(0.8)
+    assert table.loc["ratio", "verdict"] == "beats persistence"
+    assert table.loc["count", "verdict"] == "no persistence analogue"
+    assert np.isnan(table.loc["count", "skill"]) and table.loc["count", "model_inside"] == 1.0
+    # with few runs the interval is wide and the same shares are no different
+    few = holdout.score(values.iloc[[0, 10, 11, 12]], ["level"], (level,), persistence)
+    assert few.loc[0, "verdict"] == "no different from persistence"
+
+
+def test_every_constraining_pattern_has_a_persistence_rule_or_says_why_not():
+    from isk_defection.experiments.calibration import holdout
+
+    assert set(holdout.PERSISTENCE) == set(holdout.HOLDABLE) == {p.name for p in pat.CONSTRAINING}
+    for name, forecast in holdout.PERSISTENCE.items():
+        if isinstance(forecast, str):
+            assert forecast.startswith("none: "), name
+        else:
+            assert forecast.rule and forecast.low <= forecast.high, name
+    # IS-K in 2024: the June 2023 level (band 3,400-6,900) carried forward
+    isk_2024 = holdout.PERSISTENCE["isk_2024"]
+    assert isinstance(isk_2024, holdout.Persistence)
+    assert (isk_2024.low, isk_2024.high) == (3_400, 6_900)
+    assert holdout.parse(" isk_2024 ,cohesion") == ("cohesion", "isk_2024")
 
 
 # ---------------------------------------------------------------- the simulate path's speed-ups

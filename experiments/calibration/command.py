@@ -1,18 +1,31 @@
-"""``defection calibrate``: screen, fit by ABC-SMC, write the posterior and its diagnostics.
+"""``defection calibrate``: fit a posterior to the reported patterns, with its diagnostics.
 
-Writes into ``--out`` (default ``results/posterior``):
+Two methods (``--method``):
 
-* ``screen.json``, ``screen.csv``, ``screen.png`` — Morris screening and the inferred set
-  (kept and reused unless ``--rescreen``: screening is the costly first step);
-* ``abc.db`` — pyabc's database of every generation (``--resume`` continues from it);
-* ``posterior.parquet`` + ``posterior.json`` — the weighted draws in the format of
-  ``experiments.ensemble`` (model version, patterns fitted, method, budget, acceptance);
-* ``predictive.csv``, ``predictive.png``, ``marginals.png``, ``pairs.png``,
-  ``identifiability.csv`` and ``calibration.md`` — the diagnostics in figures and words;
-* ``coverage.csv`` (with ``--coverage N``) — the synthetic-data coverage check.
+``history`` (the default; ``experiments/calibration/matching.py``)
+    history matching with Gaussian-process emulators in waves over every parameter with
+    a prior, then rejection at distance 0 inside the final non-implausible region; the
+    posterior is re-run on fresh seeds, and ``--hold-out PATTERNS`` fits without some
+    patterns and scores their forecast against a persistence forecast. Writes the waves
+    (``wave-NN/``), the posterior, ``predictive.csv`` and ``calibration.md``.
+``abc`` (kept for comparison)
+    a Morris screen, then ABC-SMC (pyabc) over the influential parameters. Writes into
+    ``--out``:
 
-``--quick`` (CI) runs a tiny screen if none is kept, a two-generation ABC with 16
-particles, and writes into ``--out`` (never over the committed posterior unless asked).
+    * ``screen.json``, ``screen.csv``, ``screen.png`` — Morris screening and the inferred
+      set (kept and reused unless ``--rescreen``: screening is the costly first step);
+    * ``abc.db`` — pyabc's database of every generation (``--resume`` continues from it);
+    * ``predictive.csv``, ``predictive.png``, ``marginals.png``, ``pairs.png``,
+      ``identifiability.csv`` and ``calibration.md`` — the diagnostics in figures and words;
+    * ``coverage.csv`` (with ``--coverage N``) — the synthetic-data coverage check.
+
+Both write ``posterior.parquet`` + ``posterior.json``, the draws in the format of
+``experiments.ensemble`` (model version, patterns fitted, method, budget), which
+``--posterior`` reads everywhere.
+
+``--quick`` (CI) runs a small calibration into ``--out`` in about two minutes (history:
+1,000 agents, 2 waves of 60 points; abc: a tiny screen if none is kept, a two-generation
+ABC with 16 particles).
 """
 
 from __future__ import annotations
@@ -28,7 +41,8 @@ if TYPE_CHECKING:  # the command line imports this module; the work imports the 
 
     from isk_defection.experiments.calibration.abc import Budget
 
-from isk_defection.experiments.options import add_engine_options, integer, number
+from isk_defection.experiments.calibration import matching
+from isk_defection.experiments.options import add_engine_options, choice, integer, number
 
 MAX_PARTICLES = 100_000  # per generation
 MAX_SIMULATIONS = 100_000_000
@@ -39,36 +53,97 @@ SEED = 2021
 PREDICTIVE = {False: 60, True: 8}  # posterior predictive simulations (full, quick)
 POINT_SEEDS = {False: 8, True: 2}  # seeds per point in the defaults-vs-median check
 TRAJECTORIES = {False: 6, True: 1}  # Morris trajectories (full, quick)
+POPULATION_ABC = 2_000  # abc.POPULATION (not imported here: the command line stays light)
+METHODS = ("history", "abc")
+MAX_WAVES = 100
+MAX_POINTS = 100_000  # design points per wave
+MAX_SEEDS = 1_000  # seeds per design point
+MAX_POPULATION = 5_000_000  # agents per run (the model's own bound)
+ABC_ONLY = ("particles", "minutes", "rescreen", "coverage", "coverage_only")
+HISTORY_ONLY = ("waves", "points", "seeds", "hold_out")
+
+
+def hold_out(text: str) -> tuple[str, ...]:
+    """``--hold-out``'s converter: constraining pattern names (one-line error otherwise)."""
+    from isk_defection.experiments.calibration import holdout
+
+    try:
+        return holdout.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     """Register ``defection calibrate``."""
+    full, quick = matching.FULL, matching.QUICK
     cal = commands.add_parser(
         "calibrate",
         parents=[common],
-        help="fit a posterior to the reported patterns (Morris screen + ABC-SMC, pyabc)",
-        description="Screens the priors (Morris), fits the influential parameters by ABC-SMC "
-        "against the reported pattern bands, and writes the posterior ensemble and its "
-        "diagnostics to OUT (see docs/ODD.md section 9).",
+        help="fit a posterior to the reported patterns (history matching; ABC-SMC with "
+        "--method abc)",
+        description="Fits the model's uncertain parameters to the reported pattern bands and "
+        "writes the posterior ensemble and its diagnostics to OUT (see docs/ODD.md section "
+        "9). The default method is history matching with Gaussian-process emulators in "
+        "waves, then rejection inside the non-implausible region; --method abc runs the "
+        "Morris screen and ABC-SMC (pyabc) instead, for comparison.",
+    )
+    cal.add_argument(
+        "--method",
+        type=choice("method", METHODS),
+        default="history",
+        metavar="{history,abc}",
+        help="history matching (default) or ABC-SMC",
     )
     cal.add_argument("--quick", action="store_true", help="a CI-sized run (about 2 minutes)")
     cal.add_argument(
         "--out", default="results/posterior", help="output folder (default results/posterior)"
     )
-    cal.add_argument("--rescreen", action="store_true", help="redo the Morris screening")
+    history = cal.add_argument_group("history matching (--method history)")
+    history.add_argument(
+        "--waves",
+        type=integer(1, MAX_WAVES),
+        help=f"most waves (default {full.waves_max}, quick {quick.waves_max}); they stop "
+        "earlier when the non-implausible volume stops shrinking",
+    )
+    history.add_argument(
+        "--points",
+        type=integer(10, MAX_POINTS),
+        help=f"design points per wave (default {full.points_per_wave:,}, quick "
+        f"{quick.points_per_wave})",
+    )
+    history.add_argument(
+        "--seeds",
+        type=integer(2, MAX_SEEDS),
+        help=f"seeds per design point, at least 2 (default {full.seeds_per_point})",
+    )
+    history.add_argument(
+        "--hold-out",
+        type=hold_out,
+        metavar="PATTERNS",
+        help="calibrate without these patterns (comma list of constraining pattern names) "
+        "and score their forecast against the bands and a persistence forecast",
+    )
     cal.add_argument(
+        "--population",
+        type=integer(10, MAX_POPULATION),
+        help=f"agents per run (history: default {full.population:,}, quick "
+        f"{quick.population:,}; abc: default {POPULATION_ABC:,})",
+    )
+    abc = cal.add_argument_group("ABC-SMC (--method abc)")
+    abc.add_argument("--rescreen", action="store_true", help="redo the Morris screening")
+    abc.add_argument(
         "--coverage",
         type=integer(1, MAX_COVERAGE),
         metavar="N",
         help="also check coverage: N synthetic data sets calibrated in quick mode",
     )
-    cal.add_argument(
+    abc.add_argument(
         "--coverage-only",
         action="store_true",
         help="with --coverage N: skip the fit; check coverage for the screen in --out and "
         "add its table to --out/calibration.md",
     )
-    cal.add_argument(
+    abc.add_argument(
         "--particles",
         type=integer(2, MAX_PARTICLES),
         help="particles per generation (default 200)",
@@ -76,9 +151,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     cal.add_argument(
         "--simulations",
         type=integer(1, MAX_SIMULATIONS),
-        help="simulation budget (default 12,000)",
+        help=f"simulation budget (history: default {full.simulations:,}, quick "
+        f"{quick.simulations:,}, the waves and the posterior; abc: default 12,000)",
     )
-    cal.add_argument(
+    abc.add_argument(
         "--minutes",
         type=number(0, MAX_MINUTES, open_low=True),
         help="wall-time safety stop of the ABC in minutes (default: 4 h, quick 30 min); the "
@@ -89,14 +165,76 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--seed",
         type=integer(0, 2**63 - 1),
         default=SEED,
-        help=f"seed of every particle (default {SEED}; local processes)",
+        help=f"seed of the whole calibration (default {SEED})",
     )
     add_engine_options(cal, what="calibration")
     cal.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run the command."""
+    """Run the command (every option checked before anything is written)."""
+    from isk_defection.experiments.console import progress
+
+    wrong = ABC_ONLY if args.method == "history" else HISTORY_ONLY
+    for name in wrong:
+        if getattr(args, name) not in (None, False):
+            other = "abc" if args.method == "history" else "history"
+            raise ValueError(
+                f"--{name.replace('_', '-')}: only with --method {other} (this is "
+                f"--method {args.method})"
+            )
+    if args.method == "history":
+        return handle_history(args, progress(args))
+    return handle_abc(args, progress(args))
+
+
+def history_budget(args: argparse.Namespace) -> matching.HistoryBudget:
+    """The history-matching budget: quick or full, with the options given."""
+    import dataclasses
+
+    budget = matching.QUICK if args.quick else matching.FULL
+    changes = {
+        k: v
+        for k, v in (
+            ("waves_max", args.waves),
+            ("points_per_wave", args.points),
+            ("seeds_per_point", args.seeds),
+            ("simulations", args.simulations),
+            ("population", args.population),
+        )
+        if v is not None
+    }
+    budget = dataclasses.replace(budget, **changes)
+    least = budget.points_per_wave * budget.seeds_per_point + budget.posterior_points
+    if budget.simulations < least:
+        raise ValueError(
+            f"--simulations: must be at least {least:,} for one wave of "
+            f"{budget.points_per_wave:,} points x {budget.seeds_per_point} seeds and a "
+            f"posterior batch of {budget.posterior_points:,} (got {budget.simulations:,})"
+        )
+    return budget
+
+
+def handle_history(args: argparse.Namespace, shown: bool | None) -> int:
+    """``--method history``: history matching, posterior, predictive check, calibration.md."""
+    matching.calibrate(
+        Path(args.out),
+        history_budget(args),
+        held_out=args.hold_out or (),
+        seed=args.seed,
+        quick=args.quick,
+        resume=args.resume,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        local_cluster=args.local_cluster,
+        progress=shown,
+        quiet=getattr(args, "quiet", False),
+    )
+    return 0
+
+
+def handle_abc(args: argparse.Namespace, shown: bool | None) -> int:
+    """``--method abc``: Morris screen and ABC-SMC, as before history matching."""
     from isk_defection.experiments.calibration import abc
 
     budget = abc.QUICK if args.quick else abc.FULL
@@ -106,6 +244,7 @@ def handle(args: argparse.Namespace) -> int:
             ("particles", args.particles),
             ("simulations", args.simulations),
             ("minutes", args.minutes),
+            ("agents", args.population),
         )
         if v is not None
     }
@@ -113,8 +252,6 @@ def handle(args: argparse.Namespace) -> int:
     budget = abc.Budget(**(budget.__dict__ | changes))
     if args.coverage_only and args.coverage is None:
         raise ValueError("--coverage-only: only with --coverage N (N synthetic data sets)")
-    from isk_defection.experiments.console import progress
-
     if args.coverage_only:
         return coverage_only(Path(args.out), args.coverage, workers=args.workers)
     if args.rescreen and args.resume:
@@ -131,7 +268,7 @@ def handle(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         local_cluster=args.local_cluster,
-        progress=progress(args),
+        progress=shown,
         seed=args.seed,
     )
     return 0
