@@ -128,10 +128,52 @@ class RobustnessTable(_Table):
 
 
 class StressTable(RobustnessTable):
-    """``[stress]``: fresh draws and seeds for the out-of-sample test."""
+    """``[stress]``: fresh draws and seeds for the out-of-sample test, and its target."""
 
     draws: Annotated[int, _count(1, MAX_DRAWS)] = 100
     seeds: Annotated[int, _count(1, MAX_SEEDS)] = 1
+    target_shift: Annotated[float, Field(gt=0.0, le=10.0)] = 0.10
+
+
+Timing = Literal["at_once", "ramped", "late"]
+TIMINGS: tuple[str, ...] = get_args(Timing)
+Dose = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ModerationTable(_Table):
+    """``[moderation]``: the structured moderating paths seeded into generation 1."""
+
+    levels: Annotated[
+        list[Annotated[float, Field(gt=0.0, le=1.0)]] | None,
+        Field(min_length=1, max_length=20, description="a list of 1-20 levels in (0, 1]"),
+    ] = None
+    timings: Annotated[
+        list[Timing] | None,
+        Field(min_length=1, max_length=3, description=f"a list of {', '.join(TIMINGS)}"),
+    ] = None
+    late_periods: Annotated[int | None, _count(1, MAX_STEPS)] = None
+    seed: bool = True
+    stress_paths: Annotated[int, _count(0, 1_000)] = 4
+
+
+class DoseResponseTable(_Table):
+    """``[dose_response]``: each lever alone at each dose, the rest at the actual policy."""
+
+    levers: Annotated[list[str] | None, Field(description="a list of model levers")] = None
+    doses: Annotated[
+        list[Dose] | None,
+        Field(min_length=1, max_length=101, description="a list of 1-101 doses in [0, 1]"),
+    ] = None
+
+
+class SensitivityTable(_Table):
+    """``[sensitivity]``: the answer under other levels of one constraint (same archive)."""
+
+    constraint: str | None = None
+    levels: Annotated[
+        list[float] | None,
+        Field(min_length=1, max_length=20, description="a list of 1-20 finite numbers"),
+    ] = None
 
 
 class AlgorithmTable(_Table):
@@ -163,6 +205,8 @@ class ConstraintTable(_Table):
     statistic: Statistic = "mean"
     max: float | None = None
     min: float | None = None
+    max_vs_reference: float | None = None  # paired: the policy minus the actual policy
+    min_vs_reference: float | None = None
 
 
 class _OptimizeTables(_Table):
@@ -174,6 +218,9 @@ class _OptimizeTables(_Table):
     objectives: dict[str, ObjectiveTable] = {}
     constraints: dict[str, ConstraintTable] = {}
     stress: StressTable = StressTable()
+    moderation: ModerationTable = ModerationTable()
+    dose_response: DoseResponseTable = DoseResponseTable()
+    sensitivity: SensitivityTable = SensitivityTable()
 
 
 class OptimizeFile(_OptimizeTables):
@@ -616,12 +663,43 @@ class Constraint:
     statistic: str
     bound: float
     upper: bool  # True: statistic <= bound; False: statistic >= bound
+    relative: bool = False  # on the paired difference from the actual policy (first reference)
+
+    def text(self, bound: float | None = None) -> str:
+        """The constraint in words (at ``bound`` instead of its own, if given)."""
+        bound = self.bound if bound is None else bound
+        sign = "<=" if self.upper else ">="
+        if self.relative:
+            return (
+                f"{self.statistic} of ({self.measure.name} minus the actual policy's in the same "
+                f"scenario) {sign} {bound:+g}"
+            )
+        return f"{self.statistic} of {self.measure.name} {sign} {bound:g}"
+
+    def holds(self, value: np.ndarray, bound: float | None = None) -> np.ndarray:
+        """Whether statistics ``value`` (natural units) meet the constraint (at ``bound``)."""
+        bound = self.bound if bound is None else bound
+        return np.asarray(value <= bound + 1e-12 if self.upper else value >= bound - 1e-12)
+
+
+@dataclass(frozen=True)
+class ModeratingPath:
+    """A structured moderating path of generation 1: levers, level and timing.
+
+    ``levers`` are searched levers (``womens_rights``, ``inclusion``, both, or the alias
+    ``moderation``) held at ``level`` ``at_once`` (every period), ``ramped`` (from the
+    actual policy's level in even steps to ``level`` in the last period) or ``late``
+    (the actual policy's level, then ``level`` in the last ``late_periods`` periods);
+    every other lever follows the actual policy (the first reference).
+    """
+
+    levers: tuple[str, ...]
+    level: float
+    timing: str
 
     def text(self) -> str:
-        """The constraint in words."""
-        return (
-            f"{self.statistic} of {self.measure.name} {'<=' if self.upper else '>='} {self.bound:g}"
-        )
+        """``inclusion 0.5 ramped``."""
+        return f"{' + '.join(self.levers)} {self.level:g} {self.timing.replace('_', ' ')}"
 
 
 @dataclass(frozen=True)
@@ -653,6 +731,16 @@ class OptimizeSpec:
     quick: bool
     source: dict[str, Any]
     notes: tuple[str, ...] = ()  # what was left out because this model version lacks it
+    # issue 21: moderation searched (seeded), analysed lever by lever, and its conditions
+    moderation_paths: tuple[ModeratingPath, ...] = ()  # seeded into generation 1
+    moderation_declared: int = 0  # how many the [moderation] table declares (before trimming)
+    late_periods: int = 1
+    moderation_stress_paths: int = 4  # per moderation lever, its best paths stress-tested
+    dose_levers: tuple[str, ...] = ()  # model levers of the per-lever dose-response
+    doses: tuple[float, ...] = ()
+    sensitivity_constraint: str | None = None
+    sensitivity_levels: tuple[float, ...] = ()  # besides none, loose to tight
+    target_shift: float = 0.10  # the stress test's target: median shift at most this
 
     @property
     def digest(self) -> str:
@@ -688,6 +776,23 @@ class OptimizeSpec:
     def moderation_levers(self) -> list[str]:
         """Searched levers that stand for moderation (women's rights, inclusion)."""
         return [lever.name for lever in self.levers if lever.name in MODERATION]
+
+    @property
+    def moderation_targets(self) -> list[str]:
+        """The model's moderation levers the search sets (each asked about separately)."""
+        targets = {t for lever in self.levers if lever.name in MODERATION for t in lever.targets}
+        return [t for t in MODERATION if t in targets]
+
+    @property
+    def stress_size(self) -> int:
+        """At most this many policies in the stress test: Pareto, moderating, references."""
+        moderating = self.moderation_stress_paths * len(self.moderation_targets)
+        return self.pareto_max + moderating + len(self.references)
+
+    @property
+    def dose_runs(self) -> int:
+        """Model runs of the per-lever dose-response (every lever, dose and scenario)."""
+        return len(self.dose_levers) * len(self.doses) * self.scenarios
 
 
 def load_optimize_spec(source: str | Path | dict[str, Any], quick: bool = False) -> OptimizeSpec:
@@ -756,7 +861,15 @@ def _build(raw: dict[str, Any], quick: bool) -> OptimizeSpec:
         quick=quick,
         source=raw,
         notes=tuple(notes),
+        target_shift=tables.stress.target_shift,
     )
+    spec = dataclasses.replace(
+        spec,
+        **_moderation(spec, tables.moderation, raw.get("moderation", {}), notes),
+        **_dose_response(spec, tables.dose_response),
+        **_sensitivity(spec, tables.sensitivity),
+    )
+    spec = dataclasses.replace(spec, notes=tuple(notes))
     _check_size_of_search(spec)
     _check_runs(spec)
     return spec
@@ -765,7 +878,8 @@ def _build(raw: dict[str, Any], quick: bool) -> OptimizeSpec:
 def _check_size_of_search(spec: OptimizeSpec) -> None:
     """Refuse a search whose model runs (search and stress test) exceed ``MAX_RUNS``."""
     search = spec.scenarios * (len(spec.references) + spec.population * spec.generations)
-    stress = spec.stress_draws * spec.stress_seeds * (spec.pareto_max + len(spec.references))
+    search += spec.dose_runs
+    stress = spec.stress_draws * spec.stress_seeds * spec.stress_size
     if search + stress > MAX_RUNS:
         raise ValueError(
             f"algorithm.generations: the search and stress test need {search + stress:,} model "
@@ -888,14 +1002,120 @@ def _constraints(
         where = f"constraints.{name}"
         measure = measure_for(f"{where}.measure", table.measure or name)
         statistic = _statistic(f"{where}.statistic", table.statistic, references)
-        if (table.max is None) == (table.min is None):
-            raise ValueError(f"{where}: give exactly one of max or min")
-        upper = table.max is not None
-        bound = table.max if table.max is not None else table.min
-        assert bound is not None  # the schema requires exactly one of max or min
+        given = {
+            key: value
+            for key in ("max", "min", "max_vs_reference", "min_vs_reference")
+            if (value := getattr(table, key)) is not None
+        }
+        if len(given) != 1:
+            raise ValueError(
+                f"{where}: give exactly one of max, min, max_vs_reference or min_vs_reference"
+            )
+        (key, bound), *_ = given.items()
+        relative = key.endswith("_vs_reference")
+        if relative and not references:
+            raise ValueError(f"{where}.{key}: needs a reference policy (optimize.references)")
+        upper = key.startswith("max")
         if not _left_out(where, measure, notes):
-            constraints.append(Constraint(name, measure, statistic, float(bound), upper))
+            constraints.append(
+                Constraint(name, measure, statistic, float(bound), upper, relative=relative)
+            )
     return tuple(constraints)
+
+
+def _moderation(
+    spec: OptimizeSpec, table: ModerationTable, raw: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """The structured moderating paths of generation 1, checked against the search space.
+
+    Declared levels and timings that do not fit in the population are refused; the
+    defaults (levels 0.3, 0.5, 0.8; every timing) are trimmed to fit, with a note.
+    """
+    late = table.late_periods if table.late_periods is not None else max(1, spec.periods // 2)
+    if table.late_periods is not None and late >= spec.periods:
+        raise ValueError(
+            f"moderation.late_periods: must be fewer than optimize.periods ({spec.periods}) "
+            f"(got {late})"
+        )
+    out: dict[str, Any] = {"late_periods": late, "moderation_stress_paths": table.stress_paths}
+    searched = spec.moderation_levers
+    if not table.seed or not searched:
+        return out
+    levels = tuple(table.levels or (0.3, 0.5, 0.8))
+    timings = tuple(dict.fromkeys(table.timings or TIMINGS))
+    bounds = {lever.name: (lever.low, lever.high) for lever in spec.levers}
+    for level in levels:
+        for name in searched:
+            low, high = bounds[name]
+            if not low - 1e-12 <= level <= high + 1e-12:
+                raise ValueError(
+                    f"moderation.levels: must be within bounds.{name} [{low:g}, {high:g}] "
+                    f"(got {level:g})"
+                )
+    combos = [(name,) for name in searched] + ([tuple(searched)] if len(searched) > 1 else [])
+    paths = tuple(
+        ModeratingPath(levers, float(level), timing)
+        for level in dict.fromkeys(levels)
+        for timing in timings
+        for levers in combos
+    )
+    room = spec.population - (len(spec.references) if spec.seed_population else 0)
+    if len(paths) > room:
+        if "levels" in raw or "timings" in raw:
+            raise ValueError(
+                f"moderation.levels: {len(paths)} moderating paths ({len(combos)} lever "
+                f"combination{'s' * (len(combos) != 1)} x {len(levels)} levels x "
+                f"{len(timings)} timings) do not fit: at most {max(room, 0)} fit in "
+                f"algorithm.population ({spec.population}, {spec.population - room} taken by "
+                "the references); declare fewer levels or timings"
+            )
+        notes.append(
+            f"generation 1 seeds {max(room, 0)} of the {len(paths)} default moderating paths "
+            f"(algorithm.population {spec.population}); declare [moderation] levels and "
+            "timings to choose them"
+        )
+    out |= {"moderation_paths": paths[: max(room, 0)], "moderation_declared": len(paths)}
+    return out
+
+
+def _dose_response(spec: OptimizeSpec, table: DoseResponseTable) -> dict[str, Any]:
+    """The per-lever analysis: model levers (default women's rights and inclusion), doses."""
+    levers: tuple[str, ...]
+    if table.levers is None:
+        levers = tuple(name for name in ("inclusion", "womens_rights") if name in LEVERS)
+        levers = levers if spec.references else ()
+    else:
+        if table.levers and not spec.references:
+            raise ValueError("dose_response.levers: needs a reference policy (optimize.references)")
+        for name in table.levers:
+            if name not in LEVERS:
+                raise ValueError(
+                    f"dose_response.levers: unknown lever {name!r}; must be one of "
+                    f"{', '.join(LEVERS)}"
+                )
+        levers = tuple(dict.fromkeys(table.levers))
+    doses = table.doses if table.doses is not None else [k / 10 for k in range(11)]
+    return {"dose_levers": levers, "doses": tuple(sorted({float(d) for d in doses}))}
+
+
+def _sensitivity(spec: OptimizeSpec, table: SensitivityTable) -> dict[str, Any]:
+    """Which constraint the sensitivity table varies, and its levels from loose to tight."""
+    names = [c.name for c in spec.constraints]
+    if table.constraint is not None and table.constraint not in names:
+        allowed = ", ".join(names) or "none declared"
+        raise ValueError(
+            f"sensitivity.constraint: must be a declared constraint ({allowed}) "
+            f"(got {table.constraint!r})"
+        )
+    if not spec.constraints:
+        if table.levels is not None:
+            raise ValueError("sensitivity.levels: needs a constraint ([constraints.NAME])")
+        return {}
+    constraint = spec.constraints[names.index(table.constraint or names[0])]
+    bound = constraint.bound
+    levels = table.levels if table.levels is not None else [2 * bound, bound, bound / 2]
+    loose_first = sorted({float(v) for v in levels}, reverse=constraint.upper)
+    return {"sensitivity_constraint": constraint.name, "sensitivity_levels": tuple(loose_first)}
 
 
 def _check_runs(spec: OptimizeSpec) -> None:

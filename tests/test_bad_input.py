@@ -586,6 +586,27 @@ CASES += [
     optimize_case("quick.algorithm", "population", 1, "quick.algorithm.population"),
     optimize_case("quick.quick", "x", 1, "quick.quick"),
     optimize_case("quick.stress", "draws", 0, "quick.stress.draws"),
+    # ---- optimize: moderation seeded, per-lever doses, relative constraints (issue 21) --
+    *(optimize_case("moderation", "levels", v) for v in ([0], [1.5], [], "0.5", [True])),
+    optimize_case("moderation", "levels", [0.1 * k for k in range(1, 10)]),  # 27 paths, room for 6
+    *(optimize_case("moderation", "timings", v) for v in (["soon"], "late", [], [1])),
+    *(optimize_case("moderation", "late_periods", v) for v in (0, 2, 1.5, "1")),
+    *(optimize_case("moderation", "seed", v) for v in ("yes", 1)),
+    *(optimize_case("moderation", "stress_paths", v) for v in (-1, 1.5, 10**6)),
+    optimize_case("moderation", "colour", 1),
+    *(optimize_case("dose_response", "levers", v) for v in (["nope"], "inclusion", [1])),
+    *(optimize_case("dose_response", "doses", v) for v in ([2], [-0.1], [], "x", [float("nan")])),
+    *(optimize_case("sensitivity", "constraint", v) for v in ("nope", 3)),
+    *(optimize_case("sensitivity", "levels", v) for v in ([], "x", [float("nan")], [True])),
+    *(optimize_case("stress", "target_shift", v) for v in (0, -0.1, 11, "x", float("inf"))),
+    *(
+        optimize_case("constraints.regime_losses", key, v)
+        for key in ("max_vs_reference", "min_vs_reference")
+        for v in (float("nan"), "x", True)
+    ),
+    optimize_case(
+        "constraints.regime_losses", "max_vs_reference", 0.02, "constraints.regime_losses"
+    ),
     Case(
         ["optimize", "{spec}", "--out", "{out}"],
         "objectives",

@@ -56,23 +56,46 @@ def objective_losses(
     return np.stack(columns, axis=-1)
 
 
-def constraint_violations(
+def constraint_values(
     spec: OptimizeSpec, values: np.ndarray, reference: np.ndarray | None
 ) -> np.ndarray:
-    """``G <= 0`` means satisfied: ``(policies, constraints)``."""
+    """Each constraint's statistic in natural units: ``(policies, constraints)``.
+
+    A relative constraint (``max_vs_reference``, ``min_vs_reference``) takes the statistic
+    of the paired difference from the actual policy (the first reference) in the same
+    scenario: ``mean`` its mean, ``p90`` (and ``regret``) the 90th percentile of the loss,
+    i.e. for an upper bound the 90th percentile of the difference.
+    """
     index = measure_index(spec)
     columns = []
     for constraint in spec.constraints:
         raw = values[..., index[constraint.measure.name]]
         sense = "min" if constraint.upper else "max"
+        kind = constraint.statistic
         ref = None
-        if reference is not None:
+        if constraint.relative:
+            if reference is None:
+                raise ValueError(f"constraints.{constraint.name}: needs the actual policy's runs")
+            raw = raw - reference[:, index[constraint.measure.name]]
+            kind = "p90" if kind == "regret" else kind
+        elif reference is not None:
             ref = loss(reference[:, index[constraint.measure.name]], sense)
-        value = natural(statistic(loss(raw, sense), constraint.statistic, ref), sense)
-        columns.append(value - constraint.bound if constraint.upper else constraint.bound - value)
+        columns.append(natural(statistic(loss(raw, sense), kind, ref), sense))
     if not columns:
         return np.zeros((values.shape[0], 0))
     return np.stack(columns, axis=-1)
+
+
+def constraint_violations(
+    spec: OptimizeSpec, values: np.ndarray, reference: np.ndarray | None
+) -> np.ndarray:
+    """``G <= 0`` means satisfied: ``(policies, constraints)``."""
+    value = constraint_values(spec, values, reference)
+    if not spec.constraints:
+        return value
+    bound = np.array([c.bound for c in spec.constraints])
+    upper = np.array([c.upper for c in spec.constraints])
+    return np.where(upper, value - bound, bound - value)
 
 
 def natural(losses: np.ndarray, sense: str) -> np.ndarray:

@@ -5,6 +5,7 @@ This name stays importable for the policy-search modules that read an ``Optimize
 
 from isk_defection.experiments.spec import (
     Constraint,
+    ModeratingPath,
     Objective,
     OptimizeSpec,
     SearchLever,
@@ -14,6 +15,7 @@ from isk_defection.experiments.spec import (
 
 __all__ = [
     "Constraint",
+    "ModeratingPath",
     "Objective",
     "OptimizeSpec",
     "SearchLever",
