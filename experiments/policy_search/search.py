@@ -48,7 +48,7 @@ from isk_defection.experiments.policy_search.robust import (
     non_dominated,
     objective_losses,
 )
-from isk_defection.experiments.policy_search.spec import OptimizeSpec
+from isk_defection.experiments.policy_search.spec import ModeratingPath, OptimizeSpec
 from isk_defection.model import DefectionModel
 from isk_defection.model.policy import Schedule
 
@@ -209,9 +209,10 @@ class Evaluations:
         self.spec, self.pool, self.progress, self.journal = spec, pool, progress, journal
         self.runs = 0
         self.cpu = 0.0
-        self.done: dict[str, tuple[list[float], float]] = _read_journal(journal)
+        self.patterns: dict[str, list[float]] = {}  # pattern values of runs that record them
+        self.done: dict[str, tuple[list[float], float]] = _read_journal(journal, self.patterns)
 
-    def key(self, policy: Policy, scene: Scenario) -> str:
+    def key(self, policy: Policy, scene: Scenario, patterns: bool = False) -> str:
         """What determines a run's result, hashed: preset, levers, seed, parameters, measures."""
         content = [
             policy.preset,
@@ -221,16 +222,28 @@ class Evaluations:
             self.spec.steps,
             [m.name for m in self.spec.measures],
         ]
+        if patterns:  # the same run, also read for the calibration patterns
+            content.append("patterns")
         return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:24]
 
-    def values(self, policies: Sequence[Policy], scenes: Sequence[Scenario]) -> np.ndarray:
-        """Measures ``(policies, scenarios, measures)``; a failed run stops the search."""
+    def pattern_values(self, policy: Policy, scenes: Sequence[Scenario]) -> np.ndarray:
+        """The calibration patterns' values ``(scenarios, patterns)`` of runs made with them."""
+        return np.array([self.patterns[self.key(policy, s, True)] for s in scenes], dtype=float)
+
+    def values(
+        self, policies: Sequence[Policy], scenes: Sequence[Scenario], patterns: bool = False
+    ) -> np.ndarray:
+        """Measures ``(policies, scenarios, measures)``; a failed run stops the search.
+
+        With ``patterns`` every run also yields the calibration patterns' values
+        (:meth:`pattern_values`).
+        """
         measures = self.spec.measures
         out = np.full((len(policies), len(scenes), len(measures)), np.nan)
         keys = {}
         for p, policy in enumerate(policies):
             for s, scene in enumerate(scenes):
-                key = keys[p, s] = self.key(policy, scene)
+                key = keys[p, s] = self.key(policy, scene, patterns)
                 if key in self.done:
                     out[p, s] = self.done[key][0]
                     self._count(self.done[key][1])
@@ -245,6 +258,7 @@ class Evaluations:
                     scene.seed,
                     self.spec.fixed | scene.params | policy.levers,
                     measures,
+                    patterns,
                 ),
             )
             for p, policy in enumerate(policies)
@@ -264,8 +278,10 @@ class Evaluations:
                 out[result.policy, result.scenario] = result.values
                 key = keys[result.policy, result.scenario]
                 self.done[key] = (list(result.values), result.cpu)
+                line = {"key": key, "values": list(result.values), "cpu": result.cpu}
+                if result.patterns is not None:
+                    self.patterns[key] = line["patterns"] = list(result.patterns)
                 if journal is not None:
-                    line = {"key": key, "values": list(result.values), "cpu": result.cpu}
                     journal.write(json.dumps(line) + "\n")
                     journal.flush()
                 self._count(result.cpu)
@@ -283,15 +299,23 @@ class Evaluations:
             self.progress(1)
 
 
-def _read_journal(path: Path | None) -> dict[str, tuple[list[float], float]]:
-    """Finished runs from a journal; a line cut short by a kill is ignored."""
+def _read_journal(
+    path: Path | None, patterns: dict[str, list[float]]
+) -> dict[str, tuple[list[float], float]]:
+    """Finished runs from a journal (their pattern values into ``patterns``).
+
+    A line cut short by a kill is ignored.
+    """
     done: dict[str, tuple[list[float], float]] = {}
     if path is None or not path.exists():
         return done
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
-            done[record["key"]] = ([float(v) for v in record["values"]], float(record["cpu"]))
+            values = ([float(v) for v in record["values"]], float(record["cpu"]))
+            if "patterns" in record:
+                patterns[record["key"]] = [float(v) for v in record["patterns"]]
+            done[record["key"]] = values
         except (ValueError, KeyError, TypeError):
             continue
     return done
@@ -324,17 +348,54 @@ def make_algorithm(spec: OptimizeSpec, initial: np.ndarray) -> Any:
     return NSGA2(**common)
 
 
-def initial_population(spec: OptimizeSpec, rng: np.random.Generator) -> np.ndarray:
-    """Generation 1: a Latin hypercube over the bounds, seeded with the references.
+def moderating_rows(spec: OptimizeSpec) -> list[tuple[ModeratingPath, np.ndarray]]:
+    """The spec's structured moderating paths as decision vectors, in the declared order.
 
-    With ``seed_population`` the references' own paths come first and half of the rest are
-    perturbations of them (each level moved by a normal step of 0.15, on the grid): random
-    paths alone rarely meet a tight constraint such as "regime losses <= 5%", while paths
-    near the policies actually chosen usually do, so the search starts with feasible
-    parents and widens from there.
+    Every lever starts from the actual policy's path (the first reference, each lever's
+    mean over each period); the path's moderation levers then take its level ``at_once``
+    (every period), ``ramped`` (from the actual level in the first period up in even
+    steps to the level in the last) or ``late`` (the actual level, then the level in the
+    last ``late_periods`` periods). On the spec's grid, within the bounds.
+    """
+    if not spec.moderation_paths:
+        return []
+    actual = project(spec, spec.references[0] if spec.references else spec.preset)
+    names = [lever.name for lever in spec.levers]
+    periods = spec.periods
+    rows = []
+    for path in spec.moderation_paths:
+        x = actual.copy()
+        for name in path.levers:
+            block = slice(names.index(name) * periods, (names.index(name) + 1) * periods)
+            start = x[block].copy()
+            if path.timing == "at_once":
+                x[block] = path.level
+            elif path.timing == "ramped":
+                steps = np.arange(1, periods + 1) / periods
+                x[block] = start[0] + (path.level - start[0]) * steps
+            else:  # late
+                x[block] = np.concatenate(
+                    [start[: periods - spec.late_periods], np.full(spec.late_periods, path.level)]
+                )
+        rows.append((path, round_to(spec, x)))
+    return rows
+
+
+def initial_population(spec: OptimizeSpec, rng: np.random.Generator) -> np.ndarray:
+    """Generation 1: the references, the structured moderating paths, then a Latin hypercube.
+
+    With ``seed_population`` the references' own paths come first; then the spec's
+    moderating paths (:func:`moderating_rows`: women's rights and inclusion alone and
+    together, at each level and timing, the rest at the actual policy), so that the search
+    compares moderating paths from the start instead of waiting for random ones; then
+    half of the rest are perturbations of the references (each level moved by a normal
+    step of 0.15, on the grid): random paths alone rarely meet a tight constraint such as
+    "regime losses <= 5%", while paths near the policies actually chosen usually do, so
+    the search starts with feasible parents and widens from there.
     """
     lows, highs = bounds(spec)
     rows: list[np.ndarray] = []
+    parents: list[np.ndarray] = []
     if spec.seed_population:
         for name in spec.references:
             row = project(spec, name)
@@ -342,6 +403,10 @@ def initial_population(spec: OptimizeSpec, rng: np.random.Generator) -> np.ndarr
                 rows.append(row)
         rows = rows[: spec.population]
         parents = list(rows)
+    for _, row in moderating_rows(spec):
+        if len(rows) < spec.population and not any(np.array_equal(row, r) for r in rows):
+            rows.append(row)
+    if spec.seed_population:
         wanted = (spec.population - len(rows)) // 2
         for attempt in range(100 * spec.population):  # bounded: duplicates are skipped
             if not parents or wanted == 0:
