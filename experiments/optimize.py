@@ -178,6 +178,7 @@ def optimize(
         atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
         started = time.perf_counter()
         total = spec.scenarios * (len(spec.references) + spec.population * spec.generations)
+        total += spec.dose_runs + (spec.scenarios if spec.dose_runs else 0)  # + the actual
         disable = None if progress is None else not progress  # None: only on a terminal
         bar = tqdm(total=total, disable=disable, unit="run", desc=f"{spec.name} search")
         try:
@@ -194,8 +195,11 @@ def _text(content: str):
 
 
 def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[str, Any]:
+    """Dose-response, search, then the stress test of the Pareto and the moderating paths."""
+    import numpy as np
 
     from isk_defection.experiments.policy_search.analysis import pareto_set
+    from isk_defection.experiments.policy_search.dose_response import run_dose_response
     from isk_defection.experiments.policy_search.search import (
         JOURNAL,
         Evaluations,
@@ -211,54 +215,128 @@ def _search_and_stress(spec, ensemble, out, pool, digest, resume, bar) -> dict[s
             gen=f"{state.generation}/{spec.generations}", hv=f"{state.hypervolume[-1]:.3f}"
         )
 
+    streams = seed_streams(spec.seed)
+    in_sample = scenarios(ensemble, spec.draws, spec.seeds, streams["in_sample"])
+    started = time.perf_counter()
+    if spec.dose_levers:
+        bar.set_description(f"{spec.name} dose-response")
+    dose = run_dose_response(spec, in_sample, pool, out, bar.update)
+    dose_seconds = time.perf_counter() - started
+    bar.set_description(f"{spec.name} search")
     result = run_search(
         spec, ensemble, out, pool, digest=digest, resume=resume, on_generation=generation,
         progress=bar.update,
     )  # fmt: skip
     front = pareto_set(spec, result)
-    fresh = scenarios(
-        ensemble, spec.stress_draws, spec.stress_seeds, seed_streams(spec.seed)["stress"]
-    )
-    policies = [candidate(spec, x, f"path {i}") for i, x in enumerate(front.x)]
-    policies += [Policy(name, name, {}) for name in spec.references]
-    stored = _load_stress(out, digest, front.x) if resume else None
+    stressed = _stress_set(spec, result, front)
+    fresh = scenarios(ensemble, spec.stress_draws, spec.stress_seeds, streams["stress"])
+    policies = [
+        candidate(spec, x, name) for x, name in zip(stressed["x"], stressed["names"], strict=True)
+    ]
+    references = [Policy(name, name, {}) for name in spec.references]
+    # with a posterior, the actual policy's stress runs also record the calibration
+    # patterns: which pattern would move the parameters where moderation pays
+    patterns = bool(spec.references) and not ensemble.is_defaults and bool(ensemble.varying())
+    stored = _load_stress(out, digest, stressed["x"]) if resume else None
     if stored is None:
         bar.set_description(f"{spec.name} stress test")
-        bar.total = bar.n + len(policies) * len(fresh)
+        bar.total = bar.n + (len(policies) + len(references)) * len(fresh)
         bar.refresh()
         started = time.perf_counter()
         evaluator = Evaluations(spec, pool, bar.update, out / JOURNAL)
         values = evaluator.values(policies, fresh)
+        pattern_values = None
+        if references:
+            actual = evaluator.values(references[:1], fresh, patterns=patterns)
+            others = evaluator.values(references[1:], fresh)
+            values = np.concatenate([values, actual, others])
+            if patterns:
+                pattern_values = evaluator.pattern_values(references[0], fresh)
         seconds = time.perf_counter() - started
         cpu = evaluator.cpu
-        _save_stress(out, digest, front.x, values, seconds, cpu)
+        _save_stress(out, digest, stressed["x"], values, seconds, cpu, pattern_values)
     else:
-        values, seconds, cpu = stored
+        values, seconds, cpu, pattern_values = stored
     return {
         "result": result,
         "front": front,
+        "stressed": stressed,
         "fresh": fresh,
+        "dose": dose,
+        "dose_seconds": dose_seconds,
         "stress_values": values,
+        "stress_patterns": pattern_values,
         "stress_seconds": seconds,
         "stress_cpu": cpu,
     }
 
 
+def _stress_set(spec, result, front) -> dict[str, Any]:
+    """The Pareto paths, then per moderation lever the archive's best paths that use it."""
+    import numpy as np
+
+    from isk_defection.experiments.policy_search.moderation import champions
+    from isk_defection.experiments.policy_search.robust import (
+        constraint_violations,
+        objective_losses,
+    )
+
+    actual = result.reference_values[0] if spec.references else None
+    losses = objective_losses(spec, result.values, actual)
+    violations = constraint_violations(spec, result.values, actual)
+    feasible = np.all(violations <= 0, axis=1)
+    rows = [np.asarray(x) for x in front.x]
+    names = [f"path {i}" for i in range(len(front.x))]
+    kinds = ["pareto"] * len(front.x)
+    ok = [bool(np.all(v <= 0)) for v in front.violations]
+    seen = {x.tobytes() for x in rows}
+    for target in spec.moderation_targets:
+        for k, i in enumerate(champions(spec, result.x, losses, feasible, target)):
+            x = result.x[i]
+            if x.tobytes() in seen:
+                continue
+            seen.add(x.tobytes())
+            rows.append(x)
+            names.append(f"{target} {k}")
+            kinds.append(f"best {target}")
+            ok.append(bool(feasible[i]))
+    shape = (0, len(spec.variables))
+    return {
+        "x": np.array(rows) if rows else np.zeros(shape),
+        "names": names,
+        "kinds": kinds,
+        "feasible": np.array(ok, dtype=bool),
+    }
+
+
 def _save_stress(
-    out: Path, digest: str, x: np.ndarray, values: np.ndarray, seconds: float, cpu: float
+    out: Path,
+    digest: str,
+    x: np.ndarray,
+    values: np.ndarray,
+    seconds: float,
+    cpu: float,
+    patterns: np.ndarray | None,
 ) -> None:
     import numpy as np
 
     from isk_defection.experiments.sweep import atomic_write
 
+    kept = np.zeros((0, 0)) if patterns is None else patterns
+
     def write(path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez(handle, digest=np.array(digest), x=x, values=values, seconds=seconds, cpu=cpu)
+            np.savez(
+                handle, digest=np.array(digest), x=x, values=values, seconds=seconds, cpu=cpu,
+                patterns=kept, has_patterns=patterns is not None,
+            )  # fmt: skip
 
     atomic_write(out / STRESS, write)
 
 
-def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+def _load_stress(
+    out: Path, digest: str, x: np.ndarray
+) -> tuple[np.ndarray, float, float, np.ndarray | None] | None:
     import numpy as np
 
     path = out / STRESS
@@ -269,7 +347,8 @@ def _load_stress(out: Path, digest: str, x: np.ndarray) -> tuple[np.ndarray, flo
             return None
         seconds = float(stored["seconds"]) if "seconds" in stored.files else 0.0
         cpu = float(stored["cpu"]) if "cpu" in stored.files else 0.0
-        return stored["values"], seconds, cpu
+        has = "has_patterns" in stored.files and bool(stored["has_patterns"])
+        return stored["values"], seconds, cpu, stored["patterns"] if has else None
 
 
 def _manifest(
@@ -319,21 +398,32 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     import numpy as np
     import pandas as pd
 
-    from isk_defection.experiments.policy_search import analysis, report
+    from isk_defection.experiments.policy_search import analysis, moderation, report
+    from isk_defection.experiments.policy_search.answer import Findings, lead
+    from isk_defection.experiments.policy_search.dose_response import dose_table
+    from isk_defection.experiments.policy_search.regret import regret_table
     from isk_defection.experiments.policy_search.robust import (
+        constraint_values,
         constraint_violations,
         objective_losses,
     )
-    from isk_defection.experiments.policy_search.search import project
+    from isk_defection.experiments.policy_search.search import moderating_rows, project
+    from isk_defection.experiments.policy_search.sensitivity import sensitivity_table
     from isk_defection.experiments.sweep import atomic_write
 
-    result, front, fresh = found["result"], found["front"], found["fresh"]
+    result, front, fresh, stressed = (
+        found["result"],
+        found["front"],
+        found["fresh"],
+        found["stressed"],
+    )
     stress_values = found["stress_values"]
-    n = len(front.x)
-    path_values, ref_values = stress_values[:n], stress_values[n:]
+    n, paths = len(front.x), len(stressed["x"])
+    path_values, ref_values = stress_values[:paths], stress_values[paths:]
     actual_in = result.reference_values[0] if spec.references else None
     actual_out = ref_values[0] if spec.references else None
-    out_losses = objective_losses(spec, path_values, actual_out)
+    all_out_losses = objective_losses(spec, path_values, actual_out)
+    out_losses = all_out_losses[:n]
     ref_out_losses = objective_losses(spec, ref_values, actual_out)
     ref_in_losses = objective_losses(spec, result.reference_values, actual_in)
     ref_in_violations = constraint_violations(spec, result.reference_values, actual_in)
@@ -341,21 +431,47 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
         analysis.place(spec, front, name, ref_in_losses[i], ref_in_violations[i])
         for i, name in enumerate(spec.references)
     ]
-    pareto = analysis.pareto_table(spec, front, ensemble, out_losses, path_values)
+    pareto = analysis.pareto_table(spec, front, ensemble, out_losses, path_values[:n])
     survivors = analysis.still_non_dominated(out_losses, ref_out_losses)
     pareto["non_dominated_out"] = survivors
     stress = analysis.stress_summary(spec, front.losses, out_losses)
+    patterns = None
+    if found["stress_patterns"] is not None:
+        from isk_defection.experiments.calibration.patterns import PATTERNS
+
+        patterns = pd.DataFrame(found["stress_patterns"], columns=[p.name for p in PATTERNS])
+    answers: dict[str, Any] = {}
+    other = np.zeros(len(fresh), dtype=bool)
     if spec.references:
-        answer = analysis.moderation_pays(spec, ensemble, front, path_values, ref_values[0], fresh)
-    else:
-        answer = None
+        answers, other = moderation.lever_answers(
+            spec, ensemble, stressed["x"], stressed["feasible"], path_values, ref_values[0],
+            fresh, patterns,
+        )  # fmt: skip
     archive_losses = objective_losses(spec, result.values, actual_in)
     archive = pd.DataFrame(result.x, columns=spec.variables)
     archive.insert(0, "generation", result.generation)
     for name, column in analysis.objective_columns(spec, archive_losses).items():
         archive[name] = column
     archive["feasible"] = np.all(constraint_violations(spec, result.values, actual_in) <= 0, axis=1)
+    archive["seeded"] = _seeded_labels(spec, result, moderating_rows(spec))
     archive["ensemble"] = ensemble.label
+    sensitivity = None
+    if spec.references and spec.sensitivity_constraint is not None:
+        sensitivity = sensitivity_table(
+            spec, result.x, archive_losses, constraint_values(spec, result.values, actual_in),
+            ref_in_losses[0], constraint_values(spec, result.reference_values[:1], actual_in)[0],
+        )  # fmt: skip
+    regret = None
+    if len(stress_values):
+        regret = regret_table(
+            spec, [*stressed["names"], *spec.references],
+            [*stressed["kinds"], *(["reference"] * len(spec.references))], stress_values,
+        )  # fmt: skip
+    doses = dose_table(spec, found["dose"]) if found["dose"] is not None else None
+    findings = Findings(
+        doses, answers, other, sensitivity, regret, stress, len(fresh),
+        seeded=[p.text() for p in spec.moderation_paths],
+    )  # fmt: skip
     references = _references_table(spec, placements, ref_out_losses, ensemble)
     convergence = pd.DataFrame(
         {
@@ -365,7 +481,7 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
         }
     )
     scenario_table = _scenario_table(spec, ensemble, fresh)
-    moderation = analysis.moderation_level(spec, front.x)
+    moderation_levels = analysis.moderation_level(spec, front.x)
     reference_paths = {name: project(spec, name) for name in spec.references}
     writers = {
         "pareto.parquet": lambda p: pareto.to_parquet(p, index=False),
@@ -376,29 +492,44 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
         "scenarios.csv": lambda p: scenario_table.to_csv(p, index=False),
         report.FIGURES["convergence"]: lambda p: report.plot_convergence(p, spec, result, ensemble),
         report.FIGURES["parallel"]: lambda p: report.plot_parallel(
-            p, spec, front, placements, moderation, ensemble
+            p, spec, front, placements, moderation_levels, ensemble
         ),
         report.FIGURES["tradeoffs"]: lambda p: report.plot_tradeoffs(
-            p, spec, result, archive_losses, front, placements, moderation, ensemble
+            p, spec, result, archive_losses, front, placements, moderation_levels, ensemble
         ),
         report.FIGURES["levers"]: lambda p: report.plot_levers(
-            p, spec, front, reference_paths, moderation, ensemble
+            p, spec, front, reference_paths, moderation_levels, ensemble
         ),
     }
+    if answers:
+        table = moderation.pays_table(answers, fresh)
+        writers["pays.csv"] = lambda p: table.to_csv(p, index=False)
+    if doses is not None:
+        writers["dose_response.csv"] = lambda p: doses.to_csv(p, index=False)
+        writers[report.FIGURES["dose_response"]] = lambda p: report.plot_dose_response(
+            p, spec, doses, ensemble
+        )
+    if sensitivity is not None:
+        writers["constraint_sensitivity.csv"] = lambda p: sensitivity.to_csv(p, index=False)
+    if regret is not None:
+        writers["regret.csv"] = lambda p: regret.to_csv(p, index=False)
+        writers[report.FIGURES["regret"]] = lambda p: report.plot_regret(p, spec, regret, ensemble)
     for name, write in writers.items():
         atomic_write(out / name, write)
     stress_runs = int(stress_values.shape[0] * stress_values.shape[1])
-    meta = {  # search and stress test, over every session that worked on this folder
-        "seconds": result.seconds + found["stress_seconds"],
-        "runs": result.runs + stress_runs,
-        "cpu": result.cpu + found["stress_cpu"],
+    dose_runs = spec.dose_runs if found["dose"] is not None else 0
+    meta = {  # dose-response, search and stress test, over every session on this folder
+        "seconds": result.seconds + found["stress_seconds"] + found["dose_seconds"],
+        "runs": result.runs + stress_runs + dose_runs,
+        "cpu": result.cpu + found["stress_cpu"] + (found["dose"].cpu if found["dose"] else 0.0),
         "engine": engine,
     }
     reference_out = {name: ref_out_losses[i] for i, name in enumerate(spec.references)}
+    atomic_write(out / "answer.md", _text(lead(spec, ensemble, findings) + "\n"))
     atomic_write(
         out / "report.md",
         lambda p: report.write_report(
-            p, spec, ensemble, result, front, placements, answer or _no_answer(spec),
+            p, spec, ensemble, result, front, placements, findings,
             stress, survivors, reference_out, pareto, meta,
         ),
     )  # fmt: skip
@@ -406,11 +537,13 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
         "status": "finished",
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "runs": meta["runs"],
+        "dose_response_seconds": round(found["dose_seconds"], 1),
         "search_seconds": round(result.seconds, 1),
         "stress_seconds": round(found["stress_seconds"], 1),
         "this_session_seconds": round(seconds, 1),
         "model_run_cpu_seconds": round(meta["cpu"], 1),
         "pareto_paths": n,
+        "stress_tested_paths": paths,
         "hypervolume": result.hypervolume,
     }
     atomic_write(out / MANIFEST, _text(json.dumps(manifest, indent=2, default=str)))
@@ -419,15 +552,13 @@ def _write_outputs(spec, ensemble, out, found, manifest, engine, seconds) -> Opt
     )
 
 
-def _no_answer(spec: OptimizeSpec):
-    import numpy as np
-
-    from isk_defection.experiments.policy_search.analysis import ModerationAnswer
-
-    empty = np.zeros(0, dtype=bool)
-    return ModerationAnswer(
-        spec.moderation_level, [], 0, empty, empty, 0, False, reason="no reference policy"
-    )
+def _seeded_labels(spec, result, rows) -> list[str]:
+    """Per archive path: the structured moderating path it was seeded as, or ''."""
+    names = {x.tobytes(): path.text() for path, x in reversed(rows)}
+    return [
+        names.get(x.tobytes(), "") if generation == 1 else ""
+        for x, generation in zip(result.x, result.generation, strict=True)
+    ]
 
 
 def _references_table(spec, placements, out_losses, ensemble) -> pd.DataFrame:

@@ -73,6 +73,14 @@ max = 0.6
 draws = 2
 seeds = 1
 
+[moderation]
+levels = [0.5, 0.8]
+timings = ["at_once", "late"]  # with 2 periods: "late" is the level in the second only
+stress_paths = 2
+
+[dose_response]
+doses = [0.0, 0.8]
+
 [quick.algorithm]
 generations = 2
 """
@@ -135,6 +143,30 @@ def reference_run(tmp_path_factory) -> Path:
         ({"constraints": {"regime_losses": {"max": 0.1, "min": 0.0}}}, "constraints.regime_losses"),
         ({"stress": {"draws": -1}}, "stress.draws"),
         ({"nonesuch": {}}, "nonesuch"),
+        ({"stress": {"target_shift": 0}}, "stress.target_shift"),
+        ({"moderation": {"levels": [1.5]}}, "moderation.levels"),
+        ({"moderation": {"levels": []}}, "moderation.levels"),
+        ({"moderation": {"timings": ["soon"]}}, "moderation.timings"),
+        ({"moderation": {"late_periods": 2}}, "moderation.late_periods"),
+        ({"moderation": {"stress_paths": -1}}, "moderation.stress_paths"),
+        # 3 levels x 2 timings do not fit beside the 2 references in a population of 6
+        ({"moderation": {"levels": [0.3, 0.5, 0.8]}}, "moderation.levels"),
+        ({"bounds": {"moderation": [0.0, 0.6]}}, "moderation.levels"),  # 0.8 out of bounds
+        ({"dose_response": {"levers": ["nope"]}}, "dose_response.levers"),
+        ({"dose_response": {"doses": [1.5]}}, "dose_response.doses"),
+        ({"sensitivity": {"constraint": "nope"}}, "sensitivity.constraint"),
+        ({"sensitivity": {"levels": [float("nan")]}}, "sensitivity.levels"),
+        (
+            {"constraints": {"regime_losses": {"max": 0.5, "max_vs_reference": 0.02}}},
+            "constraints.regime_losses",
+        ),
+        (
+            {
+                "optimize": {"references": []},
+                "constraints": {"regime_losses": {"max_vs_reference": 0.02}},
+            },
+            "constraints.regime_losses.max_vs_reference",
+        ),
     ],
 )
 def test_a_bad_spec_is_one_line_naming_the_field(change, field):
@@ -289,6 +321,36 @@ def test_outputs_and_labels(reference_run):
     assert "Not robust across the posterior: no posterior given" in report
     assert "cannot be answered yet: no posterior given" in report
     assert "actual 2021-23 policy" in report and "inclusive government" in report
+    # issue 21: the answer first, then each lever alone, constraints, lever by lever, regret
+    sections = [
+        "## Answer: when does moderation pay?",
+        "### Conditions and uncertainty",
+        "## What was searched",
+        "## Each lever alone: dose-response before the search",
+        "## Constraints: the answer under other limits",
+        "## When does moderation pay? Lever by lever",
+        "## Regret: which paths are never badly wrong",
+        "## Stress test",
+    ]
+    places = [report.index(section) for section in sections]
+    assert places == sorted(places)
+    answer = (reference_run / "answer.md").read_text().strip()
+    assert answer and "\n" not in answer and answer in report  # one paragraph, quoted
+    assert "women's rights pays" in answer and "power sharing (inclusion) pays" in answer
+    assert "Target: the median shift of each objective's robust statistic is at most 10%" in report
+    for name in ("dose_response.csv", "constraint_sensitivity.csv", "regret.csv", "pays.csv"):
+        assert (reference_run / name).is_file(), name
+    for figure in ("dose_response.png", "regret.png"):
+        assert (reference_run / figure).stat().st_size > 5_000, figure
+    sensitivity = pd.read_csv(reference_run / "constraint_sensitivity.csv")
+    assert sensitivity["level"].tolist() == ["none", "+1.2", "+0.6", "+0.3"]
+    doses = pd.read_csv(reference_run / "dose_response.csv")
+    assert set(doses["lever"]) == {"inclusion", "womens_rights"}
+    assert len(doses) == 2 * (2 + 1) * 3  # levers x (doses and the actual policy) x measures
+    assert (doses.loc[doses["actual"], ["effect_low", "effect_high"]] == 0).all().all()
+    regret = pd.read_csv(reference_run / "regret.csv")
+    assert {"baseline", "inclusive"} <= set(regret["policy"]) and (regret.filter(
+        like="regret_") >= 0).all().all()  # fmt: skip
     manifest = json.loads((reference_run / "manifest.json").read_text())
     assert (
         manifest["status"] == "finished" and "no posterior given" in manifest["ensemble"]["label"]
@@ -370,6 +432,7 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
             "algorithm": {"population": 6, "generations": 2, "pareto_max": 4},
             "stress": {"draws": 8, "seeds": 1},
             "optimize": TINY["optimize"] | {"moderation_level": 0.3},
+            "constraints": {"regime_losses": {"max_vs_reference": 0.05}},
         }
     )
     out = tmp_path / "posterior-run"
@@ -378,11 +441,16 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
     assert "no posterior given" not in report
     assert "posterior posterior.parquet (30 draws of 2 parameters" in report
     assert "cannot be answered yet" not in report
-    assert (
-        ("Moderation pays" in report)
-        or ("Moderation does not pay" in report)
-        or ("no region to discover" in report)
-    )
+    assert "## When does moderation pay? Lever by lever" in report
+    assert "minus the actual policy's in the same scenario) <= +0.05" in report
+    pays = pd.read_csv(out / "pays.csv")
+    assert len(pays) == 8 and {"pays_womens_rights", "pays_inclusion"} <= set(pays.columns)
+    # the actual policy's stress runs recorded every calibration pattern
+    from isk_defection.experiments.calibration.patterns import PATTERNS
+
+    with np.load(out / "stress.npz") as stored:
+        assert bool(stored["has_patterns"]) and stored["patterns"].shape == (8, len(PATTERNS))
+        assert np.isfinite(stored["patterns"]).any(axis=0).sum() >= len(PATTERNS) // 2
     scenarios = pd.read_csv(out / "scenarios.csv")
     assert scenarios.loc[scenarios["sample"] == "out", "legitimacy_strength"].nunique() > 1
     # a parameter the posterior sets cannot also be fixed
@@ -394,11 +462,12 @@ def test_with_a_posterior_the_report_runs_scenario_discovery(tmp_path):
 
 def test_scenario_discovery_finds_where_moderation_pays():
     """Synthetic stress results: the moderating path beats the actual policy exactly when
-    legitimacy_strength > 0.3; PRIM must find that box (the EMA Workbench path)."""
+    legitimacy_strength > 0.3; PRIM must find that box (the EMA Workbench path), and the
+    pattern that tracks legitimacy_strength must be named as the one that would move it."""
     pytest.importorskip("ema_workbench")
     from isk_defection.experiments.ensemble import Ensemble
-    from isk_defection.experiments.policy_search.analysis import ParetoSet, moderation_pays
     from isk_defection.experiments.policy_search.evaluate import Scenario
+    from isk_defection.experiments.policy_search.moderation import lever_answers
 
     spec = load_optimize_spec(TINY)
     rng = np.random.default_rng(1)
@@ -407,19 +476,235 @@ def test_scenario_discovery_finds_where_moderation_pays():
         {"draw": np.arange(n), "weight": np.full(n, 1 / n), "legitimacy_strength": rng.random(n)}
     )
     ensemble = Ensemble(table, {"model_version": "test"}, Path("synthetic.parquet"), "x")
-    fresh = [Scenario(i, i, i, {"legitimacy_strength": v}) for i, v in enumerate(table.iloc[:, 2])]
+    strength = table["legitimacy_strength"].to_numpy()
+    fresh = [Scenario(i, i, i, {"legitimacy_strength": v}) for i, v in enumerate(strength)]
     x = np.zeros((2, len(spec.variables)))
     x[0, :2] = 0.8  # moderation_p1, moderation_p2: the moderating path
-    front = ParetoSet(x, np.zeros(0), np.zeros(0), np.zeros(0), True, 2, 2)
     actual = np.tile([1_000.0, 0.1, 0.3], (n, 1))  # isk_strength, regime_losses, resources
-    pays = table["legitimacy_strength"].to_numpy() > 0.3
+    pays = strength > 0.3
     moderating = np.where(pays[:, None], [900.0, 0.05, 0.4], [1_100.0, 0.2, 0.4])
     other = np.tile([1_100.0, 0.2, 0.2], (n, 1))
-    answer = moderation_pays(spec, ensemble, front, np.stack([moderating, other]), actual, fresh)
-    assert answer.answerable and answer.moderating_paths == 1
-    assert answer.pays.tolist() == pays.tolist() and not answer.other.any()
-    box = answer.boxes["pays"]
-    assert [b["parameter"] for b in box] == ["legitimacy_strength"]
-    assert box[0]["low"] == pytest.approx(0.3, abs=0.05)
-    assert answer.box_stats["pays"]["density"] > 0.9
-    assert answer.boxes["does_not_pay"][0]["high"] == pytest.approx(0.3, abs=0.05)
+    patterns = pd.DataFrame(
+        {"cohesion": rng.random(n), "isk_growth": 1.0 + strength + rng.normal(0, 0.05, n)}
+    )
+    answers, others = lever_answers(
+        spec, ensemble, x, np.array([True, True]), np.stack([moderating, other]), actual, fresh,
+        patterns,
+    )  # fmt: skip
+    assert set(answers) == {"womens_rights", "inclusion"} and not others.any()
+    answer = answers["inclusion"]  # the alias moderation sets both levers
+    assert answer.answerable and answer.paths == 1 and answer.feasible_paths == 1
+    assert answer.pays.tolist() == pays.tolist()
+    assert answer.interval[0] < answer.share < answer.interval[1]
+    assert [b["parameter"] for b in answer.box] == ["legitimacy_strength"]
+    assert answer.box[0]["low"] == pytest.approx(0.3, abs=0.05)
+    assert answer.box_stats["density"] > 0.9
+    assert answer.links == [
+        {
+            "parameter": "legitimacy_strength",
+            "pattern": "isk_growth",
+            "rho": pytest.approx(1, abs=0.05),
+        }
+    ]
+
+
+def test_a_run_with_patterns_measures_the_same_and_records_every_pattern():
+    """Going on to the patterns' last week does not change the measures of the first weeks."""
+    from isk_defection.experiments.calibration.patterns import PATTERNS
+    from isk_defection.experiments.policy_search.evaluate import RunTask, run_task
+
+    spec = load_optimize_spec(TINY)
+    task = RunTask(0, 0, "baseline", 20, 7, spec.fixed, spec.measures)
+    plain = run_task(task)
+    both = run_task(RunTask(0, 0, "baseline", 20, 7, spec.fixed, spec.measures, patterns=True))
+    assert plain.error is None and both.error is None
+    assert both.values == plain.values and plain.patterns is None
+    assert both.patterns is not None and len(both.patterns) == len(PATTERNS)
+    assert np.isfinite(both.patterns[0])  # isk_release, week 4
+
+
+# ---------------------------------------------------------------- issue 21: moderation tested
+
+
+def test_seeded_moderating_paths_are_in_generation_1_with_their_levels_and_timings(
+    reference_run,
+):
+    """Every declared (level, timing) of the moderation lever was run in generation 1, the
+    other levers at the actual policy's own path."""
+    from isk_defection.experiments.policy_search.search import project
+
+    spec = load_optimize_spec(TINY)
+    assert [p.text() for p in spec.moderation_paths] == [
+        "moderation 0.5 at once",
+        "moderation 0.5 late",
+        "moderation 0.8 at once",
+        "moderation 0.8 late",
+    ]
+    archive = _tables(reference_run)["archive"]
+    actual = dict(zip(spec.variables, project(spec, "baseline"), strict=True))
+    for path in spec.moderation_paths:
+        rows = archive[archive["seeded"] == path.text()]
+        assert len(rows) == 1 and rows["generation"].iloc[0] == 1, path.text()
+        row = rows.iloc[0]
+        assert row["moderation_p2"] == pytest.approx(path.level)  # 2 periods, late = the last
+        first = path.level if path.timing == "at_once" else actual["moderation_p1"]
+        assert row["moderation_p1"] == pytest.approx(first)
+        for name in spec.variables:  # every other lever as in the actual policy
+            if not name.startswith("moderation"):
+                assert row[name] == pytest.approx(actual[name]), (path.text(), name)
+    assert (archive["seeded"] != "").sum() == len(spec.moderation_paths)
+
+
+def test_moderating_paths_each_lever_alone_and_together_at_every_timing():
+    from isk_defection.experiments.policy_search.search import initial_population, project
+
+    spec = load_optimize_spec(
+        TINY
+        | {
+            "optimize": TINY["optimize"]
+            | {"periods": 4, "period_weeks": 5, "levers": ["womens_rights", "inclusion"]},
+            "algorithm": {"population": 12, "generations": 1},
+            "moderation": {"levels": [0.8], "timings": ["at_once", "ramped", "late"]},
+        }
+    )
+    assert spec.late_periods == 2  # half the periods by default
+    population = initial_population(spec, np.random.default_rng(0))
+    assert len(population) == spec.population
+    actual = project(spec, "baseline")
+    wr, inc = slice(0, 4), slice(4, 8)
+    expected = []
+    for timing in ("at_once", "ramped", "late"):
+        for levers in (("womens_rights",), ("inclusion",), ("womens_rights", "inclusion")):
+            row = actual.copy()
+            for name in levers:
+                block = wr if name == "womens_rights" else inc
+                start = actual[block][0]
+                row[block] = {
+                    "at_once": [0.8] * 4,
+                    "ramped": [start + (0.8 - start) * k / 4 for k in (1, 2, 3, 4)],
+                    "late": [*actual[block][:2], 0.8, 0.8],
+                }[timing]
+            expected.append(np.round(row / 0.1) * 0.1)  # TINY's grid
+    # generation 1: the two references, then the nine moderating paths in declared order
+    assert len(spec.moderation_paths) == 9
+    np.testing.assert_allclose(population[2:11], np.array(expected), atol=1e-9)
+    assert population[2 + 1][wr].tolist() == actual[wr].tolist()  # inclusion alone
+
+
+def test_relative_constraint_accepts_and_rejects_by_the_paired_difference():
+    from isk_defection.experiments.policy_search.robust import (
+        constraint_values,
+        constraint_violations,
+    )
+
+    spec = load_optimize_spec(TINY | {"constraints": {"regime_losses": {"max_vs_reference": 0.02}}})
+    (constraint,) = spec.constraints
+    assert constraint.relative and constraint.upper and constraint.bound == 0.02
+    column = [m.name for m in spec.measures].index("regime_losses")
+    actual = np.zeros((3, len(spec.measures)))
+    actual[:, column] = [0.30, 0.05, 0.10]  # the actual policy's losses, scenario by scenario
+    paths = np.repeat(actual[None], 3, axis=0)
+    paths[0, :, column] += [0.01, 0.01, 0.01]  # +1 point on average: accepted
+    paths[1, :, column] += [0.00, 0.03, 0.06]  # +3 points on average: rejected
+    paths[2, :, column] = [0.29, 0.04, 0.09]  # better than the actual policy everywhere
+    np.testing.assert_allclose(constraint_values(spec, paths, actual)[:, 0], [0.01, 0.03, -0.01])
+    violations = constraint_violations(spec, paths, actual)[:, 0]
+    assert (violations <= 0).tolist() == [True, False, True]
+    # an absolute 5% limit would reject all three (the actual policy itself loses 15%)
+    absolute = load_optimize_spec(TINY | {"constraints": {"regime_losses": {"max": 0.05}}})
+    assert not (constraint_violations(absolute, paths, actual)[:, 0] <= 0).any()
+    # p90 of the paired difference
+    p90 = load_optimize_spec(
+        TINY | {"constraints": {"regime_losses": {"statistic": "p90", "max_vs_reference": 0.05}}}
+    )
+    expected = np.quantile([0.00, 0.03, 0.06], 0.9)
+    assert constraint_values(p90, paths[1:2], actual)[0, 0] == pytest.approx(expected)
+
+
+def test_constraint_sensitivity_filters_the_archive_and_recomputes_the_front():
+    """A hand-built archive whose fronts under each limit are known."""
+    from isk_defection.experiments.policy_search.sensitivity import sensitivity_table
+
+    spec = load_optimize_spec(
+        TINY
+        | {
+            "constraints": {"regime_losses": {"max_vs_reference": 0.02}},
+            "sensitivity": {"levels": [0.05, 0.0]},
+        }
+    )
+    assert spec.sensitivity_levels == (0.05, 0.0)  # loose to tight
+    x = np.zeros((5, len(spec.variables)))
+    x[0, :2] = 0.8  # moderation_p1, moderation_p2
+    x[3, :2] = 0.6
+    # losses (isk_strength, regime_losses, -resources); the actual policy at (2, 2, -2)
+    losses = np.array(
+        [[1, 1, -3], [2, 2, -2], [3, 1.5, -1], [0.5, 3, -1], [2.5, 2.5, -1.5]], dtype=float
+    )
+    # the constraint's statistic: regime losses minus the actual policy's
+    values = np.array([[0.04], [0.0], [-0.01], [0.10], [0.0]])
+    table = sensitivity_table(spec, x, losses, values, np.array([2.0, 2.0, -2.0]), np.zeros(1))
+    assert table["level"].tolist() == ["none", "+0.05", "+0"]
+    assert table["feasible_paths"].tolist() == [5, 4, 3]
+    assert table["front"].tolist() == [2, 1, 2]  # {0, 3}; {0}; {1, 2}
+    assert table["moderating_on_front"].tolist() == [2, 1, 0]
+    assert table["inclusion_on_front"].tolist() == [2, 1, 0]  # the alias sets both levers
+    assert table["actual_feasible"].all()
+    assert table["actual_dominated"].tolist() == [True, True, False]  # path 1 only ties it
+    assert table["best_moderating_path"].tolist() == [0, 0, -1]
+    first = table.iloc[0]
+    assert (first["delta_isk_strength"], first["delta_regime_losses"]) == (-1.0, -1.0)
+    assert first["delta_resources"] == 1.0  # to maximise: +1 is better
+    assert np.isnan(table.iloc[2]["delta_isk_strength"])
+
+
+def test_regret_against_the_best_policy_in_each_scenario():
+    from isk_defection.experiments.policy_search.regret import regret_table
+
+    spec = load_optimize_spec(TINY)
+    names = [m.name for m in spec.measures]
+    assert names == ["isk_strength", "regime_losses", "resources"]
+    values = np.zeros((3, 4, 3))
+    values[:, :, 0] = [[10, 20, 30, 40], [12, 18, 30, 50], [11, 25, 20, 45]]  # to minimise
+    values[:, :, 2] = [[0.5] * 4, [0.6, 0.4, 0.5, 0.5], [0.5, 0.5, 0.7, 0.5]]  # to maximise
+    table = regret_table(spec, ["A", "B", "C"], ["pareto"] * 3, values).set_index("policy")
+    # regrets A [0, 2, 10, 0], B [2, 0, 10, 10], C [1, 7, 0, 5]: p90 (linear) 7.6, 10, 6.4
+    assert table["regret_isk_strength"].to_dict() == pytest.approx({"A": 7.6, "B": 10, "C": 6.4})
+    # resources: A [.1, 0, .2, 0], B [0, .1, .2, 0], C [.1, 0, 0, 0]
+    assert table["regret_resources"].to_dict() == pytest.approx({"A": 0.17, "B": 0.17, "C": 0.07})
+    assert (table["regret_regime_losses"] == 0).all()
+    # scaled by the median spread (8.5 people, 0.1): C is never badly wrong, then A, B
+    assert list(table.index) == ["C", "A", "B"]
+    assert table.loc["C", "worst_scaled"] == pytest.approx(6.4 / 8.5)
+
+
+def test_dose_response_table_and_no_effect_at_the_actual_policys_dose():
+    """With the inclusive government as the actual policy (inclusion held at 0.8, women's
+    rights at 0.5), the doses 0.8 and 0.5 are that policy exactly: in every scenario the
+    same run, effect 0; another dose moves the measures."""
+    from isk_defection.experiments.ensemble import defaults_ensemble
+    from isk_defection.experiments.policy_search.dose_response import dose_table, run_dose_response
+    from isk_defection.experiments.policy_search.search import scenarios
+    from isk_defection.experiments.sweep import executor
+
+    spec = load_optimize_spec(
+        TINY
+        | {
+            "optimize": TINY["optimize"] | {"references": ["inclusive", "baseline"]},
+            "dose_response": {"doses": [0.2, 0.5, 0.8]},
+        }
+    )
+    assert spec.dose_levers == ("inclusion", "womens_rights")
+    scenes = scenarios(defaults_ensemble(), 1, 2, np.random.SeedSequence(3))
+    with executor(1, None, False) as pool:
+        dose = run_dose_response(spec, scenes, pool, None)
+    assert dose is not None and dose.values.shape == (2, 3, 2, len(spec.measures))
+    table = dose_table(spec, dose)
+    assert len(table) == 2 * (3 + 1) * len(spec.measures)  # levers x (doses, actual) x measures
+    assert dose.actual_level == pytest.approx({"inclusion": 0.8, "womens_rights": 0.5})
+    effects = ["effect_median", "effect_low", "effect_high"]
+    for lever, at in (("inclusion", 0.8), ("womens_rights", 0.5)):
+        same = table[(table["lever"] == lever) & np.isclose(table["dose"], at)]
+        assert len(same) == 2 * len(spec.measures)  # the dose and the actual row
+        assert (same[effects] == 0).all().all() and (same["beats_share"] == 0).all()
+        other = table[(table["lever"] == lever) & (table["dose"] == 0.2)]
+        assert (other["effect_median"] != 0).any()

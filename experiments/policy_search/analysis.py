@@ -2,13 +2,14 @@
 
 The Pareto set is taken over every path evaluated; the references (the actual policy,
 Ali's inclusive government) are placed against it by dominance and the additive epsilon
-indicator; the stress test re-runs the set out of sample; scenario discovery (PRIM) finds
-where in the posterior moderation pays.
+indicator; the stress test re-runs the set out of sample. When moderation pays, lever by
+lever, is in ``moderation``; the constraint's sensitivity in ``sensitivity``; regret in
+``regret``; the per-lever dose-response in ``dose_response``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,6 @@ import pandas as pd
 from scipy import stats
 
 from isk_defection.experiments.ensemble import Ensemble
-from isk_defection.experiments.policy_search.evaluate import Scenario
 from isk_defection.experiments.policy_search.robust import (
     additive_epsilon,
     constraint_violations,
@@ -30,7 +30,6 @@ from isk_defection.experiments.policy_search.robust import (
 )
 from isk_defection.experiments.policy_search.search import SearchResult
 from isk_defection.experiments.policy_search.spec import OptimizeSpec
-from isk_defection.experiments.stats import prim_box
 
 QUANTILES = {"mean": None, "p10": 0.1, "p50": 0.5, "p90": 0.9}
 
@@ -58,22 +57,6 @@ class Placement:
     dominated_by: list[int]  # Pareto path ids that dominate it
     epsilon: float  # additive epsilon in units of each objective's range (< 0: dominated)
     best_gain: dict[str, float]  # per objective, the largest improvement by a dominating path
-
-
-@dataclass(frozen=True)
-class ModerationAnswer:
-    """When moderation pays, scenario by scenario, and (with a posterior) where, by PRIM."""
-
-    level: float
-    levers: list[str]
-    scenarios: int
-    pays: np.ndarray  # per out-of-sample scenario: a moderating Pareto path beats the actual
-    other: np.ndarray  # the same for non-moderating Pareto paths
-    moderating_paths: int
-    answerable: bool  # False without a posterior (or with one draw): no scenario discovery
-    boxes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    box_stats: dict[str, dict[str, float]] = field(default_factory=dict)
-    reason: str = ""
 
 
 def crowding(losses: np.ndarray) -> np.ndarray:
@@ -210,62 +193,6 @@ def per_scenario_losses(spec: OptimizeSpec, values: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=-1)
 
 
-def moderation_pays(
-    spec: OptimizeSpec,
-    ensemble: Ensemble,
-    front: ParetoSet,
-    stress_values: np.ndarray,
-    actual_values: np.ndarray,
-    fresh: list[Scenario],
-) -> ModerationAnswer:
-    """Per out-of-sample scenario, whether a moderating Pareto path beats the actual policy.
-
-    A path moderates when its moderation level is at least ``moderation_level``; it beats
-    the actual policy when it is no worse on every objective's measure and better on one.
-    Then, over the posterior's parameters, PRIM finds the region where it does (and the
-    region where it does not). Without a posterior there is nothing to discover: the
-    scenarios differ only in their seeds.
-    """
-    level = moderation_level(spec, front.x)
-    moderating = level >= spec.moderation_level - 1e-9
-    paths = per_scenario_losses(spec, stress_values)  # (paths, scenarios, k)
-    actual = per_scenario_losses(spec, actual_values[None])[0]  # (scenarios, k)
-    beats = np.array(
-        [[dominates(paths[p, s], actual[s]) for s in range(len(fresh))] for p in range(len(paths))]
-    ).reshape(len(paths), len(fresh))
-    pays = beats[moderating].any(axis=0) if moderating.any() else np.zeros(len(fresh), bool)
-    other = beats[~moderating].any(axis=0) if (~moderating).any() else np.zeros(len(fresh), bool)
-    answer = ModerationAnswer(
-        spec.moderation_level,
-        spec.moderation_levers,
-        len(fresh),
-        pays,
-        other,
-        int(moderating.sum()),
-        answerable=False,
-    )
-    varying = ensemble.varying()
-    if ensemble.is_defaults or not varying:
-        reason = (
-            "no posterior given" if ensemble.is_defaults else "the posterior's draws do not vary"
-        )
-        return _replace(answer, reason=reason)
-    if not spec.moderation_levers:
-        return _replace(answer, reason="no moderation lever is searched")
-    x = pd.DataFrame([{p: s.params[p] for p in varying} for s in fresh]).astype(float)
-    boxes, box_stats = {}, {}
-    for label, y in (("pays", pays), ("does_not_pay", ~pays)):
-        if y.all() or not y.any():
-            continue
-        limits, numbers = prim_box(x, y)
-        boxes[label], box_stats[label] = limits, numbers
-    return _replace(answer, answerable=True, boxes=boxes, box_stats=box_stats)
-
-
-def _replace(answer: ModerationAnswer, **changes: Any) -> ModerationAnswer:
-    return replace(answer, **changes)
-
-
 def stress_summary(
     spec: OptimizeSpec, in_losses: np.ndarray, out_losses: np.ndarray
 ) -> pd.DataFrame:
@@ -273,6 +200,8 @@ def stress_summary(
 
     Relative changes are against the magnitude of the in-sample median, so that a path
     whose objective is near zero does not turn a small shift into a huge percentage.
+    ``target_met``: the median relative shift is at most ``spec.target_shift`` (10%) in
+    size, i.e. the in-sample scenarios were enough to judge this objective.
     """
     rows = []
     for j, objective in enumerate(spec.objectives):
@@ -293,6 +222,7 @@ def stress_summary(
                 "median_relative_change": float(np.median(relative)),
                 "largest_relative_change": float(np.max(np.abs(relative))),
                 "rank_correlation": rho,
+                "target_met": bool(abs(float(np.median(relative))) <= spec.target_shift),
             }
         )
     return pd.DataFrame(rows)

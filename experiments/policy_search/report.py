@@ -1,7 +1,10 @@
 """Figures and report.md of a policy search.
 
-The report says what was searched, the front, where the actual policy and Ali's inclusive
-government stand, when moderation pays, and how the Pareto set fares out of sample.
+The report leads with the answer to "when does moderation pay?" (generated from the
+numbers, ``answer``), then says what was searched, each moderation lever's dose-response,
+the front, where the actual policy and Ali's inclusive government stand, the answer's
+sensitivity to the constraint, when moderation pays lever by lever, the regret view, and
+how the Pareto set fares out of sample.
 """
 
 from __future__ import annotations
@@ -19,21 +22,33 @@ from matplotlib.figure import Figure
 
 from isk_defection.experiments.ensemble import Ensemble
 from isk_defection.experiments.policy_search.analysis import (
-    ModerationAnswer,
     ParetoSet,
     Placement,
     moderation_level,
 )
+from isk_defection.experiments.policy_search.answer import (
+    Findings,
+    change,
+    conditions,
+    effect_text,
+    how_often,
+    lead,
+    level_words,
+    pct,
+    words,
+)
+from isk_defection.experiments.policy_search.dose_response import BAND
 from isk_defection.experiments.policy_search.robust import natural
 from isk_defection.experiments.policy_search.search import SearchResult
 from isk_defection.experiments.policy_search.spec import OptimizeSpec
-from isk_defection.experiments.stats import wilson
 
 FIGURES = {
     "convergence": "convergence.png",
     "parallel": "parallel.png",
     "tradeoffs": "tradeoffs.png",
     "levers": "levers.png",
+    "dose_response": "dose_response.png",
+    "regret": "regret.png",
 }
 REFERENCE_STYLE = {0: ("black", "--", "s"), 1: ("tab:green", ":", "D")}
 DESCRIBE = {
@@ -208,6 +223,73 @@ def plot_levers(
     fig.savefig(path, dpi=100, format="png")
 
 
+def plot_dose_response(path: Path, spec: OptimizeSpec, table: pd.DataFrame, ens: Ensemble) -> None:
+    """Per measure, each lever's effect against the actual policy by dose: median, 5-95% band.
+
+    The actual policy's own mean level of each lever is marked at 0 (its effect).
+    """
+    measures = list(dict.fromkeys(table["measure"]))
+    cols = min(3, len(measures))
+    rows = int(np.ceil(len(measures) / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.3 * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    colours = dict(
+        zip(dict.fromkeys(table["lever"]), ("tab:blue", "tab:red", "tab:green"), strict=False)
+    )
+    units = {m.name: m.unit for m in spec.measures}
+    for ax, measure in zip(grid.flat, measures, strict=False):
+        scale = 100.0 if units.get(measure) in ("share", "[0,1]") else 1.0
+        for lever, colour in colours.items():
+            rows_ = table[(table["lever"] == lever) & (table["measure"] == measure)]
+            doses = rows_[~rows_["actual"]].sort_values("dose")
+            ax.fill_between(
+                doses["dose"], scale * doses["effect_low"], scale * doses["effect_high"],
+                color=colour, alpha=0.15, lw=0,
+            )  # fmt: skip
+            ax.plot(doses["dose"], scale * doses["effect_median"], color=colour, marker="o",
+                    ms=3, label=words(lever))  # fmt: skip
+            actual = rows_[rows_["actual"]]
+            ax.plot(actual["dose"], [0.0] * len(actual), marker="s", mfc="none", color=colour,
+                    ls="none")  # fmt: skip
+        ax.axhline(0.0, color="black", lw=0.8)
+        sense = rows_["sense"].iloc[0] if len(rows_) else "min"
+        unit = " (points)" if scale == 100.0 else ""
+        ax.set_title(f"{measure} ({sense}){unit}", fontsize=8)
+        ax.set_xlabel("dose, held over the horizon", fontsize=8)
+        ax.set_ylabel("minus the actual policy", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(grid.flat)[len(measures) :]:
+        ax.axis("off")
+    grid.flat[0].legend(fontsize=7)
+    fig.suptitle(
+        _title(spec, ens, f"each lever alone: median effect, {pct(BAND[0])}-{pct(BAND[1])} "
+               "of scenarios (squares: the actual policy)"),
+        fontsize=9,
+    )  # fmt: skip
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+
+
+def plot_regret(path: Path, spec: OptimizeSpec, table: pd.DataFrame, ens: Ensemble) -> None:
+    """p90 regret per policy and objective, scaled by the spread between policies (heat map)."""
+    columns = [f"scaled_{o.name}" for o in spec.objectives]
+    data = table[columns].to_numpy(float)
+    fig = Figure(figsize=(1.3 * len(columns) + 3.5, 0.28 * len(table) + 1.8))
+    ax = fig.subplots()
+    image = ax.imshow(data, cmap="magma_r", vmin=0, vmax=max(1.0, float(np.nanmax(data))),
+                      aspect="auto")  # fmt: skip
+    for (i, j), value in np.ndenumerate(data):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                color="white" if value > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(columns)), [o.name for o in spec.objectives], fontsize=7, rotation=20)
+    ax.set_yticks(range(len(table)), [f"{p} ({k})" for p, k in zip(table["policy"], table["kind"],
+                  strict=True)], fontsize=6)  # fmt: skip
+    fig.colorbar(image, ax=ax, label="p90 regret / median spread between policies")
+    ax.set_title(_title(spec, ens, "regret against the best policy in each scenario"), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+
+
 # ---------------------------------------------------------------- report.md
 
 
@@ -239,14 +321,14 @@ def write_report(
     result: SearchResult,
     front: ParetoSet,
     placements: list[Placement],
-    answer: ModerationAnswer,
+    found: Findings,
     stress: pd.DataFrame,
     survivors: np.ndarray,
     reference_out: dict[str, np.ndarray],
     pareto: pd.DataFrame,
     meta: dict[str, Any],
 ) -> None:
-    """report.md: the findings in words with numbers, and how they were obtained."""
+    """report.md: the answer first, then the findings in words with numbers, and the method."""
     lines = [f"# Robust policy search: {spec.name}{' (quick)' if spec.quick else ''}", ""]
     if ensemble.is_defaults:
         lines += [
@@ -258,10 +340,14 @@ def write_report(
         ]
     else:
         lines += [f"Parameter uncertainty: {ensemble.label}.", ""]
+    lines += answer_section(spec, ensemble, found)
     lines += _design(spec, ensemble, result, meta)
+    lines += _dose_section(spec, found.dose)
     lines += _front(spec, front, result)
     lines += _placements(spec, placements, front)
-    lines += _moderation(spec, ensemble, answer, front)
+    lines += _sensitivity_section(spec, found.sensitivity, result)
+    lines += _moderation(spec, found, front)
+    lines += _regret_section(spec, found.regret)
     lines += _stress(spec, stress, survivors, reference_out)
     lines += [
         "## Figures",
@@ -270,18 +356,44 @@ def write_report(
         f"- Pareto paths across the objectives: ![parallel]({FIGURES['parallel']})",
         f"- Trade-offs between pairs of objectives: ![trade-offs]({FIGURES['tradeoffs']})",
         f"- Lever paths by period: ![levers]({FIGURES['levers']})",
+    ]
+    if found.dose is not None:
+        lines.append(f"- Each lever alone, by dose: ![dose-response]({FIGURES['dose_response']})")
+    if found.regret is not None:
+        lines.append(
+            f"- Regret against the best policy per scenario: ![regret]({FIGURES['regret']})"
+        )
+    lines += [
         "",
         "## Files",
         "",
         "`pareto.parquet` (one row per Pareto path: levers by period `<lever>_pK`, the robust "
         "objectives, each measure's mean, p10, p50 and p90 in sample and `_out` of sample), "
-        "`archive.parquet` (every evaluated path), `references.csv`, `stress.csv`, "
-        "`convergence.csv`, `manifest.json` (spec, hash, seeds, ensemble, versions, timings).",
+        "`archive.parquet` (every evaluated path; `seeded` names generation 1's structured "
+        "moderating paths), `references.csv`, `stress.csv`, `convergence.csv`, "
+        "`dose_response.csv` (each lever alone by dose), `constraint_sensitivity.csv`, "
+        "`pays.csv` (per fresh scenario, whether a path using each lever pays), `regret.csv`, "
+        "`answer.md` (the lead paragraph alone), `manifest.json` (spec, hash, seeds, ensemble, "
+        "versions, timings).",
         "",
     ]
     for note in spec.notes:
         lines.insert(2, f"> Note: {note}.\n")
     path.write_text("\n".join(lines))
+
+
+def answer_section(spec: OptimizeSpec, ensemble: Ensemble, found: Findings) -> list[str]:
+    """The lead: the answer in one paragraph, then its conditions and uncertainty."""
+    return [
+        "## Answer: when does moderation pay?",
+        "",
+        lead(spec, ensemble, found),
+        "",
+        "### Conditions and uncertainty",
+        "",
+        *conditions(spec, ensemble, found),
+        "",
+    ]
 
 
 def _design(spec: OptimizeSpec, ens: Ensemble, result: SearchResult, meta: dict) -> list[str]:
@@ -405,87 +517,97 @@ def _placements(spec: OptimizeSpec, placements: list[Placement], front: ParetoSe
     return lines
 
 
-def _moderation(
-    spec: OptimizeSpec, ens: Ensemble, answer: ModerationAnswer, front: ParetoSet
-) -> list[str]:
-    lines = ["## When does moderation pay?", ""]
-    if not answer.levers:
+def _moderation(spec: OptimizeSpec, found: Findings, front: ParetoSet) -> list[str]:
+    lines = ["## When does moderation pay? Lever by lever", ""]
+    if not spec.moderation_levers:
         return [*lines, "No moderation lever was searched, so the question is not asked.", ""]
-    lines += _moderation_on_the_front(spec, answer, front)
-    n = answer.scenarios
-    pays, other = int(answer.pays.sum()), int(answer.other.sum())
-    low, high = wilson(pays, n)
-    definition = (
-        f"Moderation *pays* in a scenario when a Pareto path whose {' or '.join(answer.levers)} "
-        f"averages at least {answer.level:g} over the periods beats the actual 2021-23 "
-        "policy there on every objective's measure (no worse anywhere, better somewhere). "
-        f"{answer.moderating_paths} of the Pareto paths moderate that much."
-    )
-    lines += [definition, ""]
-    lines.append(
-        f"Out of sample it pays in {pays} of {n} scenarios ({_pct(pays / n)}, 95% interval "
-        f"{_pct(low)}-{_pct(high)}); a non-moderating Pareto path beats the actual policy "
-        f"in {other} of {n} ({_pct(other / n)})."
-    )
-    lines.append("")
-    if not answer.answerable:
-        lines += [
-            f"**Where in the posterior it pays cannot be answered yet: {answer.reason}.** "
-            "The scenarios above differ only in their random seeds, so the share says how "
-            "often chance alone lets moderation win at the default parameters, not under "
-            "which conditions it does. Scenario discovery (PRIM over the posterior's "
-            "parameters) runs as soon as `--posterior FILE` is given.",
-            "",
-        ]
-        return lines
-    for label, words in (("pays", "pays"), ("does_not_pay", "does not pay")):
-        box = answer.boxes.get(label)
-        if box is None:
-            continue
-        stats = answer.box_stats[label]
-        limits = (
-            "; ".join(
-                f"{b['parameter']} in [{_fmt(b['low'])}, {_fmt(b['high'])}] "
-                f"(posterior range {_fmt(b['range'][0])}-{_fmt(b['range'][1])})"
-                for b in box
+    lines += _moderation_on_the_front(spec, front)
+    if not found.answers:
+        return [*lines, "No reference policy: nothing to beat.", ""]
+    lines += [
+        "A lever *pays* in a fresh scenario when a stress-tested path that uses it (its mean "
+        f"over the periods at least {spec.moderation_level:g}) beats the actual 2021-23 "
+        "policy there on every objective's measure (no worse anywhere, better somewhere).",
+        "",
+        "| lever | paths using it (meeting the constraints) | pays in | region where it pays "
+        "(PRIM) | coverage | density | pattern that would move the box's parameters |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for lever, a in found.answers.items():
+        if a.box:
+            region = "; ".join(
+                f"`{b['parameter']}` in [{_fmt(b['low'])}, {_fmt(b['high'])}] (posterior "
+                f"{_fmt(b['range'][0])}-{_fmt(b['range'][1])})"
+                for b in a.box
             )
-            or "no restriction found"
+            cover, dense = _pct(a.box_stats["coverage"]), _pct(a.box_stats["density"])
+        elif a.answerable:
+            region = "every scenario" if a.pays.all() else "no scenario: nothing to discover"
+            cover = dense = "n/a"
+        else:
+            region = f"not asked: {a.reason}"
+            cover = dense = "n/a"
+        links = "; ".join(f"`{link['parameter']}`: {_link(link)}" for link in a.links) or (
+            "n/a" if not a.box else ""
         )
         lines.append(
-            f"- **Moderation {words}** mostly when {limits}: this box holds "
-            f"{_pct(stats['coverage'])} of such scenarios (coverage) and {_pct(stats['density'])} "
-            f"of the scenarios in it are such (density; base rate {_pct(stats['base_rate'])})."
+            f"| {words(lever)} | {a.paths} ({a.feasible_paths}) | {how_often(a)} | {region} | "
+            f"{cover} | {dense} | {links} |"
         )
-    if not answer.boxes:
-        lines.append(
-            f"- It pays in {'all' if answer.pays.all() else 'none'} of the scenarios: there is "
-            "no region to discover."
-        )
+    n = len(found.other)
     lines += [
         "",
-        "PRIM (EMA Workbench) on the out-of-sample scenarios' posterior parameters; the box "
-        "is the densest on the peeling trajectory that still covers half of the cases.",
+        f"A stress-tested path that uses neither lever beats the actual policy in "
+        f"{int(found.other.sum())} of {n} fresh scenarios.",
+        "",
+        "Intervals: Wilson, 95%. PRIM (EMA Workbench, `experiments/stats.prim_box`) on the "
+        "fresh scenarios' posterior parameters; the box is the densest on the peeling "
+        "trajectory that still covers half of the scenarios where the lever pays (coverage: "
+        "the share of those inside the box; density: the share of the box's scenarios where "
+        "it pays). The pattern named for a box parameter is the calibration pattern "
+        "(`experiments/calibration/patterns.py`) whose simulated value in the actual "
+        "policy's run correlates most with the parameter over these scenarios (Spearman's "
+        "rho): measuring it better is what would move that parameter, and so the box.",
         "",
     ]
+    if not any(a.answerable for a in found.answers.values()):
+        lines += [
+            "**Where in the posterior it pays cannot be answered yet: "
+            f"{next(iter(found.answers.values())).reason}.** The fresh scenarios differ only in "
+            "their random seeds, so the shares say how often chance alone lets a lever win at "
+            "the default parameters, not under which conditions it does. Scenario discovery "
+            "runs as soon as `--posterior FILE` is given; the actual policy's stress runs then "
+            "go on to week 229 and record every calibration pattern, whose correlation with "
+            "each box parameter names the pattern that would move it.",
+            "",
+        ]
     return lines
 
 
-def _moderation_on_the_front(
-    spec: OptimizeSpec, answer: ModerationAnswer, front: ParetoSet
-) -> list[str]:
+def _link(link: dict[str, Any]) -> str:
+    if link["pattern"] is None:
+        return (
+            "patterns not recorded (run the actual policy in these scenarios to week 229 "
+            "and correlate `patterns.pattern_values` with the parameter)"
+        )
+    return f"`{link['pattern']}` (rho {link['rho']:+.2f})"
+
+
+def _moderation_on_the_front(spec: OptimizeSpec, front: ParetoSet) -> list[str]:
     """What the moderating Pareto paths buy and cost, against the other Pareto paths."""
-    moderating = moderation_level(spec, front.x) >= answer.level - 1e-9
+    level, levers = spec.moderation_level, spec.moderation_levers
+    moderating = moderation_level(spec, front.x) >= level - 1e-9
     if not moderating.any() or moderating.all():
         which = "every" if moderating.all() else "no"
         return [
-            f"On the front, {which} Pareto path keeps {' or '.join(answer.levers)} at "
-            f"{answer.level:g} or more on average, so the front itself does not compare "
+            f"On the front, {which} Pareto path keeps {' or '.join(levers)} at "
+            f"{level:g} or more on average, so the front itself does not compare "
             "moderating and non-moderating paths.",
             "",
         ]
     lines = [
         f"On the front, {int(moderating.sum())} of {len(moderating)} Pareto paths moderate "
-        f"({' or '.join(answer.levers)} >= {answer.level:g} on average). Their median "
+        f"({' or '.join(levers)} >= {level:g} on average). Their median "
         "objectives against the other Pareto paths':",
         "",
         "| objective | moderating paths | other Pareto paths |",
@@ -500,6 +622,121 @@ def _moderation_on_the_front(
     return [*lines, ""]
 
 
+def _dose_section(spec: OptimizeSpec, table: pd.DataFrame | None) -> list[str]:
+    """Each moderation lever alone, dose by dose, before any search."""
+    if table is None or table.empty:
+        return []
+    measures = list(dict.fromkeys(table["measure"]))
+    units = {m.name: m.unit for m in spec.measures}
+    scenarios = int(table["scenarios"].iloc[0])
+    lines = [
+        "## Each lever alone: dose-response before the search",
+        "",
+        f"Each lever held at each dose over the whole horizon, every other lever and "
+        f"parameter as in the actual policy (preset `{spec.references[0]}`), in the search's "
+        f"own {scenarios} scenarios (common random numbers). Cells: the median over the "
+        f"scenarios of the dose's value minus the actual policy's in the same scenario, and "
+        f"in brackets its {pct(BAND[0])}-{pct(BAND[1])} band over the scenarios (posterior "
+        "draws and seeds); shares and [0, 1] measures in points, counts in % of the actual "
+        "policy's median. *Beats* is the share of scenarios in which the dose is no worse on "
+        "any objective and better on one. The row *actual* is the actual policy itself at "
+        "its mean level of the lever.",
+        "",
+        "| lever | dose | beats | "
+        + " | ".join(f"{m} ({table.loc[table['measure'] == m, 'sense'].iloc[0]})" for m in measures)
+        + " |",
+        "|" + " --- |" * (3 + len(measures)),
+    ]
+    for (lever, dose, actual), rows in table.groupby(["lever", "dose", "actual"], sort=False):
+        cells = []
+        for m in measures:
+            r = rows[rows["measure"] == m].iloc[0]
+            unit = units.get(m, "")
+            cells.append(
+                f"{effect_text(r.effect_median, r, unit)} "
+                f"[{effect_text(r.effect_low, r, unit)}, {effect_text(r.effect_high, r, unit)}]"
+            )
+        label = f"actual ({dose:.2f})" if actual else f"{dose:g}"
+        beats = "—" if actual else pct(rows["beats_share"].iloc[0])
+        lines.append(f"| {words(str(lever))} | {label} | {beats} | " + " | ".join(cells) + " |")
+    lines += ["", f"![dose-response]({FIGURES['dose_response']})", ""]
+    return lines
+
+
+def _sensitivity_section(
+    spec: OptimizeSpec, table: pd.DataFrame | None, result: SearchResult
+) -> list[str]:
+    """The front under other levels of one constraint, filtered from the one archive."""
+    if table is None or table.empty or spec.sensitivity_constraint is None:
+        return []
+    constraint = next(c for c in spec.constraints if c.name == spec.sensitivity_constraint)
+    targets = [c[: -len("_on_front")] for c in table.columns if c.endswith("_on_front")]
+    targets = [t for t in targets if t != "moderating"]
+    lines = [
+        "## Constraints: the answer under other limits",
+        "",
+        f"The constraint varied: {constraint.text()} (the search ran under this one). For "
+        "each level the archive of every path the one search evaluated "
+        f"({len(result.x)} paths) is filtered to those that meet it (and every other "
+        "constraint), and the front is recomputed by pymoo's non-dominated sorting; no "
+        "search is rerun. A search run under another level could find paths this archive "
+        "lacks (a looser one especially, since the search was steered away from the paths "
+        "only it allows), so a looser level's front is a lower bound on what it allows. "
+        "*Best moderating path*: the moderating front path nearest to dominating the actual "
+        "policy (smallest additive ε); its objectives minus the actual policy's (in sample; "
+        "for a quantity to maximise, positive is better).",
+        "",
+        "| limit | paths meeting it | front | moderating on the front | "
+        + " | ".join(f"... using {words(t)}" for t in targets)
+        + " | actual policy meets it | actual dominated | "
+        + " | ".join(f"Δ {o.name} ({o.statistic}, {o.sense})" for o in spec.objectives)
+        + " |",
+        "|" + " --- |" * (6 + len(targets) + len(spec.objectives)),
+    ]
+    for row in table.itertuples():
+        bound = None if row.level == "none" else float(row.bound)
+        deltas = []
+        for o in spec.objectives:
+            value = getattr(row, f"delta_{o.name}")
+            deltas.append(change(value, o.measure.unit) if np.isfinite(value) else "—")
+        lines.append(
+            f"| {level_words(constraint, bound)} | {row.feasible_paths} | {row.front} | "
+            f"{row.moderating_on_front} | "
+            + " | ".join(str(getattr(row, f"{t}_on_front")) for t in targets)
+            + f" | {'yes' if row.actual_feasible else 'no'} | "
+            f"{'yes' if row.actual_dominated else 'no'} | " + " | ".join(deltas) + " |"
+        )
+    return [*lines, ""]
+
+
+def _regret_section(spec: OptimizeSpec, table: pd.DataFrame | None) -> list[str]:
+    """Each stress-tested policy's p90 regret against the best policy in each scenario."""
+    if table is None or table.empty:
+        return []
+    lines = [
+        "## Regret: which paths are never badly wrong",
+        "",
+        "Out of sample, for each objective's measure and fresh scenario: the policy's value "
+        "minus the best value any stress-tested policy reaches there (MORDM regret, >= 0), "
+        "then its 90th percentile over the scenarios. *Worst scaled*: the largest of them, "
+        "each divided by the median spread between the best and the worst policy in a "
+        "scenario; rows from the never-badly-wrong up. Kinds: `pareto` (the front), "
+        "`best <lever>` (the archive's best paths using it), `reference`.",
+        "",
+        "| policy | kind | "
+        + " | ".join(f"{o.name} p90 regret" for o in spec.objectives)
+        + " | worst scaled |",
+        "|" + " --- |" * (3 + len(spec.objectives)),
+    ]
+    for row in table.itertuples():
+        cells = [_fmt(getattr(row, f"regret_{o.name}")) for o in spec.objectives]
+        lines.append(
+            f"| {row.policy} | {row.kind} | " + " | ".join(cells) + f" | {row.worst_scaled:.2f} |"
+        )
+    lines += ["", f"![regret]({FIGURES['regret']})", ""]
+    return lines
+
+
 def _stress(
     spec: OptimizeSpec,
     stress: pd.DataFrame,
@@ -509,23 +746,36 @@ def _stress(
     lines = [
         "## Stress test: the Pareto set on fresh draws and seeds",
         "",
-        f"Every Pareto path re-run in {spec.stress_draws * spec.stress_seeds} scenarios that "
-        f"the search never saw ({_n(spec.stress_draws, 'fresh draw')} x "
+        f"Every Pareto path (and, per moderation lever, up to {spec.moderation_stress_paths} of "
+        "the archive's best paths that use it: the regret table's `best` rows) re-run in "
+        f"{spec.stress_draws * spec.stress_seeds} scenarios that the search never saw ({_n(spec.stress_draws, 'fresh draw')} x "
         f"{_n(spec.stress_seeds, 'seed')}). "
         f"{int(survivors.sum())} of {len(survivors)} paths stay non-dominated among the set "
         "and the references out of sample.",
         "",
         "| objective | statistic | median in sample | median out of sample | median change | "
-        "median change / in-sample median | largest | rank correlation |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "median change / in-sample median | largest | rank correlation | target met |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in stress.itertuples():
         lines.append(
             f"| {row.objective} | {row.statistic} | {_fmt(row.in_sample_median)} | "
             f"{_fmt(row.out_of_sample_median)} | {_fmt(row.median_change)} | "
             f"{_pct(row.median_relative_change)} | {_pct(row.largest_relative_change)} | "
-            f"{_fmt(row.rank_correlation)} |"
+            f"{_fmt(row.rank_correlation)} | {'yes' if row.target_met else 'no'} |"
         )
+    if not stress.empty:
+        met = stress["target_met"].astype(bool)
+        lines += [
+            "",
+            f"**Target: the median shift of each objective's robust statistic is at most "
+            f"{pct(spec.target_shift)} — "
+            + ("met** for every objective." if met.all() else
+               f"not met** for {', '.join(stress.loc[~met, 'objective'])} "
+               f"({int(met.sum())} of {len(met)} objectives meet it): the in-sample scenarios "
+               "are too few to judge those objectives; more draws or seeds per candidate "
+               "(`[robustness]`) would narrow the shift."),
+        ]  # fmt: skip
     if reference_out:
         lines += ["", "References out of sample: " + "; ".join(
             f"{name}: " + ", ".join(
