@@ -303,3 +303,20 @@ def test_a_dose_path_across_posterior_draws_has_per_dose_credible_intervals():
     top = loyalty["doses"][-1]
     assert top["effect_5"] <= top["effect_median"] <= top["effect_95"] < 0
     assert top["runs"] == 8 and set(paths) == {"kabul_loyalty", "hardline_defection"}
+
+
+def test_report_policy_analysis_quotes_the_search_answer(tmp_path):
+    """REPORT.md's Policy analysis section quotes the search report's generated answer."""
+    from isk_defection.experiments.claims.report import policy_analysis
+
+    folder = tmp_path / "robust-levers"
+    folder.mkdir()
+    assert "answer" not in policy_analysis(folder=folder)  # nothing run yet: how to run it
+    (folder / "report.md").write_text("# report\n")
+    (folder / "manifest.json").write_text('{"ensemble": {"label": "40 draws"}}')
+    (folder / "answer.md").write_text(
+        "Inclusion pays in 60% of scenarios.\nWomen's rights in none.\n"
+    )
+    text = policy_analysis(folder=folder)
+    assert "Judged across: 40 draws" in text
+    assert "> Inclusion pays in 60% of scenarios.\n> Women's rights in none." in text

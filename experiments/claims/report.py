@@ -306,12 +306,22 @@ def policy_analysis(link_prefix: str = "", folder: Path = OPTIMIZE_EXAMPLE) -> s
         )
     meta = json.loads(manifest.read_text())
     report = f"{link_prefix}../../{folder.as_posix()}/report.md"
-    return text + (
+    text += (
         f"The example (`experiments/specs/optimize_example.toml`) is in [{folder.as_posix()}"
         f"/report.md]({report}): the Pareto set, its figures, where the actual 2021-23 "
         "policy and the inclusive government stand against the front, and when moderation "
         f"pays. Judged across: {meta['ensemble']['label']}."
     )
+    answer = folder / "answer.md"  # the search report's generated lead paragraph
+    if answer.exists():
+        text += "
+
+**When moderation pays** (quoted from that report):
+
+> " + (
+            answer.read_text().strip().replace("\n", "\n> ")
+        )
+    return text
 
 
 READING_NOTE = (
