@@ -314,13 +314,8 @@ def policy_analysis(link_prefix: str = "", folder: Path = OPTIMIZE_EXAMPLE) -> s
     )
     answer = folder / "answer.md"  # the search report's generated lead paragraph
     if answer.exists():
-        text += "
-
-**When moderation pays** (quoted from that report):
-
-> " + (
-            answer.read_text().strip().replace("\n", "\n> ")
-        )
+        quote = answer.read_text().strip().replace("\n", "\n> ")
+        text += "\n\n**When moderation pays** (quoted from that report):\n\n> " + quote
     return text
 
 
