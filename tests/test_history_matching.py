@@ -256,7 +256,7 @@ def test_an_emulator_fitted_on_a_subsample_and_conditioned_on_all_points_learns_
     assert rmse < 0.05 * np.std(truth) and rmse < 0.8 * rmse_sub
     # the same mean and variance as scikit-learn's predict (less the white noise)
     sk_mean, sk_sd = emulator.gp.predict(fresh[:500], return_std=True)
-    assert mean[:500] == pytest.approx(sk_mean, rel=1e-9, abs=1e-9)
+    assert mean[:500] == pytest.approx(sk_mean, abs=1e-7)  # outputs of order 1
     assert var[:500] == pytest.approx(np.maximum(sk_sd**2 - emulator.noise, 0), abs=1e-12)
     # its stated variance is honest: standardized errors mostly within 3
     z = (truth - mean) / np.sqrt(var + emulator.noise)
