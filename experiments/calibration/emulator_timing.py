@@ -103,10 +103,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    design, runs = data(args.data, max(sizes), args.workers)
+    full = [int(s) for s in args.full.split(",") if s]
+    design, runs = data(args.data, max([*sizes, *full]), args.workers)
     for size in sizes:
         measure(design, runs, size)
-    for size in [int(s) for s in args.full.split(",") if s]:
+    for size in full:
         measure(design, runs, size, full=True)
 
 

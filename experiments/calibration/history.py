@@ -24,7 +24,8 @@ Goldstein & Bower 2010; Andrianakis et al. 2015). Each wave
    hyperparameters are fitted on a subsample of at most ``FIT_POINTS`` points with an
    exact likelihood gradient that needs no n x n x d tensor (``log_likelihood``), and
    the process is then conditioned on every point (``Emulator.fit`` has the measured
-   times: 1-3 s per output at 1,000 points, where scikit-learn's own fit took 702 s);
+   times: 1-3 s per output at 1,000 points with its validation, where scikit-learn's
+   own fit took 702 s);
 4. rules out points whose implausibility
 
        I = |E[f(x)] - target| / sqrt(V_emulator + V_seed + V_band + V_discrepancy)
@@ -302,13 +303,15 @@ class Emulator:
         ``FIT_POINTS`` points, a seeded random subsample; then the process is conditioned
         on every point with them held fixed (scikit-learn, ``optimizer=None``). The
         optimisation is what costs: each of its 80-200 steps factorises the n x n
-        covariance. Measured on this machine (2 cores, load 4-5 from other work; 30
+        covariance. Measured on this machine (2 cores, load 4-8 from other work; 30
         inputs, 1,000 agents, 2 seeds per point; ``emulator_timing``), per output:
 
         * scikit-learn's own fit on every point: 16 s at 200 points and 702 s at 1,000
-          (the previous session), 38-63 s at 200 under today's load;
-        * this fit: 0.5-1.2 s at 200 points, 0.8-2.4 s at 1,000, 3-8 s at 2,000 (plus
-          the 5-fold validation: 0.02 s, 0.2-4 s, 4-21 s);
+          (the previous session); 8-40 s at 200 points today (the same optimum as
+          ``fit_theta``, whose evaluations take milliseconds instead of 0.2-1 s);
+        * this fit: 0.5-0.9 s at 200 points, 0.6-2.1 s at 1,000, 1.2-1.5 s at 2,000, plus
+          the 5-fold validation: 0.02 s, 0.2-0.4 s and 1.1-1.4 s (its leave-out
+          diagnostics at 2,000 points: |z| <= 3 for 96-97%, 95% coverage 90%);
         * on 1,000 fresh points (out of sample), hyperparameters from 300 of 1,000
           training points predict about as well as from all 1,000 (error / sd 0.30,
           0.15, 0.62, 0.32 against 0.29, 0.14, 0.52, 0.30 for IS-K June 2023, attacks
