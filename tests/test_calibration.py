@@ -273,26 +273,24 @@ def test_the_method_option_chooses_the_calibration(monkeypatch, tmp_path):
     from isk_defection.experiments.cli import main
 
     called = []
-    monkeypatch.setattr(matching, "calibrate", lambda out, budget, **kw: called.append(
-        ("history", budget, kw)))  # fmt: skip
-    monkeypatch.setattr(
-        command, "run", lambda out, budget, **kw: called.append(("abc", budget, kw))
-    )
+    monkeypatch.setattr(command, "run", lambda out, budget, **kw: called.append((budget, kw)))
+    monkeypatch.setattr(matching, "calibrate", lambda *a, **kw: pytest.fail("not via run"))
     assert main(["calibrate", "--out", str(tmp_path / "a"), "--hold-out", "isk_2024,cohesion"]) == 0
-    method, budget, kw = called[-1]
-    assert method == "history" and budget == matching.FULL
+    budget, kw = called[-1]
+    assert budget == matching.FULL  # history matching, the default
     assert budget.population == matching.CALIBRATION_POPULATION == STUDY_POPULATION
     assert kw["held_out"] == ("cohesion", "isk_2024") and kw["seed"] == command.SEED
     main(["calibrate", "--quick", "--out", str(tmp_path / "b"), "--waves", "3", "--points",
           "40", "--seeds", "3", "--population", "500", "--simulations", "900"])  # fmt: skip
-    budget = called[-1][1]
+    budget = called[-1][0]
+    assert isinstance(budget, matching.HistoryBudget)
     assert (budget.waves_max, budget.points_per_wave, budget.seeds_per_point) == (3, 40, 3)
     assert (budget.population, budget.simulations) == (500, 900)
     assert budget.posterior_points == matching.QUICK.posterior_points
     assert main(["calibrate", "--method", "abc", "--quick", "--out", str(tmp_path / "c"),
                  "--population", "300", "--particles", "8"]) == 0  # fmt: skip
-    method, budget, _ = called[-1]
-    assert method == "abc" and (budget.agents, budget.particles) == (300, 8)
+    budget = called[-1][0]
+    assert isinstance(budget, abc.Budget) and (budget.agents, budget.particles) == (300, 8)
 
 
 def test_a_quick_history_calibration_writes_a_posterior_the_ensemble_reads(tmp_path, capsys):

@@ -217,7 +217,7 @@ def history_budget(args: argparse.Namespace) -> matching.HistoryBudget:
 
 def handle_history(args: argparse.Namespace, shown: bool | None) -> int:
     """``--method history``: history matching, posterior, predictive check, calibration.md."""
-    matching.calibrate(
+    run(
         Path(args.out),
         history_budget(args),
         held_out=args.hold_out or (),
@@ -276,7 +276,7 @@ def handle_abc(args: argparse.Namespace, shown: bool | None) -> int:
 
 def run(
     out: Path,
-    budget: Budget,
+    budget: Budget | matching.HistoryBudget,
     *,
     quick: bool = False,
     rescreen: bool = False,
@@ -287,9 +287,23 @@ def run(
     local_cluster: bool = False,
     progress: bool | None = True,
     seed: int = SEED,
+    held_out: tuple[str, ...] = (),
+    quiet: bool = False,
 ) -> dict[str, Any]:
-    """Screen (or reuse the screen), calibrate, write the posterior and diagnostics."""
+    """Calibrate into ``out``: the method is the budget's.
+
+    A ``matching.HistoryBudget`` runs history matching (``matching.calibrate``, with
+    ``held_out`` patterns left out of the fit); an ``abc.Budget`` screens (or reuses
+    the screen), runs ABC-SMC, and writes the posterior and its diagnostics.
+    """
     from isk_defection.experiments import folders
+
+    if isinstance(budget, matching.HistoryBudget):
+        return matching.calibrate(
+            out, budget, held_out=held_out, seed=seed, quick=quick, resume=resume,
+            workers=workers, scheduler=scheduler, local_cluster=local_cluster,
+            progress=progress, quiet=quiet,
+        )  # fmt: skip
 
     with folders.claim(out, "calibrate"):
         return _run(
