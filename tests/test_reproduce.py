@@ -320,3 +320,14 @@ def test_report_policy_analysis_quotes_the_search_answer(tmp_path):
     text = policy_analysis(folder=folder)
     assert "Judged across: 40 draws" in text
     assert "> Inclusion pays in 60% of scenarios.\n> Women's rights in none." in text
+
+
+def test_posterior_caveats_describe_a_history_matching_posterior(tmp_path):
+    from isk_defection.experiments.claims.posterior import caveats
+
+    posterior = tmp_path / "posterior.parquet"
+    sidecar = tmp_path / "posterior.json"
+    sidecar.write_text('{"description": "history matching (full mode): 4 waves"}')
+    assert "comes from history matching (full mode): 4 waves." in caveats(posterior)
+    sidecar.write_text("{}")
+    assert "could not be read" in caveats(posterior)

@@ -439,6 +439,8 @@ def caveats(posterior: Path) -> str:
     )
     try:
         meta = json.loads(sidecar_path(posterior).read_text())
+        if "description" in meta:  # history matching writes its own one-line account
+            return f"**Caveats.** The posterior (`{posterior}`) comes from {meta['description']}. {tail}"
         fit = (
             f"ABC-SMC ({meta['mode']} mode): {len(meta['generations'])} generations, "
             f"{meta['simulations']:,} simulations, final tolerance {meta['final_epsilon']:.3g} "
