@@ -124,7 +124,7 @@ def test_abc_smc_runs_and_writes_a_loadable_posterior(tmp_path):
     names = ["attack_rate", "attrition_rate"]
     same = abc.calibrate(tmp_path, names, budget, resume=True, progress=False)
     assert len(same["generations"]) == 1 and same["simulations"] == fit["simulations"]
-    larger = dataclasses.replace(budget, generations=2, simulations=40)
+    larger = dataclasses.replace(budget, generations=2, simulations=400)  # room for one more
     more = abc.calibrate(tmp_path, names, larger, resume=True, progress=False)
     assert len(more["generations"]) == 2 and more["simulations"] > fit["simulations"]
 
