@@ -276,7 +276,35 @@ def summary(out: Path, names: Iterable[str], link_prefix: str = "") -> str:
     lines += ["", "Verdicts: " + ", ".join(f"{v} {k}" for k, v in counts.items()) + "."]
     total = sum(r["seconds"] for r in rows)
     lines += [f"Total computing time of the listed experiments: {total / 60:.1f} min.", ""]
-    return "\n".join(lines + [READING_NOTE, "", policy_analysis(link_prefix), ""])
+    return "\n".join(
+        lines + [READING_NOTE, "", verdict_changes(), "", policy_analysis(link_prefix), ""]
+    )
+
+
+# Why a verdict differs from the previous model version's, per claim: written when a model
+# version changes a verdict (the mechanism or the check that moved it), shown in REPORT.md.
+VERDICT_CHANGES: dict[str, str] = {
+    "C1": "PARTIAL before and after, read differently: the check now runs along the whole "
+    "dose path (0 to 1) and says so; hardline defection rises to 0.5, then levels off, and "
+    "the pragmatists' loyalty rises to 0.25, then falls (model v2's check compared only "
+    "doses 0 and 1 and missed the inverted U).",
+    "C2": "REPRODUCED -> PARTIAL: the check now reads the TTP's defection along the whole "
+    "dose path, where it is flat within noise at the quick design's 3 seeds (0.004 at 0, "
+    "0.022 at 1; no dose moves it by the declared smallest change, 0.01), while the "
+    "pro-TTP lobby's loyalty still falls. Which change moved it, the whole-path check or "
+    "model v3 (tolerance spread within groups, IS-K bounded in size), is not separated here.",
+    "C11": "REPRODUCED -> NOT REPRODUCED: the sudden shift's burst over the ramp is about 1 "
+    "person (interval including 0). The likely cause is model v3's tolerance spread within "
+    "each faction, under which a sudden shift no longer takes a faction across its "
+    "threshold at once; not yet separated by an ablation.",
+}
+
+
+def verdict_changes() -> str:
+    """The section saying why each changed verdict changed."""
+    lines = ["## Verdicts changed by model v3", ""]
+    lines += [f"- **{name}**: {why}" for name, why in VERDICT_CHANGES.items()]
+    return "\n".join(lines)
 
 
 OPTIMIZE_EXAMPLE = Path("results/optimize/robust-levers")
