@@ -94,7 +94,8 @@ def lock_down() -> None:
 
     - ``/_solara/cdn``: static files of the local cache only; an unknown package is a
       404, never a download.
-    - ``/resourcez``: 404 unless asked from this machine.
+    - ``/resourcez``: 404 unless asked from this machine; ``/playingz`` (the number of runs
+      playing now, the ``max_playing`` cap's count) likewise.
     - sessions: culled :attr:`Limits.session_cull` seconds after their page has gone.
     """
     import solara.server.settings
@@ -116,6 +117,14 @@ def lock_down() -> None:
             return PlainTextResponse("Not Found", status_code=404)
         return await original(request)
 
+    async def playingz(request: Request):
+        """Runs playing or replaying now, server-wide (the cap's count; this machine only)."""
+        if not is_local(request.client.host if request.client else None):
+            return PlainTextResponse("Not Found", status_code=404)
+        from isk_defection.viz.runner import REGISTRY
+
+        return PlainTextResponse(str(len(REGISTRY.playing())))
+
     routes = solara_app.app.router.routes
     for i, route in enumerate(routes):
         if isinstance(route, Mount) and route.path == cdn and not getattr(route, "local", False):
@@ -124,3 +133,5 @@ def lock_down() -> None:
             routes[i] = local
         elif isinstance(route, Route) and route.path == "/resourcez" and route.endpoint is original:
             routes[i] = Route("/resourcez", endpoint=resourcez)
+    if not any(getattr(route, "path", None) == "/playingz" for route in routes):
+        routes.insert(0, Route("/playingz", endpoint=playingz))
