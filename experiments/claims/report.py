@@ -300,8 +300,8 @@ VERDICT_CHANGES: dict[str, str] = {
     "absorbed (`python benchmarks/c11_ablation.py`, 8 seeds at 2,000 agents: sudden minus "
     "gradual peak 4-week defections -15 +- 39 people at the defaults, +275 +- 133 with "
     "`security` off; a narrower tolerance spread does not bring the burst back, -47 +- 46 "
-    "at spread 0). Model v2's burst was IS-K's unbounded intake meeting a wave of "
-    "defectors.",
+    "at spread 0). In model v2 IS-K's intake per member did not fall with its size, so "
+    "the wave of defectors a sudden shift releases could join it.",
 }
 
 
